@@ -1,0 +1,44 @@
+# The two commands of the README: `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE ?= 1
+export WANDB_MODE ?= offline
+export TOKENIZERS_PARALLELISM ?= false
+
+SWEEP_DIR := outputs/sweeps/default
+
+.PHONY: venv data demo test sweep clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# torch first, pinned: with 2.13.0 installed, lightning's torch requirement is already
+# met, so pip never reaches for a newer torch with several GB of CUDA packages.
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+data: venv
+	$(PY) -m src.data.synthetic
+
+demo: data
+	$(PY) -m src.train -m encoder=siglip,dinov2 llm=qwen0.5b,qwen4b
+	$(PY) -m analysis.collect $(SWEEP_DIR) -o $(SWEEP_DIR)/results.csv
+	$(PY) -m analysis.scaling $(SWEEP_DIR)/results.csv --metric test/synthetic/overall --out $(SWEEP_DIR)/scaling
+	@echo
+	@echo "Runs (one result.json each): $(SWEEP_DIR)/"
+	@echo "Results table:               $(SWEEP_DIR)/results.csv"
+	@echo "Scaling analysis:            $(SWEEP_DIR)/scaling/"
+	@echo "W&B (offline):               wandb sync $(SWEEP_DIR)/*/wandb/offline-run-*"
+
+test: venv
+	$(PY) -m pytest
+
+clean:
+	rm -rf outputs multirun

@@ -1,0 +1,104 @@
+"""Figures of the scaling analysis: the R²-against-size curve and per-pair scatters.
+
+Each `*_figure` function returns a matplotlib `Figure` built without pyplot (so no GUI
+backend and no global state; tests can read its axes before saving), and `save_figure`
+writes it as a PNG through the Agg canvas.
+
+- `r2_curve_figure`: R² of each size with the largest against size, log x axis, with the
+  fitted a·ln(x) + b curve (Apollo, arXiv 2412.10360, Fig. 3 left).
+- `scatter_figure`: per-variant scores at two sizes with the least-squares line and R² in
+  the title (Apollo, Fig. 15).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from analysis.stats import least_squares_line
+
+
+def _new_figure(width: float, height: float) -> Figure:
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)  # an Agg canvas: renders and saves PNGs without any GUI backend
+    return fig
+
+
+def _fmt(value: float | None, spec: str = ".3f") -> str:
+    return "n/a" if value is None or not math.isfinite(value) else format(value, spec)
+
+
+def r2_curve_figure(
+    sizes: Sequence[float],
+    r2s: Sequence[float],
+    *,
+    reference: float,
+    slope: float | None,
+    intercept: float | None,
+    size_col: str = "llm_size_b",
+    metric: str = "",
+) -> Figure:
+    """R² with the `reference` (largest) size against size, with the a·ln(x) + b fit."""
+    fig = _new_figure(5.0, 3.6)
+    ax = fig.subplots()
+    x = np.asarray(sizes, dtype=float)
+    y = np.asarray(r2s, dtype=float)
+    ax.plot(x, y, "o", color="C0", label="R² per size")
+    if slope is not None and intercept is not None and math.isfinite(slope) and math.isfinite(intercept):
+        grid = np.geomspace(float(np.nanmin(x)), float(np.nanmax(x)), 100)  # no extrapolation
+        ax.plot(grid, slope * np.log(grid) + intercept, "-", color="C1",
+                label=f"{slope:.3f}·ln(x) + {intercept:.3f}")
+    ax.set_xscale("log")
+    ax.set_xticks(x, [f"{v:g}" for v in x])  # sizes as plain numbers, not 6e-1
+    ax.minorticks_off()
+    ax.set_xlabel(size_col)
+    ax.set_ylabel(f"R² with {size_col}={reference:g}")
+    ax.set_title(f"Scaling consistency{': ' + metric if metric else ''}")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="lower right", fontsize="small")
+    return fig
+
+
+def scatter_figure(
+    x: Sequence[float],
+    y: Sequence[float],
+    *,
+    size_a: float,
+    size_b: float,
+    r2: float | None,
+    size_col: str = "llm_size_b",
+    metric: str = "score",
+    labels: Sequence[str] | None = None,
+) -> Figure:
+    """Per-variant scores at `size_a` (x) against `size_b` (y) with the least-squares line."""
+    fig = _new_figure(5.0, 4.6)
+    ax = fig.subplots()
+    xs = np.asarray(x, dtype=float)
+    ys = np.asarray(y, dtype=float)
+    ax.scatter(xs, ys, color="C0", zorder=3)
+    line = least_squares_line(xs, ys)
+    if line is not None:
+        grid = np.linspace(xs.min(), xs.max(), 2)
+        ax.plot(grid, line[0] * grid + line[1], "-", color="C1", label="least squares")
+        ax.legend(loc="best", fontsize="small")
+    for xi, yi, text in zip(xs, ys, labels or (), strict=False):
+        note = ax.annotate(text, (xi, yi), fontsize=5, alpha=0.7, xytext=(3, 3), textcoords="offset points")
+        note.set_in_layout(False)  # long labels must not squeeze the axes
+    ax.set_xlabel(f"{metric} at {size_col}={size_a:g}")
+    ax.set_ylabel(f"{metric} at {size_col}={size_b:g}")
+    ax.set_title(f"{size_col} {size_a:g} vs {size_b:g}: R² = {_fmt(r2)} (n={xs.size})")
+    ax.grid(True, alpha=0.3)
+    return fig
+
+
+def save_figure(fig: Figure, path: str | Path, dpi: int = 150) -> Path:
+    """Write `fig` as a PNG (Agg canvas, no display needed), creating the folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    return path

@@ -1,0 +1,274 @@
+"""Scaling Consistency: do design choices rank the same at a small and a large LLM?
+
+    python -m analysis.scaling results.csv --metric test/synthetic/overall --out scaling/
+
+After Apollo (arXiv 2412.10360, Sec. 2.2): a *variant* is a design (every choice except the
+LLM, e.g. encoder=siglip,resampler=perceiver); its score at each model size is the mean of
+its ok runs there (replicates such as seeds are averaged). For every pair of sizes this
+reports R² between the per-variant scores (with a bootstrap 95% interval over variants),
+Spearman ρ, Kendall τ and whether both sizes pick the same best variant; and it fits
+R²(size, largest) ≈ a·ln(size) + b. `--out DIR` writes `scaling.json`, `r2_curve.png` and
+one `scatter_<a>_vs_<b>.png` per pair.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from dataclasses import asdict, dataclass, field
+from itertools import combinations
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analysis import plots, stats
+
+NOT_CHOICES = {"run_dir", "status", "reason", "sweep", "llm", "llm_size_b"}
+
+
+class ScalingError(Exception):
+    """Bad input (a missing column, an unreadable table); the CLI prints it as one line."""
+
+
+@dataclass
+class PairResult:
+    """Agreement of the per-variant scores at `size_a` (smaller) and `size_b` (larger)."""
+
+    size_a: float
+    size_b: float
+    n: int
+    r2: float
+    ci: tuple[float, float]
+    spearman: float
+    kendall: float
+    same_best: bool | None
+    note: str | None = None
+
+
+@dataclass
+class ScalingResult:
+    """Everything `scaling.json` holds."""
+
+    metric: str
+    size_col: str
+    variant_cols: list[str]
+    sizes: list[float]
+    pairs: list[PairResult] = field(default_factory=list)
+    log_fit: dict[str, Any] = field(default_factory=dict)
+    missing: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict with NaN as None."""
+        return _nan_to_none(asdict(self))
+
+
+def _nan_to_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _nan_to_none(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_nan_to_none(v) for v in value]
+    if isinstance(value, float | np.floating):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer | np.bool_):
+        return value.item()
+    return value
+
+
+def choice_columns(frame: pd.DataFrame, size_col: str, metric: str | None = None) -> list[str]:
+    """The plain-named columns that are design choices, minus the LLM and its size.
+
+    Names with '.' (design numbers, costs) or '/' (metrics) are not choices.
+    """
+    skip = NOT_CHOICES | {size_col, metric}
+    return [c for c in frame.columns if c not in skip and "." not in c and "/" not in c]
+
+
+def check_columns(frame: pd.DataFrame, names: dict[str, list[str]], source: str) -> None:
+    """Raise a one-line ScalingError naming the first absent column and the available ones."""
+    for option, cols in names.items():
+        for col in cols:
+            if col not in frame.columns:
+                raise ScalingError(f"no column {col!r} ({option}) in {source}; "
+                                   f"available: {', '.join(map(str, frame.columns))}")
+
+
+def variant_scores(frame: pd.DataFrame, metric: str, size_col: str,
+                   variant_cols: list[str]) -> pd.DataFrame:
+    """Mean score per variant (rows, labelled `col=value,...`) and size (columns, ascending).
+
+    Labels name only the variant columns that vary, so they stay short and unique. A
+    variant with no finite score at a size has NaN there.
+    """
+    keys = frame[variant_cols].astype(object).where(frame[variant_cols].notna(), "-").astype(str)
+    varying = [c for c in variant_cols if keys[c].nunique() > 1]
+    labels = (keys[varying].apply(lambda r: ",".join(f"{c}={r[c]}" for c in varying), axis=1)
+              if varying else pd.Series("all", index=frame.index))
+    data = pd.DataFrame({"variant": labels, "size": frame[size_col].astype(float),
+                         "score": pd.to_numeric(frame[metric], errors="coerce")})
+    table = data.groupby(["variant", "size"])["score"].mean().unstack("size")
+    return table.reindex(columns=sorted(table.columns)).sort_index()
+
+
+def missing_cells(scores: pd.DataFrame) -> list[dict[str, Any]]:
+    """Each (variant, size) with no score: the variant is left out of pairs with that size."""
+    return [{"variant": str(v), "size": float(s)}
+            for v, row in scores.iterrows() for s, x in row.items() if not np.isfinite(x)]
+
+
+def compare_pair(x: np.ndarray, y: np.ndarray, size_a: float, size_b: float,
+                 n_boot: int, seed: int | None, maximize: bool = True) -> PairResult:
+    """R², its bootstrap interval and the rank agreement of two score vectors."""
+    note = stats.r2_note(x, y)
+    r2 = stats.r2(x, y)
+    ci = stats.bootstrap_ci(x, y, n_boot=n_boot, seed=seed) if note is None else (math.nan, math.nan)
+    ranks = stats.rank_agreement(x, y, maximize)
+    return PairResult(size_a, size_b, int(x.size), r2, ci, ranks.spearman, ranks.kendall,
+                      ranks.same_best, note)
+
+
+def analyse(frame: pd.DataFrame, metric: str, size_col: str = "llm_size_b",
+            variant_cols: list[str] | None = None, n_boot: int = 1000,
+            seed: int | None = 0, maximize: bool = True) -> tuple[ScalingResult, pd.DataFrame]:
+    """The scaling analysis of the ok rows of `frame`, and the per-variant score table."""
+    if "status" in frame.columns:
+        ok = frame[frame["status"] == "ok"]
+        notes = [f"left out {len(frame) - len(ok)} of {len(frame)} rows whose status is not ok"]
+    else:
+        ok, notes = frame, ["no status column: every row used"]
+    ok = ok[ok[size_col].notna()]
+    cols = list(variant_cols) if variant_cols is not None else choice_columns(frame, size_col, metric)
+    scores = variant_scores(ok, metric, size_col, cols)
+    sizes = [float(s) for s in scores.columns]
+    result = ScalingResult(metric, size_col, cols, sizes, missing=missing_cells(scores), notes=notes)
+    for a, b in combinations(sizes, 2):
+        both = scores[[a, b]].dropna()
+        x, y = both[a].to_numpy(float), both[b].to_numpy(float)
+        result.pairs.append(compare_pair(x, y, a, b, n_boot, seed, maximize))
+    result.log_fit = fit_curve(result.pairs, sizes)
+    if len(sizes) < 2:
+        result.notes.append(f"only {len(sizes)} size(s) in {size_col}: nothing to compare")
+    cells = int(scores.notna().to_numpy().sum())
+    if len(ok) > cells:
+        result.notes.append(f"averaged replicates: {len(ok)} ok rows -> {cells} cells")
+    return result, scores
+
+
+def fit_curve(pairs: list[PairResult], sizes: list[float]) -> dict[str, Any]:
+    """a·ln(size) + b fitted to R² with the largest size, over the smaller sizes."""
+    reference = max(sizes) if sizes else None
+    points = [(p.size_a, p.r2) for p in pairs if p.size_b == reference and math.isfinite(p.r2)]
+    slope, intercept = stats.log_fit(np.array([s for s, _ in points]), np.array([r for _, r in points]))
+    note = None
+    if reference is None:
+        note = "no sizes"
+    elif not math.isfinite(slope):
+        note = (f"needs a finite R² at two or more sizes below the largest ({reference}); "
+                f"got {len(points)}")
+    return {"reference": reference, "slope": slope, "intercept": intercept,
+            "points": [[s, r] for s, r in points], "note": note}
+
+
+def _num(value: float | None, spec: str = ".3f") -> str:
+    return "-" if value is None or not math.isfinite(value) else format(value, spec)
+
+
+def format_table(result: ScalingResult) -> str:
+    """The pairs as a fixed-width text table."""
+    head = f"{'size_a':>8} {'size_b':>8} {'n':>4} {'R²':>7} {'95% CI':>16} {'Spearman':>9} {'Kendall':>8}  same best"
+    lines = [head]
+    for p in result.pairs:
+        ci = f"[{_num(p.ci[0])}, {_num(p.ci[1])}]" if math.isfinite(p.ci[0]) else "-"
+        best = {True: "yes", False: "no", None: "-"}[p.same_best]
+        line = (f"{p.size_a:>8g} {p.size_b:>8g} {p.n:>4d} {_num(p.r2):>7} {ci:>16} "
+                f"{_num(p.spearman):>9} {_num(p.kendall):>8}  {best}")
+        lines.append(line + (f"   ({p.note})" if p.note else ""))
+    fit = result.log_fit
+    if fit.get("reference") is not None:
+        curve = (f"R² with {fit['reference']:g} ≈ {fit['slope']:.3f}·ln(size) + {fit['intercept']:.3f}"
+                 if fit["note"] is None else f"log fit: none ({fit['note']})")
+        lines.append(curve)
+    return "\n".join(lines)
+
+
+def write_outputs(result: ScalingResult, scores: pd.DataFrame, out: Path) -> list[Path]:
+    """`scaling.json`, `r2_curve.png` (with two or more sizes) and one scatter per pair."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / "scaling.json"]
+    written[0].write_text(json.dumps(result.to_json(), indent=2, allow_nan=False) + "\n")
+    fit = result.log_fit
+    if fit["points"]:
+        sizes, r2s = zip(*fit["points"], strict=True)
+        fig = plots.r2_curve_figure(sizes, r2s, reference=fit["reference"], slope=fit["slope"],
+                                    intercept=fit["intercept"], size_col=result.size_col,
+                                    metric=result.metric)
+        written.append(plots.save_figure(fig, out / "r2_curve.png"))
+    for p in result.pairs:
+        both = scores[[p.size_a, p.size_b]].dropna()
+        fig = plots.scatter_figure(both[p.size_a], both[p.size_b], size_a=p.size_a, size_b=p.size_b,
+                                   r2=p.r2, size_col=result.size_col, metric=result.metric,
+                                   labels=[str(v) for v in both.index])
+        written.append(plots.save_figure(fig, out / f"scatter_{p.size_a:g}_vs_{p.size_b:g}.png"))
+    return written
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """A results table written by analysis.collect (.csv or .parquet)."""
+    if not path.is_file():
+        raise ScalingError(f"no such file: {path}")
+    try:
+        return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    except (ImportError, ValueError, OSError) as err:
+        raise ScalingError(f"cannot read {path}: {str(err).splitlines()[0]}") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m analysis.scaling", description=__doc__.split("\n")[0])
+    parser.add_argument("results", type=Path, help="table from analysis.collect (.csv or .parquet)")
+    parser.add_argument("--metric", required=True, help="metric column, e.g. test/synthetic/overall")
+    parser.add_argument("--size-col", default="llm_size_b", help="model-size column (numeric)")
+    parser.add_argument("--variant-cols", nargs="+", default=None,
+                        help="columns that define a variant (default: every choice column but llm)")
+    parser.add_argument("--out", type=Path, default=None, help="folder for scaling.json and PNGs")
+    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (0: none)")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    parser.add_argument("--lower-is-better", action="store_true", help="for losses: best = lowest")
+    args = parser.parse_args(argv)
+    try:
+        frame = read_table(args.results)
+        check_columns(frame, {"--metric": [args.metric], "--size-col": [args.size_col],
+                              "--variant-cols": args.variant_cols or []}, str(args.results))
+        for option, col in (("--metric", args.metric), ("--size-col", args.size_col)):
+            values = frame[col].dropna()
+            if not pd.api.types.is_numeric_dtype(values):
+                raise ScalingError(f"column {col!r} ({option}) is not numeric")
+        if args.variant_cols and {args.size_col, args.metric} & set(args.variant_cols):
+            raise ScalingError("--variant-cols must not include the size or the metric column")
+        result, scores = analyse(frame, args.metric, args.size_col, args.variant_cols,
+                                 args.bootstrap, args.seed, not args.lower_is_better)
+    except ScalingError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for note in result.notes:
+        print(note, file=sys.stderr)
+    for cell in result.missing:
+        print(f"missing: {cell['variant']} has no ok score at {args.size_col}={cell['size']:g}; "
+              "left out of pairs with that size", file=sys.stderr)
+    print(f"{args.metric}: {len(scores)} variants by {', '.join(result.variant_cols) or '(none)'}; "
+          f"{args.size_col} = {', '.join(f'{s:g}' for s in result.sizes) or '(none)'}")
+    if len(result.sizes) < 2:
+        print(f"only {len(result.sizes)} size(s) of {args.size_col} among ok rows: no pairs to compare")
+    else:
+        print(format_table(result))
+    if args.out is not None:
+        written = write_outputs(result, scores, args.out)
+        print(f"wrote {len(written)} files to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,94 @@
+"""Checks on the command line and the composed config, before any data or model loads.
+
+Every problem is one line that names the key, the bad value and what is valid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+
+class ConfigError(ValueError):
+    """A user's mistake in the config: the message is the whole story, in one line."""
+
+
+def group_options(group: str, conf_dir: Path = CONF_DIR) -> list[str]:
+    return sorted(p.stem for p in (conf_dir / group).glob("*.yaml"))
+
+
+def config_groups(conf_dir: Path = CONF_DIR) -> list[str]:
+    return sorted(p.name for p in conf_dir.iterdir() if p.is_dir() and any(p.glob("*.yaml")))
+
+
+def check_overrides(args: Sequence[str], conf_dir: Path = CONF_DIR) -> None:
+    """Every group choice on the command line (sweeps included) names an existing option."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    groups = set(config_groups(conf_dir))
+    candidates = [a for a in args if "=" in a and not a.startswith("-")]
+    try:
+        overrides = OverridesParser.create().parse_overrides(candidates)
+    except Exception as e:  # hydra's own message, squeezed to one line
+        raise ConfigError(" ".join(str(e).split())) from None
+    for o in overrides:
+        group = o.key_or_group
+        if group not in groups or o.package is not None or o.is_delete():
+            continue
+        values = list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.get_value_element_as_str()]
+        valid = group_options(group, conf_dir)
+        for v in values:
+            if v not in valid:
+                raise ConfigError(f"{group}={v} is not an option of '{group}'; "
+                                  f"valid choices: {', '.join(valid)}")
+
+
+Rule = tuple[str, Callable[[Any], bool], str]
+RULES: list[Rule] = [
+    ("sampler.fps", lambda v: v is None or v > 0, "> 0"),
+    ("sampler.num_frames", lambda v: v is None or (isinstance(v, int) and v > 0), "an integer > 0"),
+    ("sampler.max_clips", lambda v: v is None or (isinstance(v, int) and v > 0), "an integer > 0, or null"),
+    ("encoder.frames_per_clip", lambda v: isinstance(v, int) and v > 0, "an integer > 0"),
+    ("resampler.tokens_per_clip", lambda v: isinstance(v, int) and v > 0, "an integer > 0"),
+    ("resampler.depth", lambda v: v is None or (isinstance(v, int) and v > 0), "an integer > 0"),
+    ("resampler.heads", lambda v: v is None or (isinstance(v, int) and v > 0), "an integer > 0"),
+    ("data.batch_size", lambda v: isinstance(v, int) and v > 0, "an integer > 0"),
+    ("data.num_workers", lambda v: isinstance(v, int) and v >= 0, "an integer >= 0"),
+    ("eval.batch_size", lambda v: isinstance(v, int) and v > 0, "an integer > 0"),
+    ("profile.name", lambda v: v in ("tiny", "pretrained"), "tiny or pretrained"),
+    ("seed", lambda v: isinstance(v, int), "an integer"),
+]
+
+
+
+def validate(cfg: DictConfig) -> None:
+    """Raise ConfigError on the first invalid value of the composed config."""
+    for key, ok, valid in RULES:
+        if OmegaConf.select(cfg, key, default="__absent__") == "__absent__":
+            continue
+        value = OmegaConf.select(cfg, key)
+        try:
+            good = ok(value)
+        except TypeError:
+            good = False
+        if not good:
+            raise ConfigError(f"{key}={value!r} is invalid; valid: {valid}")
+    stages = cfg.schedule.stages
+    if not stages:
+        raise ConfigError("schedule.stages=[] is invalid; valid: at least one stage")
+    for i, stage in enumerate(stages):
+        for part in ("vision", "connector", "llm"):
+            lr = stage.lr.get(part)
+            if not isinstance(lr, (int, float)) or lr < 0:
+                raise ConfigError(f"schedule.stages[{i}].lr.{part}={lr!r} is invalid; valid: a number >= 0")
+        if not any(stage.lr[p] > 0 for p in ("vision", "connector", "llm")):
+            raise ConfigError(f"schedule.stages[{i}].lr={dict(stage.lr)} is invalid; valid: "
+                              "at least one part with a learning rate > 0")
+        if not isinstance(stage.epochs, int) or stage.epochs < 1:
+            raise ConfigError(f"schedule.stages[{i}].epochs={stage.epochs!r} is invalid; "
+                              "valid: an integer >= 1")

@@ -1,0 +1,102 @@
+"""Multiple-choice video QA items: read a JSONL manifest, sample clips, tokenize the prompt."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from src.models.videolmm import Batch
+
+log = logging.getLogger(__name__)
+LETTERS = "ABCDEFGHIJ"
+VIDEO = "<video>"
+INSTRUCTION = "Answer with the option's letter from the given choices directly."
+REQUIRED = ("id", "video", "question", "options", "answer", "category")
+
+
+def prompt_text(question: str, options: Sequence[str]) -> str:
+    """The user turn, in the lmms-eval / LLaVA-Video multiple-choice format."""
+    lines = [VIDEO, question, *(f"{LETTERS[i]}. {o}" for i, o in enumerate(options)), INSTRUCTION]
+    return "\n".join(lines)
+
+
+def read_manifest(path: Path) -> list[dict[str, Any]]:
+    """Rows of a multiple-choice JSONL file; a malformed row is an error naming file and line."""
+    rows = []
+    with open(path) as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+            missing = [k for k in REQUIRED if k not in row]
+            if missing:
+                raise ValueError(f"{path}:{lineno}: missing field(s) {', '.join(missing)}")
+            if row["answer"] not in LETTERS[: len(row["options"])]:
+                raise ValueError(f"{path}:{lineno}: answer {row['answer']!r} is not one of "
+                                 f"the {len(row['options'])} option letters")
+            row["video"] = str((path.parent / row["video"]).resolve())
+            rows.append(row)
+    return rows
+
+
+class VideoQADataset(Dataset):
+    """One item = the sampled clips of a video and its tokenized question and answer."""
+
+    def __init__(self, rows: list[dict[str, Any]], sampler: Callable, tokenizer: Any) -> None:
+        self.rows = rows
+        self.sampler = sampler
+        self.tokenizer = tokenizer
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def _ids(self, text: str) -> torch.Tensor:
+        return torch.tensor(self.tokenizer.encode(text, add_special_tokens=False), dtype=torch.long)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        from src.data.video import open_video
+
+        row = self.rows[i]
+        with open_video(row["video"]) as video:
+            plan = self.sampler(video.num_frames, video.fps, video.start_time)
+            frames = video.get(plan.indices.reshape(-1).tolist())
+        frames = frames.reshape(*plan.indices.shape, *frames.shape[1:])
+        chat = [{"role": "user", "content": prompt_text(row["question"], row["options"])}]
+        prompt = self.tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+        prefix, suffix = prompt.split(VIDEO, 1)
+        eos = self.tokenizer.eos_token or ""
+        return {
+            "frames": torch.from_numpy(np.ascontiguousarray(frames)),
+            "prefix_ids": self._ids(prefix),
+            "suffix_ids": self._ids(suffix),
+            "answer_ids": self._ids(row["answer"] + eos),
+            "answer_index": LETTERS.index(row["answer"]),
+            "num_options": len(row["options"]),
+            "id": str(row["id"]),
+            "category": row["category"],
+            "benchmark": row.get("benchmark", "eval"),
+        }
+
+
+def collate(items: list[dict[str, Any]]) -> Batch:
+    return Batch(
+        frames=[it["frames"] for it in items],
+        prefix_ids=[it["prefix_ids"] for it in items],
+        suffix_ids=[it["suffix_ids"] for it in items],
+        answer_ids=[it["answer_ids"] for it in items],
+        answer_index=torch.tensor([it["answer_index"] for it in items]),
+        num_options=torch.tensor([it["num_options"] for it in items]),
+        ids=[it["id"] for it in items],
+        categories=[it["category"] for it in items],
+        benchmarks=[it["benchmark"] for it in items],
+    )

@@ -1,0 +1,324 @@
+"""Reading video frames behind one interface: decord by default, PyAV where decord cannot.
+
+`open_video(path)` returns a `Video` with its metadata (frame count, average fps,
+duration, stream start time, size after rotation) and `get(indices)`, which
+returns uint8 frames `(n, H, W, 3)` in the order asked.
+
+Backends. "auto" tries decord first (fast random access); when decord cannot open
+the file or reports no frames or no frame rate (a webm without a duration in the
+container, a GIF) it falls back to PyAV and logs a warning. Both honour rotation
+metadata: decord applies it itself; for PyAV we rotate by the frame's display matrix.
+
+Timestamps. decord reports frame times from zero even when the stream starts
+later, so the stream's start time is read with PyAV and added: `timestamps()`
+always starts at `start_time`.
+
+Corrupt streams. A requested frame that fails to decode is replaced by the
+nearest frame that did decode (in the same request; if none did, the nearest
+decodable frame before it), a warning is logged and `decode_errors` counts the
+replaced rows over the Video's life, so the output keeps the shape asked for.
+Only when no frame at all can be found is `VideoError` raised.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+
+log = logging.getLogger("src.data.video")
+
+BACKENDS = ("auto", "decord", "pyav")
+
+
+class VideoError(Exception):
+    """A video that cannot be read; the message names the file and the reason."""
+
+
+def _stream_start_time(path: Path) -> float:
+    """The video stream's start time in seconds (0 when unknown); decord hides it."""
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            if stream.start_time is None or stream.time_base is None:
+                return 0.0
+            return float(stream.start_time * stream.time_base)
+    except (av.FFmpegError, IndexError):
+        return 0.0
+
+
+class _DecordReader:
+    """decord.VideoReader kept open; frames it fails to decode are retried with PyAV.
+
+    Why the retry: decord decodes on a background thread (its threaded_decoder) that
+    reads ahead, so an error on a corrupt packet can surface while an earlier, valid
+    frame is awaited. Which frames fail then varies from run to run (on corrupted.mp4
+    frame 26 or 27, sometimes); PyAV decodes in the caller's thread, the same each time.
+    """
+
+    name = "decord"
+
+    def __init__(self, path: Path) -> None:
+        from decord import VideoReader, cpu  # imported lazily: it starts threads on import
+
+        self._path = path
+        self._vr = VideoReader(str(path), ctx=cpu(0), num_threads=1)
+        self._retry: _PyAVReader | None | bool = None  # False: PyAV cannot help here
+
+    def probe(self, path: Path) -> dict[str, Any]:
+        n = len(self._vr)
+        fps = float(self._vr.get_avg_fps())
+        if n <= 0 or not math.isfinite(fps) or fps <= 0:
+            raise ValueError(f"decord reports {n} frames at {fps} fps")
+        start = _stream_start_time(path)
+        times = self._vr.get_frame_timestamp(range(n))[:, 0].astype(np.float64) + start
+        h, w = self._vr[0].shape[:2]  # decord applies rotation, so this is the shown size
+        self._vr.seek(0)
+        return dict(num_frames=n, fps=fps, start_time=start, times=times, width=w, height=h)
+
+    def read(self, indices: list[int]) -> dict[int, np.ndarray]:
+        try:
+            return dict(zip(indices, self._vr.get_batch(indices).asnumpy()))
+        except Exception:  # decord raises DECORDError on a bad frame: retry one by one
+            pass
+        frames: dict[int, np.ndarray] = {}
+        for i in indices:
+            try:
+                frames[i] = self._vr[i].asnumpy()
+            except Exception:
+                pass
+        missing = [i for i in indices if i not in frames]
+        if missing and self._retry is None:
+            try:
+                self._retry = _PyAVReader(self._path)
+                # Same frame numbering or no retry: both count packets in presentation order.
+                if self._retry.probe(self._path)["num_frames"] != len(self._vr):
+                    self._retry.close()
+                    self._retry = False
+            except Exception:
+                self._retry = False
+        if missing and isinstance(self._retry, _PyAVReader):
+            frames.update(self._retry.read(missing))
+        return frames
+
+    def close(self) -> None:
+        if isinstance(self._retry, _PyAVReader):
+            self._retry.close()
+        del self._vr
+
+
+class _PyAVReader:
+    """PyAV container kept open; frames found by presentation timestamp after a seek."""
+
+    name = "pyav"
+
+    def __init__(self, path: Path) -> None:
+        self._container = av.open(str(path))
+        if not self._container.streams.video:
+            self._container.close()
+            raise ValueError("no video stream")
+        self._stream = self._container.streams.video[0]
+        self._stream.codec_context.thread_count = 1  # deterministic errors; workers parallelise
+        self._pts: np.ndarray = np.zeros(0, np.int64)
+        self._rot = 0
+
+    def probe(self, path: Path) -> dict[str, Any]:
+        # Count frames from packets, not from the header: webm and GIF have no count.
+        pts = [p.pts for p in self._container.demux(self._stream) if p.pts is not None]
+        if not pts:
+            raise ValueError("no video packets")
+        self._pts = np.sort(np.asarray(pts, np.int64))
+        tb = float(self._stream.time_base)
+        times = self._pts * tb
+        rate = self._stream.average_rate or self._stream.guessed_rate
+        if rate:
+            fps = float(rate)
+        elif len(times) > 1 and times[-1] > times[0]:
+            fps = (len(times) - 1) / float(times[-1] - times[0])
+        else:
+            fps = 1.0  # a single still frame has no rate; 1 keeps duration finite
+        self._container.seek(0)
+        first = next(self._container.decode(self._stream))
+        self._rot = round(getattr(first, "rotation", 0) / 90) % 4  # display matrix, degrees CCW
+        w, h = first.width, first.height
+        if self._rot % 2:
+            w, h = h, w
+        start = float(times[0])
+        if self._stream.start_time is not None:
+            start = float(self._stream.start_time * self._stream.time_base)
+        return dict(num_frames=len(pts), fps=fps, start_time=start, times=times, width=w, height=h)
+
+    def read(self, indices: list[int]) -> dict[int, np.ndarray]:
+        wanted = set(indices)
+        last = int(self._pts[max(indices)])
+        frames: dict[int, np.ndarray] = {}
+        try:
+            self._container.seek(int(self._pts[min(indices)]), stream=self._stream, backward=True)
+            for frame in self._container.decode(self._stream):
+                if frame.pts is None:
+                    continue
+                # the frame's index is the rank of its pts among the packets' pts
+                i = int(np.clip(np.searchsorted(self._pts, frame.pts), 0, len(self._pts) - 1))
+                if i in wanted:
+                    frames[i] = np.rot90(frame.to_ndarray(format="rgb24"), self._rot).copy()
+                if frame.pts >= last:
+                    break
+        except av.FFmpegError:
+            pass  # a corrupt packet ends this pass; the caller fills and counts the gaps
+        return frames
+
+    def close(self) -> None:
+        self._container.close()
+
+
+_READERS = {"decord": _DecordReader, "pyav": _PyAVReader}
+
+
+class Video:
+    """An open video: metadata, per-frame timestamps and frame access by index."""
+
+    def __init__(self, path: Path, reader: _DecordReader | _PyAVReader) -> None:
+        meta = reader.probe(path)
+        self.path = path
+        self.backend: str = reader.name
+        self.num_frames: int = int(meta["num_frames"])
+        self.fps: float = float(meta["fps"])  # average rate: frames / duration
+        self.duration: float = self.num_frames / self.fps
+        self.start_time: float = float(meta["start_time"])
+        self.width: int = int(meta["width"])
+        self.height: int = int(meta["height"])
+        self.decode_errors: int = 0
+        self._times: np.ndarray = meta["times"]
+        self._reader: _DecordReader | _PyAVReader | None = reader
+
+    def __repr__(self) -> str:
+        return (
+            f"Video({str(self.path)!r}, backend={self.backend!r}, frames={self.num_frames}, "
+            f"fps={self.fps:.3f}, size={self.width}x{self.height})"
+        )
+
+    def __len__(self) -> int:
+        return self.num_frames
+
+    def timestamps(self) -> np.ndarray:
+        """Presentation time of each frame in seconds, `(num_frames,)`, from `start_time`."""
+        return self._times.copy()
+
+    def get(self, indices: Sequence[int]) -> np.ndarray:
+        """Frames at `indices` (any order, repeats allowed) as uint8 `(n, H, W, 3)`."""
+        idx = [int(i) for i in indices]
+        if not idx:
+            return np.zeros((0, self.height, self.width, 3), np.uint8)
+        bad = [i for i in idx if not 0 <= i < self.num_frames]
+        if bad:
+            raise IndexError(f"{self.path}: frame indices {bad[:5]} outside [0, {self.num_frames})")
+        unique = sorted(set(idx))
+        frames = self._open().read(unique)
+        missing = [i for i in idx if i not in frames]
+        if missing:
+            if not frames:
+                frames = self._find_earlier(min(unique))
+            have = np.asarray(sorted(frames))
+            n_bad = len(missing)
+            self.decode_errors += n_bad
+            log.warning(
+                "%s: %d of %d requested frames failed to decode (e.g. %s); "
+                "replaced by the nearest decoded frame",
+                self.path, n_bad, len(idx), sorted(set(missing))[:5],
+            )
+            fill = {i: frames[int(have[np.abs(have - i).argmin()])] for i in set(missing)}
+            frames = {**frames, **fill}
+        return np.stack([frames[i] for i in idx])
+
+    def _find_earlier(self, index: int) -> dict[int, np.ndarray]:
+        """The last decodable frame before `index`: doubling steps back, then bisection.
+
+        Assumes the stream decodes up to some frame and not after (a corrupt or cut
+        tail), which is the common case; otherwise it still returns a decodable frame.
+        """
+        reader, bad, step = self._open(), index, 1
+        while True:
+            probe = max(index - step, 0)
+            got = reader.read([probe])
+            if got:
+                break
+            if probe == 0:
+                raise VideoError(f"{self.path}: no frame could be decoded at or before {index}")
+            bad, step = probe, step * 2
+        while bad - probe > 1:
+            mid = (bad + probe) // 2
+            more = reader.read([mid])
+            if more:
+                probe, got = mid, more
+            else:
+                bad = mid
+        return got
+
+    def _open(self) -> _DecordReader | _PyAVReader:
+        # After unpickling (e.g. in a DataLoader worker) the reader is reopened lazily.
+        if self._reader is None:
+            reader = _READERS[self.backend](self.path)
+            if isinstance(reader, _PyAVReader):
+                reader.probe(self.path)  # rebuilds its packet index and rotation
+            self._reader = reader
+        return self._reader
+
+    def close(self) -> None:
+        """Release the decoder; the Video reopens itself if used again."""
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
+    def __enter__(self) -> Video:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_reader": None}
+
+
+def _short(error: Exception) -> str:
+    """One line of an error; decord prefixes its messages with a clock and a C++ source line."""
+    lines = str(error).strip().splitlines()
+    return re.sub(r"^(\[[\d:]+\] \S+:\d+: )+", "", lines[-1]) if lines else type(error).__name__
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise VideoError(f"{path}: no such file")
+    if not path.is_file():
+        raise VideoError(f"{path}: not a regular file")
+    if path.stat().st_size == 0:
+        raise VideoError(f"{path}: empty file (0 bytes)")
+
+
+def open_video(path: str | Path, backend: str = "auto") -> Video:
+    """Open `path` with `backend` ("auto", "decord" or "pyav"); raises VideoError."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend={backend!r}; valid choices: {', '.join(BACKENDS)}")
+    path = Path(path)
+    _check_file(path)
+    order = ["decord", "pyav"] if backend == "auto" else [backend]
+    errors: list[str] = []
+    for name in order:
+        reader = None
+        try:
+            reader = _READERS[name](path)
+            video = Video(path, reader)
+        except Exception as e:  # each library raises its own types; report them all
+            if reader is not None:
+                reader.close()
+            errors.append(f"{name}: {_short(e)}")
+            continue
+        if errors:
+            log.warning("%s: decord could not read it (%s); using PyAV", path, errors[0])
+        return video
+    raise VideoError(f"{path}: not a readable video ({'; '.join(errors)})")

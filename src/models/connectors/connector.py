@@ -1,0 +1,21 @@
+"""The connector: a projector to the LLM's width, then a resampler to a fixed token count."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class Connector(nn.Module):
+    """(N, t, h, w, D_in) feature grid of N clips -> (N, tokens_per_clip, D_llm) tokens."""
+
+    def __init__(self, projector: nn.Module, resampler: nn.Module) -> None:
+        super().__init__()
+        self.projector = projector
+        self.resampler = resampler
+        self.tokens_per_clip: int = resampler.tokens_per_clip
+
+    def forward(self, grid: torch.Tensor) -> torch.Tensor:
+        n, t, h, w, d = grid.shape
+        x = self.projector(grid.reshape(n, t * h * w, d))
+        return self.resampler(x, frames=t)

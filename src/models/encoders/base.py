@@ -1,0 +1,43 @@
+"""The vision-encoder interface: frames in, a feature grid out."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class VisionEncoder(nn.Module):
+    """A vision tower behind one interface.
+
+    encode: uint8 frames (N, T, H, W, C) -> features (N, t, h, w, D), through
+    preprocess (resize and normalise as the checkpoint expects: (N, T, C, S, S) float)
+    and forward. N clips of T frames each; image encoders encode every frame on its own
+    (t = T), video encoders may pool time (t < T). Subclasses declare:
+      - `frames_per_clip`: T, the clip length the sampler must produce;
+      - `embed_dim`: D;
+      - `input_size`, `image_mean`, `image_std`: the preprocessing of the checkpoint.
+    """
+
+    name: str
+    frames_per_clip: int
+    embed_dim: int
+    input_size: int
+    image_mean: tuple[float, float, float]
+    image_std: tuple[float, float, float]
+
+    def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 (N, T, H, W, C) -> normalised float (N, T, C, S, S) at the checkpoint's size."""
+        n, t, h, w, c = frames.shape
+        x = frames.reshape(n * t, h, w, c).permute(0, 3, 1, 2).float().div_(255.0)
+        if (h, w) != (self.input_size, self.input_size):
+            x = F.interpolate(x, size=(self.input_size, self.input_size),
+                              mode="bilinear", align_corners=False, antialias=True)
+        mean = x.new_tensor(self.image_mean).view(1, 3, 1, 1)
+        std = x.new_tensor(self.image_std).view(1, 3, 1, 1)
+        x = (x - mean) / std
+        return x.reshape(n, t, c, self.input_size, self.input_size)
+
+    def encode(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 frames (N, T, H, W, C) -> features (N, t, h, w, D)."""
+        return self(self.preprocess(frames))

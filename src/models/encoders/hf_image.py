@@ -1,0 +1,52 @@
+"""Image encoders from transformers (SigLIP, DINOv2, CLIP): every frame encoded on its own."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from hydra.utils import get_class
+
+from src.models.encoders.base import VisionEncoder
+from src.models.shrink import shrink_arch, shrink_vision_input
+
+
+class HFImageEncoder(VisionEncoder):
+    """A transformers vision tower, tiny (random weights, shrunk config) or pretrained.
+
+    forward: (N, T, C, S, S) -> (N, T, h, w, D) with h = w = S / patch, taken from the
+    hidden states of layer `select_layer` (the paper's -2, the penultimate layer), with
+    the `prefix_tokens` (CLS, registers) dropped.
+    """
+
+    def __init__(self, name: str, model_class: str, config_class: str, pretrained: str,
+                 arch: Mapping[str, Any], input_size: int, image_mean: Sequence[float],
+                 image_std: Sequence[float], profile: Mapping[str, Any],
+                 frames_per_clip: int = 1, select_layer: int = -2, prefix_tokens: int = 0,
+                 arch_extra: Mapping[str, Any] | None = None) -> None:
+        super().__init__()
+        self.name = name
+        self.frames_per_clip = frames_per_clip
+        self.select_layer = select_layer
+        self.prefix_tokens = prefix_tokens
+        self.image_mean = tuple(image_mean)
+        self.image_std = tuple(image_std)
+        if profile["name"] == "pretrained":
+            self.model = get_class(model_class).from_pretrained(pretrained)
+            self.input_size = input_size
+        else:
+            cfg = shrink_arch(arch, profile)
+            size, patch = shrink_vision_input(input_size, cfg["patch_size"], profile)
+            cfg.update(image_size=size, patch_size=patch, **(arch_extra or {}))
+            self.model = get_class(model_class)(get_class(config_class)(**cfg))
+            self.input_size = size
+        self.patch_size = int(self.model.config.patch_size)
+        self.embed_dim = int(self.model.config.hidden_size)
+        self.grid = self.input_size // self.patch_size
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        n, t = frames.shape[:2]
+        out = self.model(pixel_values=frames.flatten(0, 1), output_hidden_states=True)
+        hidden = out.hidden_states[self.select_layer][:, self.prefix_tokens:]
+        return hidden.reshape(n, t, self.grid, self.grid, self.embed_dim)

@@ -1,0 +1,97 @@
+"""The LightningModule: trains one stage of a schedule and scores multiple-choice items."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Mapping
+from typing import Any
+
+import lightning as L
+import torch
+
+from src.models.videolmm import Batch, VideoLMM
+
+COMPONENTS = ("vision", "connector", "llm")
+
+
+class VideoLMMModule(L.LightningModule):
+    """Wraps a VideoLMM; `stage` gives each component's learning rate (0 = frozen)."""
+
+    def __init__(self, model: VideoLMM, option_token_ids: list[int], stage: Mapping[str, Any],
+                 weight_decay: float = 0.0, warmup_ratio: float = 0.03) -> None:
+        super().__init__()
+        self.model = model
+        self.register_buffer("option_token_ids", torch.tensor(option_token_ids), persistent=False)
+        self.stage = dict(stage)
+        self.weight_decay = weight_decay
+        self.warmup_ratio = warmup_ratio
+        self.results: list[dict[str, Any]] = []
+        self.metrics: dict[str, float] = {}
+        self.apply_stage(stage)
+
+    def parts(self) -> dict[str, torch.nn.Module]:
+        return {"vision": self.model.encoder, "connector": self.model.connector, "llm": self.model.llm}
+
+    def apply_stage(self, stage: Mapping[str, Any]) -> None:
+        """Freeze the components whose learning rate is 0; frozen parts run in eval mode."""
+        self.stage = dict(stage)
+        for name, part in self.parts().items():
+            part.requires_grad_(self.stage["lr"][name] > 0)
+
+    def on_train_epoch_start(self) -> None:
+        for name, part in self.parts().items():
+            part.train(self.stage["lr"][name] > 0)
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        loss = self.model.loss(batch)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"loss is {loss.item()} at step {self.global_step}")
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch.ids))
+        return loss
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        groups = [{"params": [p for p in part.parameters() if p.requires_grad],
+                   "lr": self.stage["lr"][name], "name": name}
+                  for name, part in self.parts().items() if self.stage["lr"][name] > 0]
+        opt = torch.optim.AdamW(groups, weight_decay=self.weight_decay)
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        warmup = max(1, int(self.warmup_ratio * total))
+
+        def cosine(step: int) -> float:  # linear warm-up, then cosine decay to 0
+            if step < warmup:
+                return (step + 1) / warmup
+            return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def on_test_epoch_start(self) -> None:
+        self.results = []
+
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
+        scores = self.model.option_scores(batch, self.option_token_ids)
+        chosen = scores.argmax(-1).cpu()
+        for i, item in enumerate(batch.ids):
+            self.results.append({
+                "item": item, "benchmark": batch.benchmarks[i], "category": batch.categories[i],
+                "chosen": int(chosen[i]), "correct": int(chosen[i] == batch.answer_index[i]),
+            })
+
+    def on_test_epoch_end(self) -> None:
+        self.metrics = accuracy_metrics(self.results)
+        for key, value in self.metrics.items():
+            self.log(key, value)
+
+
+def accuracy_metrics(results: list[dict[str, Any]]) -> dict[str, float]:
+    """`test/<benchmark>/<category>` accuracies, and overall = the mean of the categories."""
+    by_cat: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+    for r in results:
+        by_cat[r["benchmark"]][r["category"]].append(r["correct"])
+    metrics = {}
+    for bench, cats in by_cat.items():
+        accs = {c: sum(v) / len(v) for c, v in sorted(cats.items())}
+        metrics.update({f"test/{bench}/{c}": a for c, a in accs.items()})
+        metrics[f"test/{bench}/overall"] = sum(accs.values()) / len(accs)
+    return metrics

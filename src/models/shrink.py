@@ -1,0 +1,55 @@
+"""The one rule that turns a real architecture config into its `profile=tiny` replica.
+
+Widths are divided by `width_div`, depths by `depth_div`, attention heads by
+`heads_div` (rounded up, never below one), and a vision tower's patch grid by
+`grid_div` with its patch side divided by `patch_div`. Every model of a family shrinks
+by the same factors, so the family keeps its relative sizes: the README's table gives
+real and tiny parameter counts. `profile=pretrained` uses factors of 1, which leaves
+a config as it is.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+WIDTH_KEYS = ("hidden_size", "intermediate_size")
+DEPTH_KEYS = ("num_hidden_layers",)
+HEAD_KEYS = ("num_attention_heads", "num_key_value_heads")
+
+
+def _cdiv(value: int, div: int) -> int:
+    return max(1, math.ceil(value / div))
+
+
+def shrink_arch(arch: Mapping[str, Any], profile: Mapping[str, Any]) -> dict[str, Any]:
+    """Apply the profile's factors to an architecture dict (keys as in transformers configs)."""
+    out = dict(arch)
+    for key in WIDTH_KEYS:
+        if key in out:
+            out[key] = _cdiv(out[key], profile["width_div"])
+    for key in DEPTH_KEYS:
+        if key in out:
+            out[key] = _cdiv(out[key], profile["depth_div"])
+    for key in HEAD_KEYS:
+        if key in out:
+            out[key] = _cdiv(out[key], profile["heads_div"])
+    if "head_dim" in out:  # explicit head sizes (Qwen3) shrink as width / heads does
+        out["head_dim"] = _cdiv(out["head_dim"], profile["width_div"] // profile["heads_div"])
+    heads = out.get("num_attention_heads")
+    if heads and "hidden_size" in out and "head_dim" not in out and out["hidden_size"] % heads:
+        raise ValueError(f"shrunk hidden_size {out['hidden_size']} is not divisible by "
+                         f"{heads} heads: change the profile's factors")
+    kv = out.get("num_key_value_heads")
+    if heads and kv and heads % kv:
+        raise ValueError(f"shrunk heads {heads} are not a multiple of key/value heads {kv}")
+    return out
+
+
+def shrink_vision_input(input_size: int, patch_size: int,
+                        profile: Mapping[str, Any]) -> tuple[int, int]:
+    """(input side, patch side) of a vision tower: the patch grid shrinks by `grid_div`."""
+    grid = _cdiv(input_size // patch_size, profile["grid_div"])
+    patch = _cdiv(patch_size, profile["patch_div"])
+    return grid * patch, patch

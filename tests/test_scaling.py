@@ -1,0 +1,218 @@
+"""Tests of Scaling Consistency: analysis.stats by hand, analysis.scaling, plots and the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis import plots, stats
+from analysis.scaling import analyse, choice_columns
+
+ROOT = Path(__file__).resolve().parents[1]
+METRIC = "test/synthetic/overall"
+LLMS = {0.5: "qwen0.5b", 1.5: "qwen1.5b", 4.0: "qwen4b"}
+
+
+# --- analysis.stats, against values worked out by hand ---------------------------------
+
+def test_r2_by_hand() -> None:
+    # x = [1,2,3,4], mean 2.5, dx = [-1.5,-.5,.5,1.5]; y = [2,4,5,8], mean 4.75,
+    # dy = [-2.75,-.75,.25,3.25]. Sxy = 4.125+.375+.125+4.875 = 9.5, Sxx = 5,
+    # Syy = 7.5625+.5625+.0625+10.5625 = 18.75. R² = 9.5² / (5 · 18.75) = 90.25/93.75 = 361/375.
+    assert stats.r2(np.array([1, 2, 3, 4]), np.array([2, 4, 5, 8])) == pytest.approx(361 / 375)
+    # the R² of the least-squares line is the same number
+    x, y = np.array([1.0, 2, 3, 4]), np.array([2.0, 4, 5, 8])
+    slope, intercept = stats.least_squares_line(x, y)
+    resid = y - (slope * x + intercept)
+    assert 1 - resid @ resid / 18.75 == pytest.approx(361 / 375)
+
+
+def test_r2_degenerate_is_nan_with_a_note() -> None:
+    assert math.isnan(stats.r2(np.array([1.0, 2]), np.array([3.0, 4])))
+    assert "n=2" in stats.r2_note(np.array([1.0, 2]), np.array([3.0, 4]))
+    assert math.isnan(stats.r2(np.array([1.0, 1, 1]), np.array([1.0, 2, 3])))
+    assert stats.r2_note(np.array([1.0, 1, 1]), np.array([1.0, 2, 3])) == "zero variance in scores"
+    assert stats.r2_note(np.array([1.0, 2, 3]), np.array([1.0, 2, 4])) is None
+
+
+def test_rank_agreement_by_hand() -> None:
+    # identical orders: ρ = τ = 1 and the same best variant
+    same = stats.rank_agreement(np.array([1, 2, 3, 4]), np.array([2, 4, 5, 8]))
+    assert (same.spearman, same.kendall, same.same_best) == (pytest.approx(1), pytest.approx(1), True)
+    # y = [1,3,2,4]: rank differences d = [0,1,-1,0], ρ = 1 - 6·2/(4·15) = 0.8;
+    # of the 6 pairs only (2,3) is discordant, τ = (5-1)/6 = 2/3; both pick variant 4.
+    swap = stats.rank_agreement(np.array([1, 2, 3, 4]), np.array([1, 3, 2, 4]))
+    assert swap.spearman == pytest.approx(0.8) and swap.kendall == pytest.approx(2 / 3)
+    assert swap.same_best is True
+    assert stats.same_best(np.array([3, 1, 2]), np.array([1, 3, 2])) is False
+    assert stats.same_best(np.array([3, 1, 2]), np.array([1, 3, 2]), maximize=False) is False
+    assert stats.same_best(np.array([1, 3, 2]), np.array([1, 3, 2]), maximize=False) is True
+    flat = stats.rank_agreement(np.array([1.0, 1.0]), np.array([1.0, 2.0]))
+    assert math.isnan(flat.spearman) and math.isnan(flat.kendall)
+
+
+def test_log_fit_by_hand() -> None:
+    # ln(1, e, e²) = (0, 1, 2) and values .5, .7, .9 lie on 0.2·ln(x) + 0.5 exactly
+    slope, intercept = stats.log_fit(np.array([1, math.e, math.e**2]), np.array([0.5, 0.7, 0.9]))
+    assert (slope, intercept) == (pytest.approx(0.2), pytest.approx(0.5))
+    assert all(math.isnan(v) for v in stats.log_fit(np.array([2.0]), np.array([0.5])))
+
+
+def test_bootstrap_ci_contains_estimate_and_is_deterministic() -> None:
+    rng = np.random.default_rng(1)
+    x = np.arange(12.0)
+    y = x + rng.normal(0, 2.0, x.size)
+    lo, hi = stats.bootstrap_ci(x, y, n_boot=500, seed=7)
+    assert lo <= stats.r2(x, y) <= hi and 0 <= lo < hi <= 1
+    assert stats.bootstrap_ci(x, y, n_boot=500, seed=7) == (lo, hi)
+    assert all(math.isnan(v) for v in stats.bootstrap_ci(x[:2], y[:2], seed=0))
+
+
+# --- analysis.scaling on tables built here ------------------------------------------------
+
+def make_table(scores: dict[tuple[str, str], dict[float, list[float]]]) -> pd.DataFrame:
+    """Rows as analysis.collect writes them: one per (variant, size, replicate)."""
+    rows = []
+    for (encoder, resampler), by_size in scores.items():
+        for size, values in by_size.items():
+            for seed, value in enumerate(values):
+                rows.append({"run_dir": f"/r/{encoder}-{resampler}-{size}-{seed}", "status": "ok",
+                             "reason": None, "sweep": "demo", "encoder": encoder, "llm": LLMS[size],
+                             "resampler": resampler, "llm_size_b": size,
+                             "design.params.total": 10, "costs.train_seconds": 1.0, METRIC: value})
+    return pd.DataFrame(rows)
+
+
+# Four variants; at 0.5 their scores are [1,2,3,4] (variant a/p from two seeds, 0.5 and 1.5),
+# at 4 they are [2,4,5,8]: the hand-computed pair above.
+HAND = {("a", "p"): {0.5: [0.5, 1.5], 4.0: [2.0]}, ("b", "p"): {0.5: [2.0], 4.0: [4.0]},
+        ("c", "p"): {0.5: [3.0], 4.0: [5.0]}, ("d", "p"): {0.5: [4.0], 4.0: [8.0]}}
+
+
+def test_pairs_average_replicates_and_skip_failed_rows() -> None:
+    frame = make_table(HAND)
+    failed = frame.iloc[[0]].assign(status="failed", reason="boom", **{METRIC: 99.0})
+    result, scores = analyse(pd.concat([frame, failed]), METRIC, n_boot=200, seed=0)
+    assert result.variant_cols == ["encoder", "resampler"]
+    assert scores.loc["encoder=a", 0.5] == 1.0  # mean of two seeds; the failed 99 not used
+    assert "averaged replicates: 9 ok rows -> 8 cells" in result.notes
+    [pair] = result.pairs
+    assert (pair.size_a, pair.size_b, pair.n) == (0.5, 4.0, 4)
+    assert pair.r2 == pytest.approx(361 / 375)
+    assert pair.spearman == pytest.approx(1.0) and pair.same_best is True
+    assert pair.ci[0] <= pair.r2 <= pair.ci[1]
+    assert "left out 1 of 10 rows" in result.notes[0]
+    assert result.log_fit["slope"] is not None and math.isnan(result.log_fit["slope"])
+    assert result.log_fit["note"] and result.to_json()["log_fit"]["slope"] is None
+
+
+HIDDEN = {(e, r): {0.5: [s], 4.0: [2 * s + (0.3 if r == "q" else 0)]}
+          for (e, r), s in {("a", "p"): 1.0, ("a", "q"): 1.2, ("b", "p"): 2.0, ("b", "q"): 2.5,
+                            ("c", "p"): 3.0, ("c", "q"): 2.9}.items()}
+
+
+def test_variant_column_separates_variants() -> None:
+    frame = make_table(HIDDEN)
+    assert choice_columns(frame, "llm_size_b", METRIC) == ["encoder", "resampler"]
+    by_all, _ = analyse(frame, METRIC, n_boot=0)
+    assert by_all.pairs[0].n == 6
+    merged, scores = analyse(frame, METRIC, variant_cols=["encoder"], n_boot=0)
+    assert merged.pairs[0].n == 3  # a/p and a/q share every setting but resampler: averaged
+    assert scores.loc["encoder=a", 0.5] == pytest.approx(1.1)
+    assert scores.loc["encoder=b", 4.0] == pytest.approx((4.0 + 5.3) / 2)
+
+
+def test_missing_variant_is_reported_and_left_out() -> None:
+    three = {k: {**v, 1.5: [v[0.5][0] + 0.1 * i]} for i, (k, v) in enumerate(HIDDEN.items())}
+    frame = make_table(three)
+    frame = frame[~((frame["encoder"] == "c") & (frame["resampler"] == "q") & (frame["llm_size_b"] == 4.0))]
+    result, _ = analyse(frame, METRIC, n_boot=50, seed=0)
+    assert result.missing == [{"variant": "encoder=c,resampler=q", "size": 4.0}]
+    n = {(p.size_a, p.size_b): p.n for p in result.pairs}
+    assert n == {(0.5, 1.5): 6, (0.5, 4.0): 5, (1.5, 4.0): 5}
+    fit = result.log_fit
+    assert fit["reference"] == 4.0 and [s for s, _ in fit["points"]] == [0.5, 1.5]
+    assert math.isfinite(fit["slope"]) and math.isfinite(fit["intercept"])
+
+
+def test_one_size_gives_no_pairs() -> None:
+    frame = make_table({k: {0.5: v[0.5]} for k, v in HAND.items()})
+    result, _ = analyse(frame, METRIC)
+    assert result.pairs == [] and any("only 1 size" in n for n in result.notes)
+
+
+# --- figures ------------------------------------------------------------------------------
+
+def test_figures_have_labels_and_save(tmp_path: Path) -> None:
+    fig = plots.r2_curve_figure([0.5, 1.5], [0.85, 0.95], reference=4.0, slope=0.09,
+                                intercept=0.91, metric=METRIC)
+    [ax] = fig.axes
+    assert ax.get_xscale() == "log" and ax.get_xlabel() == "llm_size_b"
+    assert ax.get_ylabel() == "R² with llm_size_b=4" and METRIC in ax.get_title()
+    assert len(ax.get_lines()) == 2  # the points and the fitted curve
+    fig = plots.scatter_figure([1, 2, 3, 4], [2, 4, 5, 8], size_a=0.5, size_b=4.0,
+                               r2=stats.r2(np.array([1, 2, 3, 4]), np.array([2, 4, 5, 8])), metric=METRIC)
+    [ax] = fig.axes
+    assert "R² = 0.963" in ax.get_title()
+    assert ax.get_xlabel() == f"{METRIC} at llm_size_b=0.5"
+    assert ax.get_ylabel() == f"{METRIC} at llm_size_b=4"
+    path = plots.save_figure(fig, tmp_path / "sub" / "s.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# --- the CLI --------------------------------------------------------------------------------
+
+def run_scaling(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "analysis.scaling", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture()
+def three_sizes(tmp_path: Path) -> Path:
+    three = {k: {**v, 1.5: [v[0.5][0] * 1.5 + 0.05 * i]} for i, (k, v) in enumerate(HIDDEN.items())}
+    path = tmp_path / "results.csv"
+    make_table(three).to_csv(path, index=False)
+    return path
+
+
+def test_cli_writes_json_and_figures(three_sizes: Path, tmp_path: Path) -> None:
+    out = tmp_path / "scaling"
+    proc = run_scaling(str(three_sizes), "--metric", METRIC, "--out", str(out),
+                       "--bootstrap", "200", "--seed", "3")
+    assert proc.returncode == 0, proc.stderr
+    assert "size_a" in proc.stdout and "Spearman" in proc.stdout and "same best" in proc.stdout
+    doc = json.loads((out / "scaling.json").read_text())
+    assert (doc["metric"], doc["size_col"], doc["variant_cols"]) == (METRIC, "llm_size_b", ["encoder", "resampler"])
+    assert [(p["size_a"], p["size_b"]) for p in doc["pairs"]] == [(0.5, 1.5), (0.5, 4.0), (1.5, 4.0)]
+    for pair in doc["pairs"]:
+        assert set(pair) >= {"r2", "n", "ci", "spearman", "kendall", "same_best"} and pair["n"] == 6
+    assert doc["log_fit"]["reference"] == 4.0 and doc["missing"] == []
+    for name in ("r2_curve.png", "scatter_0.5_vs_1.5.png", "scatter_0.5_vs_4.png", "scatter_1.5_vs_4.png"):
+        assert (out / name).is_file(), name
+    again = run_scaling(str(three_sizes), "--metric", METRIC, "--bootstrap", "200", "--seed", "3")
+    assert again.stdout.splitlines()[1:] == proc.stdout.splitlines()[1:-1]  # same seed, same CIs
+
+
+@pytest.mark.parametrize("flag", ["--metric", "--size-col"])
+def test_cli_bad_column_is_one_line_exit_2(three_sizes: Path, flag: str) -> None:
+    args = {"--metric": METRIC, "--size-col": "llm_size_b", flag: "nope/acc"}
+    proc = run_scaling(str(three_sizes), *[x for kv in args.items() for x in kv])
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    assert "'nope/acc'" in proc.stderr and "available:" in proc.stderr and METRIC in proc.stderr
+
+
+def test_cli_one_size_exits_0_with_empty_pairs(tmp_path: Path) -> None:
+    path = tmp_path / "one.csv"
+    make_table({k: {0.5: v[0.5]} for k, v in HAND.items()}).to_csv(path, index=False)
+    proc = run_scaling(str(path), "--metric", METRIC, "--out", str(tmp_path / "o"))
+    assert proc.returncode == 0, proc.stderr
+    assert "only 1 size" in proc.stderr
+    assert json.loads((tmp_path / "o" / "scaling.json").read_text())["pairs"] == []
