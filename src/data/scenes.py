@@ -23,15 +23,6 @@ DIRECTIONS = ["left", "right", "up", "down"]
 # unit steps in (x, y) image coordinates (y grows downwards)
 STEP = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}
 
-# 3x5 bitmaps of the digits used by the temporal-OCR scene
-GLYPHS = {
-    "1": ["010", "110", "010", "010", "111"],
-    "2": ["111", "001", "111", "100", "111"],
-    "3": ["111", "001", "111", "001", "111"],
-    "4": ["101", "101", "111", "001", "001"],
-}
-
-
 @dataclass
 class Scene:
     """One rendered video and its question."""
@@ -60,108 +51,103 @@ def _square(frame: np.ndarray, x: float, y: float, size: int, colour: str) -> No
         frame[y1:y2, x1:x2] = COLOURS[colour]
 
 
-def motion(rng: np.random.Generator, n: int, fps: float, size: int) -> Scene:
-    """Perception: a square crosses the frame; which way does it move?"""
+def colour_of_square(rng: np.random.Generator, n: int, fps: float, size: int) -> Scene:
+    """Perception: a square moves about the frame; what colour is it?"""
+    colours = list(COLOURS)
+    c = int(rng.integers(4))
+    bg = _texture(rng, size, size, dim=0.25)
+    sq = size // 4
+    start, end = rng.uniform(0, size - sq, size=2), rng.uniform(0, size - sq, size=2)
+    frames = np.empty((n, size, size, 3), np.uint8)
+    for t in range(n):
+        x, y = start + (end - start) * t / max(1, n - 1)
+        frames[t] = bg
+        _square(frames[t], x, y, sq, colours[c])
+    return Scene(frames, "perception", "square_colour",
+                 "What colour is the moving square?", colours, c)
+
+
+def region(rng: np.random.Generator, n: int, fps: float, size: int) -> Scene:
+    """Spatial: a square wanders inside one part of the frame; which part?"""
+    options = ["left", "right", "top", "bottom"]
+    r = int(rng.integers(4))
     colour = str(rng.choice(list(COLOURS)))
-    d = int(rng.integers(4))
-    dx, dy = STEP[DIRECTIONS[d]]
-    bg = _texture(rng, size, size, dim=0.25)
-    sq = size // 5
-    lo, hi = 2.0, size - sq - 2.0
-    across = float(rng.uniform(sq, size - 2 * sq))
-    frames = np.empty((n, size, size, 3), np.uint8)
-    for t in range(n):
-        p = lo + (hi - lo) * t / max(1, n - 1)
-        along = p if (dx + dy) > 0 else hi - (p - lo)
-        x, y = (along, across) if dx else (across, along)
-        frames[t] = bg
-        _square(frames[t], x, y, sq, colour)
-    return Scene(frames, "perception", "motion_direction",
-                 f"Which direction does the {colour} square move?", list(DIRECTIONS), d)
-
-
-def relative_position(rng: np.random.Generator, n: int, fps: float, size: int) -> Scene:
-    """Spatial: two squares; where is the first relative to the second?"""
-    c1, c2 = (str(c) for c in rng.choice(list(COLOURS), size=2, replace=False))
-    rel = int(rng.integers(4))
-    options = ["left", "right", "above", "below"]
-    sq = size // 5
-    centre = size / 2 - sq / 2
-    gap = float(rng.uniform(sq * 1.2, sq * 2))
-    dx, dy = [(-1, 0), (1, 0), (0, -1), (0, 1)][rel]
-    off = float(rng.uniform(-sq, sq))
-    a = (centre + dx * gap / 2 + (off if dy else 0), centre + dy * gap / 2 + (off if dx else 0))
-    b = (centre - dx * gap / 2, centre - dy * gap / 2)
+    sq = size // 4
+    lo, mid, hi = 1.0, (size - sq) / 2, size - sq - 1.0
+    cx, cy = [(lo, mid), (hi, mid), (mid, lo), (mid, hi)][r]
     bg = _texture(rng, size, size, dim=0.25)
     frames = np.empty((n, size, size, 3), np.uint8)
-    drift = rng.normal(0, 0.6, size=(n, 2)).cumsum(axis=0).clip(-3, 3)
+    wander = rng.normal(0, 0.8, size=(n, 2)).cumsum(axis=0).clip(-sq / 3, sq / 3)
     for t in range(n):
         frames[t] = bg
-        _square(frames[t], a[0] + drift[t, 0], a[1] + drift[t, 1], sq, c1)
-        _square(frames[t], b[0] + drift[t, 0], b[1] + drift[t, 1], sq, c2)
-    return Scene(frames, "spatial", "relative_position",
-                 f"Where is the {c1} square relative to the {c2} square?", options, rel)
+        _square(frames[t], cx + wander[t, 0], cy + wander[t, 1], sq, colour)
+    return Scene(frames, "spatial", "square_region",
+                 f"In which part of the frame is the {colour} square?", options, r)
 
 
 def camera_pan(rng: np.random.Generator, n: int, fps: float, size: int) -> Scene:
-    """Egocentric: the camera pans over a textured scene; which way?"""
+    """Egocentric: the camera starts at the centre of a world and pans one way; which way?
+
+    The world has a landmark colour on each side (red left, green right, blue above,
+    yellow below), so where the camera ends up tells where it went.
+    """
     d = int(rng.integers(4))
     dx, dy = STEP[DIRECTIONS[d]]
-    world = _texture(rng, size * 2, size * 2, dim=0.9)
-    span = size - 1
+    world_side = size * 2
+    world = _texture(rng, world_side, world_side, dim=0.35).astype(np.int16)
+    band = size // 2
+    for side, colour in zip(DIRECTIONS, COLOURS.values()):
+        region = {"left": (slice(None), slice(0, band)), "right": (slice(None), slice(-band, None)),
+                  "up": (slice(0, band), slice(None)), "down": (slice(-band, None), slice(None))}[side]
+        world[region] = (world[region] // 2 + np.array(colour) // 2)
+    world = world.clip(0, 255).astype(np.uint8)
+    centre = (world_side - size) // 2
     frames = np.empty((n, size, size, 3), np.uint8)
     for t in range(n):
-        p = int(round(span * t / max(1, n - 1)))
-        x = p if dx > 0 else (span - p if dx < 0 else size // 2)
-        y = p if dy > 0 else (span - p if dy < 0 else size // 2)
+        p = int(round(centre * t / max(1, n - 1)))
+        x, y = centre + dx * p, centre + dy * p
         frames[t] = world[y:y + size, x:x + size]
     return Scene(frames, "egocentric", "camera_pan",
                  "Which way does the camera pan?", list(DIRECTIONS), d)
 
 
-def digit_sequence(rng: np.random.Generator, n: int, fps: float, size: int) -> Scene:
-    """Temporal OCR: digits are shown one after another; which one comes last?"""
-    digits = [str(d) for d in rng.permutation(list(GLYPHS))[:3]]
+def last_colour(rng: np.random.Generator, n: int, fps: float, size: int) -> Scene:
+    """Temporal OCR: coloured cards are shown one after another; which comes last?"""
+    colours = list(COLOURS)
+    order = [int(i) for i in rng.permutation(4)[:3]]
     bg = _texture(rng, size, size, dim=0.2)
-    scale = size // 8
-    gh, gw = 5 * scale, 3 * scale
-    y0, x0 = (size - gh) // 2, (size - gw) // 2
+    card = size // 2
     frames = np.empty((n, size, size, 3), np.uint8)
     for t in range(n):
         frames[t] = bg
-        glyph = np.array([[c == "1" for c in row] for row in GLYPHS[digits[min(2, 3 * t // n)]]])
-        mask = np.kron(glyph, np.ones((scale, scale), bool))
-        frames[t, y0:y0 + gh, x0:x0 + gw][mask] = 255
-    options = sorted(GLYPHS)
-    return Scene(frames, "temporal_ocr", "last_digit",
-                 "Which digit is shown last?", options, options.index(digits[-1]))
+        _square(frames[t], (size - card) / 2, (size - card) / 2, card, colours[order[min(2, 3 * t // n)]])
+    return Scene(frames, "temporal_ocr", "last_card",
+                 "Which colour card is shown last?", colours, order[-1])
 
 
-def count_flashes(rng: np.random.Generator, n: int, fps: float, size: int) -> Scene:
-    """Reasoning: a light flashes k times; count the flashes."""
-    colour = str(rng.choice(list(COLOURS)))
+def count_squares(rng: np.random.Generator, n: int, fps: float, size: int) -> Scene:
+    """Reasoning: squares drift about the frame; how many are there?"""
     k = int(rng.integers(1, 5))
-    duration = n / fps
+    colour = str(rng.choice(list(COLOURS)))
+    sq = size // 6
+    cells = rng.permutation(9)[:k]  # one square per cell of a 3x3 layout: they never overlap
+    pos = np.stack([(cells % 3) * size / 3 + 2, (cells // 3) * size / 3 + 2], axis=1).astype(float)
     bg = _texture(rng, size, size, dim=0.25)
-    sq = size // 4
-    # k equal periods, lit for the middle 60% of each: every flash and every gap lasts
-    # long enough to be seen at 2 fps on the shortest videos the spec allows
-    period = duration / k
     frames = np.empty((n, size, size, 3), np.uint8)
+    drift = rng.normal(0, 0.5, size=(n, k, 2)).cumsum(axis=0).clip(-2, 2)
     for t in range(n):
-        phase = (t / fps) % period / period
         frames[t] = bg
-        if 0.2 <= phase < 0.8:
-            _square(frames[t], (size - sq) / 2, (size - sq) / 2, sq, colour)
-    return Scene(frames, "reasoning", "count_flashes",
-                 f"How many times does the {colour} light flash?", ["1", "2", "3", "4"], k - 1)
+        for j in range(k):
+            _square(frames[t], pos[j, 0] + drift[t, j, 0], pos[j, 1] + drift[t, j, 1], sq, colour)
+    return Scene(frames, "reasoning", "count_squares",
+                 f"How many {colour} squares are there?", ["1", "2", "3", "4"], k - 1)
 
 
 SCENES: dict[str, Callable[[np.random.Generator, int, float, int], Scene]] = {
-    "perception": motion,
-    "spatial": relative_position,
+    "perception": colour_of_square,
+    "spatial": region,
     "egocentric": camera_pan,
-    "temporal_ocr": digit_sequence,
-    "reasoning": count_flashes,
+    "temporal_ocr": last_colour,
+    "reasoning": count_squares,
 }
 CATEGORIES = list(SCENES)

@@ -29,7 +29,7 @@ import numpy as np
 from src.data.scenes import CATEGORIES, SCENES
 
 log = logging.getLogger(__name__)
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "conf" / "data" / "synthetic.yaml"
 
 
@@ -41,8 +41,8 @@ class SyntheticSpec:
     n_eval: int = 250
     seed: int = 0
     size: int = 64  # frame side, pixels
-    min_duration: float = 5.0  # seconds
-    max_duration: float = 8.0
+    min_duration: float = 3.0  # seconds
+    max_duration: float = 6.0
     native_fps: tuple[int, ...] = (10, 15, 24, 30)
 
     def __post_init__(self) -> None:
@@ -111,7 +111,7 @@ def generate(spec: SyntheticSpec, out: Path, progress: bool = True) -> Path:
     video_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(spec.seed)
     total = spec.n_train + spec.n_eval
-    bar = tqdm(total=total, desc="synthetic videos", unit="video", disable=not progress)
+    bar = tqdm(total=total, desc="synthetic videos", unit="video", disable=not progress, mininterval=2.0)
     for split, count in (("train", spec.n_train), ("eval", spec.n_eval)):
         rows = []
         for i in range(count):

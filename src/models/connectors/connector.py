@@ -7,7 +7,11 @@ from torch import nn
 
 
 class Connector(nn.Module):
-    """(N, t, h, w, D_in) feature grid of N clips -> (N, tokens_per_clip, D_llm) tokens."""
+    """(N, t, h, w, D_in) feature grid of N clips -> (N, tokens_per_clip, D_llm) tokens.
+
+    The projector maps every grid cell to the LLM's width; the resampler takes the
+    projected grid (N, t, h, w, D_llm) to tokens_per_clip tokens.
+    """
 
     def __init__(self, projector: nn.Module, resampler: nn.Module) -> None:
         super().__init__()
@@ -16,6 +20,4 @@ class Connector(nn.Module):
         self.tokens_per_clip: int = resampler.tokens_per_clip
 
     def forward(self, grid: torch.Tensor) -> torch.Tensor:
-        n, t, h, w, d = grid.shape
-        x = self.projector(grid.reshape(n, t * h * w, d))
-        return self.resampler(x, frames=t)
+        return self.resampler(self.projector(grid))

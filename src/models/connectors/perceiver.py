@@ -37,7 +37,7 @@ class PerceiverAttention(nn.Module):
 
 
 class PerceiverResampler(nn.Module):
-    """(N, L, D) -> (N, tokens_per_clip, D), with L = t·h·w tokens of one clip.
+    """(N, t, h, w, D) -> (N, tokens_per_clip, D): the t·h·w tokens of a clip resampled.
 
     The open_flamingo resampler, per clip: `tokens_per_clip` learned latents cross-attend
     to the clip's tokens (plus themselves) through `depth` attention + feed-forward
@@ -56,10 +56,9 @@ class PerceiverResampler(nn.Module):
         )
         self.norm = nn.LayerNorm(dim)
 
-    def forward(self, x: torch.Tensor, frames: int = 1) -> torch.Tensor:
-        n, length, d = x.shape
-        per_frame = length // frames
-        x = x + self.frame_embed[:frames].repeat_interleave(per_frame, dim=0)
+    def forward(self, grid: torch.Tensor) -> torch.Tensor:
+        n, t, h, w, d = grid.shape
+        x = (grid + self.frame_embed[:t, None, None]).reshape(n, t * h * w, d)
         latents = self.latents.expand(n, -1, -1)
         for attn, ff in self.layers:
             latents = latents + attn(x, latents)
