@@ -1,0 +1,102 @@
+"""`python -m src.train` end to end: one run, a 2x2 sweep, bad input, and failures recorded."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from src.records import REQUIRED_KEYS
+from tests.conftest import SMALL_DATA, run_train
+
+# the smallest data and training that still run every step of the path
+TINY_DATA = ["data.synthetic.n_train=24", "data.synthetic.n_eval=12",
+             "data.synthetic.min_duration=2", "data.synthetic.max_duration=3", "profile.epochs=1"]
+
+
+def records(root: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(root.rglob("result.json"))]
+
+
+@pytest.mark.slow
+def test_one_tiny_run_end_to_end(data_dir: Path, tmp_path: Path) -> None:
+    proc = run_train(["logger=csv", *SMALL_DATA, "profile.epochs=4"], data_dir, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    [rec] = records(tmp_path)
+    assert set(REQUIRED_KEYS) <= rec.keys()
+    assert rec["status"] == "ok" and rec["reason"] is None and rec["sweep"] == "default"
+    assert rec["choices"]["encoder"] == "siglip" and rec["choices"]["llm"] == "qwen0.5b"
+    assert rec["config"]["sampler"]["fps"] == 2.0  # resolved, not interpolations
+    d = rec["design"]
+    assert d["fps"] == 2.0 and d["frames_per_clip"] == 1 and d["tokens_per_clip"] == 8
+    assert d["tokens_per_frame"] == 8 and d["tokens_per_second"] == 16
+    assert d["training_samples"] == 300 * 4
+    assert d["params"]["llm"] > 0 and d["params"]["connector"] > 0 and d["params"]["encoder"] > 0
+    m = rec["metrics"]
+    cats = ["egocentric", "perception", "reasoning", "spatial", "temporal_ocr"]
+    assert all(0 <= m[f"test/synthetic/{c}"] <= 1 for c in cats)
+    assert m["test/synthetic/overall"] == pytest.approx(sum(m[f"test/synthetic/{c}"] for c in cats) / 5)
+    # chance is 0.25 with four options; 100 eval questions put chance's spread near 0.04
+    assert m["test/synthetic/overall"] > 0.40, m
+    assert rec["costs"]["train_seconds"] > 0 and rec["costs"]["eval_seconds"] > 0
+    assert rec["versions"]["torch"] == "2.13.0"
+    run_dir = Path(rec["run_dir"])
+    items = (run_dir / "items.csv").read_text().splitlines()
+    assert len(items) == 1 + 100 and items[0].startswith("run,item,benchmark,category")
+
+
+@pytest.mark.slow
+def test_two_by_two_multirun_makes_four_records_and_resumes(data_dir: Path, tmp_path: Path) -> None:
+    args = ["encoder=siglip,dinov2", "llm=qwen0.5b,qwen1.5b", "logger=csv", "sweep=grid", *TINY_DATA]
+    proc = run_train(args, data_dir, tmp_path, multirun=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    sweep = tmp_path / "sweeps" / "grid"
+    recs = records(sweep)
+    assert len(recs) == 4 and all(r["status"] == "ok" for r in recs)
+    assert {(r["choices"]["encoder"], r["choices"]["llm"]) for r in recs} == {
+        (e, m) for e in ("siglip", "dinov2") for m in ("qwen0.5b", "qwen1.5b")}
+    assert all(r["sweep"] == "grid" for r in recs)
+    assert len({r["run_dir"] for r in recs}) == 4
+    # bigger LLM option, more parameters: the tiny family keeps its order
+    by = {(r["choices"]["encoder"], r["choices"]["llm"]): r["design"]["params"]["llm"] for r in recs}
+    assert by[("siglip", "qwen1.5b")] > by[("siglip", "qwen0.5b")]
+    stamps = {p: p.stat().st_mtime_ns for p in sweep.rglob("result.json")}
+    # the same sweep again: every grid point has a finished record, so nothing trains
+    again = run_train(args, data_dir, tmp_path, multirun=True)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stderr.count("skipping") + again.stdout.count("skipping") == 4
+    assert stamps == {p: p.stat().st_mtime_ns for p in sweep.rglob("result.json")}
+
+
+@pytest.mark.parametrize(("args", "multirun", "needles"), [
+    (["encoder=sigclip"], False, ["encoder", "sigclip", "siglip", "dinov2"]),
+    (["encoder=siglip,sigclip"], True, ["encoder", "sigclip", "siglip", "dinov2"]),
+    (["llm=qwen9b"], False, ["llm", "qwen9b", "qwen0.5b", "qwen7b"]),
+    (["sampler.fps=-1"], False, ["sampler.fps", "-1", "> 0"]),
+    (["sampler.fps=-1"], True, ["sampler.fps", "-1", "> 0"]),
+    (["data.batch_size=0"], False, ["data.batch_size", "0", "> 0"]),
+])
+def test_bad_input_fails_first_with_one_line(args: list[str], multirun: bool, needles: list[str],
+                                             tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    proc = run_train(args, data, tmp_path / "out", multirun=multirun, timeout=120)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert all(n in errors[0] for n in needles), errors[0]
+    assert not data.exists()  # no data was generated, so no model was built either
+    for rec in records(tmp_path / "out"):  # an invalid value still leaves a failed record
+        assert rec["status"] == "failed" and rec["reason"].startswith("invalid config")
+
+
+def test_a_failed_run_records_why(data_dir: Path, tmp_path: Path) -> None:
+    # a learning rate that makes the loss blow up is not a config error: the run starts
+    # and fails, and its record says why
+    proc = run_train(["logger=none", *TINY_DATA, "profile.lr.llm=1e30", "profile.lr.connector=1e30"],
+                     data_dir, tmp_path)
+    assert proc.returncode != 0
+    [rec] = records(tmp_path)
+    assert rec["status"] == "failed"
+    assert "FloatingPointError" in rec["reason"] and "loss" in rec["reason"]
+    assert rec["choices"]["encoder"] == "siglip" and rec["finished_at"]
