@@ -37,12 +37,12 @@ DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "conf" / "data" / "synthe
 class SyntheticSpec:
     """What to generate. Every field enters the cache key."""
 
-    n_train: int = 1500
+    n_train: int = 1200
     n_eval: int = 250
     seed: int = 0
     size: int = 64  # frame side, pixels
-    min_duration: float = 3.0  # seconds
-    max_duration: float = 6.0
+    min_duration: float = 2.0  # seconds
+    max_duration: float = 4.0
     native_fps: tuple[int, ...] = (10, 15, 24, 30)
 
     def __post_init__(self) -> None:
