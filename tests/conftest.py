@@ -17,8 +17,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parents[1]
 # a small benchmark for end-to-end runs: small enough to train in seconds, large enough
 # that a tiny model learns it above chance
-SMALL_DATA = ["data.synthetic.n_train=300", "data.synthetic.n_eval=100",
-              "data.synthetic.min_duration=5", "data.synthetic.max_duration=6"]
+SMALL_DATA = ["data.synthetic.n_train=400", "data.synthetic.n_eval=100",
+              "data.synthetic.min_duration=2", "data.synthetic.max_duration=4"]
 
 
 @pytest.fixture(scope="session")
