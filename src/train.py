@@ -46,6 +46,27 @@ def _resolved(cfg: DictConfig) -> dict[str, Any]:
         return OmegaConf.to_container(cfg, resolve=False)  # type: ignore[return-value]
 
 
+class _DropTips(logging.Filter):
+    """Lightning's advertisements ("Tip: ... try installing litlogger") are not run logs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Tip:" not in record.getMessage()
+
+
+def _one_log_stream() -> None:
+    """Lightning adds its own console handler; Hydra's root handlers (console and the
+    run's train.log) already take its records, so drop it rather than print each twice."""
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):
+            if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+                logger.removeHandler(handler)
+        logger.propagate = True
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, _DropTips) for f in handler.filters):
+            handler.addFilter(_DropTips())
+
+
 def train_and_evaluate(cfg: DictConfig, run_dir: Path, run_name: str,
                        choices: dict[str, str]) -> dict[str, Any]:
     """Build, train every stage, evaluate. Returns the record's design, metrics and costs."""
@@ -55,6 +76,7 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, run_name: str,
     from src.build import build_logger, build_parts, design
     from src.models.module import VideoLMMModule
 
+    _one_log_stream()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     parts = build_parts(cfg)
     stages = [OmegaConf.to_container(s, resolve=True) for s in cfg.schedule.stages]

@@ -15,10 +15,6 @@ os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 ROOT = Path(__file__).resolve().parents[1]
-# a small benchmark for end-to-end runs: small enough to train in seconds, large enough
-# that a tiny model learns it above chance
-SMALL_DATA = ["data.synthetic.n_train=400", "data.synthetic.n_eval=100",
-              "data.synthetic.min_duration=2", "data.synthetic.max_duration=4"]
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ import pytest
 from scipy.stats import binomtest
 
 from src.records import REQUIRED_KEYS
-from tests.conftest import SMALL_DATA, run_train
+from tests.conftest import run_train
 
 # the smallest data and training that still run every step of the path
 TINY_DATA = ["data.synthetic.n_train=24", "data.synthetic.n_eval=12",
@@ -24,10 +24,9 @@ def records(root: Path) -> list[dict]:
 
 @pytest.mark.slow
 def test_one_tiny_run_end_to_end(data_dir: Path, tmp_path: Path) -> None:
-    # the demo's learning rates are tuned for 1200 videos and every LLM size; on 400 videos
-    # the smallest LLM learns faster with larger ones
-    fast = ["profile.epochs=5", "profile.lr.llm=1e-3", "profile.lr.connector=2e-3"]
-    proc = run_train(["logger=csv", *SMALL_DATA, *fast], data_dir, tmp_path)
+    # the defaults, as `make demo` trains them: on less data or fewer steps the tiny
+    # models often stay at the answer prior, so a smaller run would test luck, not learning
+    proc = run_train(["logger=csv"], data_dir, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     [rec] = records(tmp_path)
     assert set(REQUIRED_KEYS) <= rec.keys()
@@ -37,20 +36,20 @@ def test_one_tiny_run_end_to_end(data_dir: Path, tmp_path: Path) -> None:
     d = rec["design"]
     assert d["fps"] == 2.0 and d["frames_per_clip"] == 1 and d["tokens_per_clip"] == 8
     assert d["tokens_per_frame"] == 8 and d["tokens_per_second"] == 16
-    assert d["training_samples"] == 400 * 5
+    assert d["train_set_size"] == 1200 and d["training_samples"] == 1200 * 3
     assert d["params"]["llm"] > 0 and d["params"]["connector"] > 0 and d["params"]["encoder"] > 0
     m = rec["metrics"]
     cats = ["egocentric", "perception", "reasoning", "spatial", "temporal_ocr"]
     assert all(0 <= m[f"test/synthetic/{c}"] <= 1 for c in cats)
     assert m["test/synthetic/overall"] == pytest.approx(sum(m[f"test/synthetic/{c}"] for c in cats) / 5)
-    assert m["test/synthetic/overall"] > 0.25, m
+    assert m["test/synthetic/overall"] >= 0.35, m  # the demo's bar: 10 points above chance
     assert rec["costs"]["train_seconds"] > 0 and rec["costs"]["eval_seconds"] > 0
-    assert rec["versions"]["torch"] == "2.13.0"
+    assert rec["versions"]["torch"].split("+")[0] == "2.13.0"
     run_dir = Path(rec["run_dir"])
     items = (run_dir / "items.csv").read_text().splitlines()
-    assert len(items) == 1 + 100 and items[0].startswith("run,item,benchmark,category")
+    assert len(items) == 1 + 250 and items[0].startswith("run,item,benchmark,category")
     # above chance, and not by luck: a one-sided binomial test against 1 in 4 over the
-    # 100 eval questions (p < 0.001 needs 40 or more right)
+    # 250 eval questions (p < 0.001 needs 85 or more right, an accuracy of 0.34)
     rows = list(csv.DictReader(io.StringIO("\n".join(items))))
     right = sum(int(r["correct"]) for r in rows)
     assert binomtest(right, len(rows), 0.25, alternative="greater").pvalue < 1e-3, (right, m)

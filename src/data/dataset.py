@@ -56,12 +56,26 @@ class VideoQADataset(Dataset):
         self.rows = rows
         self.sampler = sampler
         self.tokenizer = tokenizer
+        # the token ids of each distinct (question, options, answer): a benchmark repeats
+        # its question templates, and rendering the chat template costs as much as decoding
+        self._text: dict[tuple[str, tuple[str, ...], str], tuple[list[int], ...]] = {}
 
     def __len__(self) -> int:
         return len(self.rows)
 
-    def _ids(self, text: str) -> torch.Tensor:
-        return torch.tensor(self.tokenizer.encode(text, add_special_tokens=False), dtype=torch.long)
+    def _ids(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text, add_special_tokens=False)
+
+    def _text_ids(self, row: dict[str, Any]) -> tuple[list[int], ...]:
+        """(prefix, suffix, answer) token ids: the prompt around the video, the answer + EOS."""
+        key = (row["question"], tuple(row["options"]), row["answer"])
+        if key not in self._text:
+            chat = [{"role": "user", "content": prompt_text(row["question"], row["options"])}]
+            prompt = self.tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+            prefix, suffix = prompt.split(VIDEO, 1)
+            eos = self.tokenizer.eos_token or ""
+            self._text[key] = (self._ids(prefix), self._ids(suffix), self._ids(row["answer"] + eos))
+        return self._text[key]
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         from src.data.video import open_video
@@ -71,15 +85,12 @@ class VideoQADataset(Dataset):
             plan = self.sampler(video.num_frames, video.fps, video.start_time)
             frames = video.get(plan.indices.reshape(-1).tolist())
         frames = frames.reshape(*plan.indices.shape, *frames.shape[1:])
-        chat = [{"role": "user", "content": prompt_text(row["question"], row["options"])}]
-        prompt = self.tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
-        prefix, suffix = prompt.split(VIDEO, 1)
-        eos = self.tokenizer.eos_token or ""
+        prefix, suffix, answer = self._text_ids(row)
         return {
             "frames": torch.from_numpy(np.ascontiguousarray(frames)),
-            "prefix_ids": self._ids(prefix),
-            "suffix_ids": self._ids(suffix),
-            "answer_ids": self._ids(row["answer"] + eos),
+            "prefix_ids": torch.tensor(prefix, dtype=torch.long),
+            "suffix_ids": torch.tensor(suffix, dtype=torch.long),
+            "answer_ids": torch.tensor(answer, dtype=torch.long),
             "answer_index": LETTERS.index(row["answer"]),
             "num_options": len(row["options"]),
             "id": str(row["id"]),

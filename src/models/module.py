@@ -54,7 +54,8 @@ class VideoLMMModule(L.LightningModule):
         groups = [{"params": [p for p in part.parameters() if p.requires_grad],
                    "lr": self.stage["lr"][name], "name": name}
                   for name, part in self.parts().items() if self.stage["lr"][name] > 0]
-        opt = torch.optim.AdamW(groups, weight_decay=self.weight_decay)
+        # fused: one kernel for all parameters (on a CPU too), a tenth of a small model's step
+        opt = torch.optim.AdamW(groups, weight_decay=self.weight_decay, fused=True)
         total = max(1, int(self.trainer.estimated_stepping_batches))
         warmup = max(1, int(self.warmup_ratio * total))
 
