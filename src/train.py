@@ -13,6 +13,7 @@ import logging
 import sys
 import time
 import traceback
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,8 @@ def _one_log_stream() -> None:
     for handler in logging.getLogger().handlers:
         if not any(isinstance(f, _DropTips) for f in handler.filters):
             handler.addFilter(_DropTips())
+    # raised inside Lightning's own code at every fit; nothing a user can act on
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
 
 
 def train_and_evaluate(cfg: DictConfig, run_dir: Path, run_name: str,
