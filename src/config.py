@@ -48,6 +48,31 @@ def check_overrides(args: Sequence[str], conf_dir: Path = CONF_DIR) -> None:
                                   f"valid choices: {', '.join(valid)}")
 
 
+def sweep_file_overrides(args: Sequence[str]) -> list[str]:
+    """The `hydra.sweeper.params` of the file named by `--config-dir D --config-name N`,
+    as `key=values` overrides, so a sweep file's choices are checked like the command line's.
+    """
+    opts: dict[str, str] = {}
+    it = iter(args)
+    for a in it:
+        for flag, short in (("--config-dir", "-cd"), ("--config-name", "-cn")):
+            if a in (flag, short):
+                opts[flag] = next(it, "")
+            elif a.startswith(flag + "="):
+                opts[flag] = a.split("=", 1)[1]
+    if "--config-name" not in opts:
+        return []
+    name = opts["--config-name"].removesuffix(".yaml")
+    path = Path(opts.get("--config-dir", CONF_DIR)) / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"--config-name={name}: no file {path}")
+    try:
+        params = OmegaConf.select(OmegaConf.load(path), "hydra.sweeper.params", default=None)
+    except Exception as e:  # a YAML syntax error: one line naming the file
+        raise ConfigError(f"{path}: {' '.join(str(e).split())}") from None
+    return [f"{k}={v}" for k, v in (params or {}).items()]
+
+
 Rule = tuple[str, Callable[[Any], bool], str]
 RULES: list[Rule] = [
     ("sampler.fps", lambda v: v is None or v > 0, "> 0"),

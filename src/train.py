@@ -20,7 +20,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from src.config import ConfigError, check_overrides, config_groups, validate
+from src.config import ConfigError, check_overrides, config_groups, sweep_file_overrides, validate
 from src.records import is_finished, now, read_record, versions, write_record
 
 log = logging.getLogger("src.train")
@@ -177,6 +177,7 @@ def _hydra_main(cfg: DictConfig) -> float | None:
 def main() -> None:
     try:
         check_overrides(sys.argv[1:])
+        check_overrides(sweep_file_overrides(sys.argv[1:]))
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None

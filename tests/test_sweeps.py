@@ -1,0 +1,76 @@
+"""Every sweep file's grid composes and validates; a bad choice in a sweep file fails first."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import DictConfig
+
+from src.config import CONF_DIR, check_overrides, sweep_file_overrides, validate
+from tests.conftest import ROOT, run_train
+
+SWEEPS = sorted((ROOT / "sweeps").glob("*.yaml"))
+
+
+def grid(sweep: Path) -> list[list[str]]:
+    """Every grid point of a sweep file, as overrides."""
+    args = sweep_file_overrides(["--config-dir", str(sweep.parent), "--config-name", sweep.stem])
+    axes = []
+    for o in OverridesParser.create().parse_overrides(args):
+        values = list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.get_value_element_as_str()]
+        axes.append([f"{o.key_or_group}={v}" for v in values])
+    return [list(point) for point in itertools.product(*axes)]
+
+
+def compose_sweep(sweep: Path, point: list[str]) -> DictConfig:
+    # as `--config-dir sweeps --config-name <sweep>` does: the sweep file is the primary
+    # config and finds `train` (its first default) in conf/
+    with initialize_config_dir(config_dir=str(sweep.parent), version_base="1.3"):
+        return compose(sweep.stem, overrides=[f"hydra.searchpath=[file://{CONF_DIR}]", *point],
+                       return_hydra_config=True)
+
+
+def test_there_are_sweep_files() -> None:
+    assert SWEEPS and (ROOT / "sweeps" / "demo.yaml") in SWEEPS
+
+
+@pytest.mark.parametrize("sweep", SWEEPS, ids=[p.stem for p in SWEEPS])
+def test_every_grid_point_composes_and_validates(sweep: Path) -> None:
+    points = grid(sweep)
+    assert len(points) >= 2, f"{sweep.name} sweeps nothing"
+    for point in points:
+        check_overrides(point)
+        cfg = compose_sweep(sweep, point)
+        validate(cfg)
+        for o in point:
+            group, option = o.split("=", 1)
+            assert cfg.hydra.runtime.choices.get(group, option) == option
+
+
+def test_demo_sweep_is_the_readme_grid() -> None:
+    assert {tuple(p) for p in grid(ROOT / "sweeps" / "demo.yaml")} == {
+        (f"encoder={e}", f"llm={m}") for e in ("siglip", "dinov2") for m in ("qwen0.5b", "qwen4b")}
+
+
+def test_a_bad_choice_in_a_sweep_file_fails_first(tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text(
+        "defaults:\n  - train\n  - _self_\nhydra:\n  sweeper:\n    params:\n      encoder: siglip,sigclip\n")
+    proc = run_train(["--config-dir", str(tmp_path), "--config-name", "bad"], tmp_path / "data",
+                     tmp_path / "out", multirun=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert all(n in errors[0] for n in ("encoder", "sigclip", "dinov2", "siglip")), errors[0]
+    assert not (tmp_path / "data").exists() and not (tmp_path / "out").exists()
+
+
+def test_a_missing_sweep_file_is_one_line(tmp_path: Path) -> None:
+    proc = run_train(["--config-dir", str(tmp_path), "--config-name", "nope"], tmp_path / "data",
+                     tmp_path / "out", multirun=True, timeout=120)
+    assert proc.returncode == 2
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and "nope" in errors[0] and "Traceback" not in proc.stderr, proc.stderr
