@@ -68,6 +68,7 @@ def design(cfg: DictConfig, parts: Parts) -> dict[str, Any]:
         "llm": cfg.llm.name,
         "llm_size_b": float(cfg.llm.size_b),
         "fps": None if fps is None else float(fps),
+        "num_frames": OmegaConf.select(cfg, "sampler.num_frames"),  # uniform sampling's N
         **tokens_design(fps, model.encoder.frames_per_clip, model.connector.tokens_per_clip),
         "frames_per_clip": model.encoder.frames_per_clip,
         "train_set_size": train_size,

@@ -109,3 +109,15 @@ def test_a_failed_run_records_why(data_dir: Path, tmp_path: Path) -> None:
     assert rec["status"] == "failed"
     assert "FloatingPointError" in rec["reason"] and "loss" in rec["reason"]
     assert rec["choices"]["encoder"] == "siglip" and rec["finished_at"]
+
+
+def test_uniform_sampling_runs_and_records_its_design(data_dir: Path, tmp_path: Path) -> None:
+    proc = run_train(["logger=none", "sampler=uniform", "sampler.num_frames=4", *TINY_DATA],
+                     data_dir, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    [rec] = records(tmp_path)
+    assert rec["status"] == "ok" and rec["choices"]["sampler"] == "uniform"
+    d = rec["design"]
+    # a fixed frame count: tokens per second depend on each video's length, so none is recorded
+    assert d["fps"] is None and d["num_frames"] == 4 and d["tokens_per_second"] is None
+    assert d["tokens_per_frame"] == 8
