@@ -77,13 +77,17 @@ class VideoQADataset(Dataset):
             self._text[key] = (self._ids(prefix), self._ids(suffix), self._ids(row["answer"] + eos))
         return self._text[key]
 
+    def read_frames(self, video: Any, indices: list[int]) -> np.ndarray:
+        """(len(indices), H, W, 3) uint8: only the sampled frames are decoded."""
+        return video.get(indices)
+
     def __getitem__(self, i: int) -> dict[str, Any]:
         from src.data.video import open_video
 
         row = self.rows[i]
         with open_video(row["video"]) as video:
             plan = self.sampler(video.num_frames, video.fps, video.start_time)
-            frames = video.get(plan.indices.reshape(-1).tolist())
+            frames = self.read_frames(video, plan.indices.reshape(-1).tolist())
         frames = frames.reshape(*plan.indices.shape, *frames.shape[1:])
         prefix, suffix, answer = self._text_ids(row)
         return {
