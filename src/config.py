@@ -103,6 +103,10 @@ def validate(cfg: DictConfig) -> None:
             good = False
         if not good:
             raise ConfigError(f"{key}={value!r} is invalid; valid: {valid}")
+    for split in ("train", "eval"):  # a value the option leaves to the user (`???`)
+        if "data" in cfg and split in cfg.data.keys() and OmegaConf.is_missing(cfg.data, split):
+            raise ConfigError(f"data.{split} is not set; valid: the path of a JSONL manifest "
+                              f"(data.{split}=DIR/{split}.jsonl)")
     stages = cfg.schedule.stages
     if not stages:
         raise ConfigError("schedule.stages=[] is invalid; valid: at least one stage")

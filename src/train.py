@@ -21,6 +21,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from src.config import ConfigError, check_overrides, config_groups, sweep_file_overrides, validate
+from src.data.errors import ManifestError
 from src.records import is_finished, now, read_record, versions, write_record
 
 log = logging.getLogger("src.train")
@@ -51,7 +52,7 @@ class _DropTips(logging.Filter):
     """Lightning's advertisements ("Tip: ... try installing litlogger") are not run logs."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return "Tip:" not in record.getMessage()
+        return "Tip:" not in str(record.msg)
 
 
 def _one_log_stream() -> None:
@@ -157,6 +158,10 @@ def run(cfg: DictConfig) -> float | None:
     log.info("run %s in %s", run_name, run_dir)
     try:
         record.update(train_and_evaluate(cfg, run_dir, run_name, choices), status="ok")
+    except ManifestError as e:  # the user's data, not a bug: one line, no traceback
+        record["reason"] = f"{type(e).__name__}: {e}"
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
     except BaseException as e:  # noqa: BLE001 - every failure is recorded, then re-raised
         record["reason"] = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
         log.error("run failed: %s\n%s", record["reason"], traceback.format_exc())
@@ -165,7 +170,10 @@ def run(cfg: DictConfig) -> float | None:
         record["finished_at"] = now()
         write_record(run_dir, record)
     overall = record["metrics"].get(f"test/{cfg.data.name}/overall")
-    log.info("done: overall accuracy %.3f; record %s", overall, run_dir / "result.json")
+    if overall is None:  # the eval rows name other benchmarks than data.name
+        log.info("done: record %s", run_dir / "result.json")
+    else:
+        log.info("done: overall accuracy %.3f; record %s", overall, run_dir / "result.json")
     return overall
 
 

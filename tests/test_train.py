@@ -85,6 +85,7 @@ def test_two_by_two_multirun_makes_four_records_and_resumes(data_dir: Path, tmp_
     (["sampler.fps=-1"], False, ["sampler.fps", "-1", "> 0"]),
     (["sampler.fps=-1"], True, ["sampler.fps", "-1", "> 0"]),
     (["data.batch_size=0"], False, ["data.batch_size", "0", "> 0"]),
+    (["data=mcq_jsonl"], False, ["data.train", "not set", "JSONL"]),
 ])
 def test_bad_input_fails_first_with_one_line(args: list[str], multirun: bool, needles: list[str],
                                              tmp_path: Path) -> None:
@@ -121,3 +122,46 @@ def test_uniform_sampling_runs_and_records_its_design(data_dir: Path, tmp_path: 
     # a fixed frame count: tokens per second depend on each video's length, so none is recorded
     assert d["fps"] is None and d["num_frames"] == 4 and d["tokens_per_second"] is None
     assert d["tokens_per_frame"] == 8
+
+
+def _own_manifests(data_dir: Path, out: Path, n_train: int = 24, n_eval: int = 12) -> tuple[Path, Path]:
+    """Manifests of the user's own data: rows of a generated set, pointing at its videos."""
+    from src.data.synthetic import SyntheticSpec, ensure
+
+    spec = SyntheticSpec(n_train=24, n_eval=12, min_duration=2, max_duration=3)
+    folder = ensure(spec, data_dir / "synthetic", progress=False)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for split, n in (("train", n_train), ("eval", n_eval)):
+        rows = [json.loads(x) for x in (folder / f"{split}.jsonl").read_text().splitlines()][:n]
+        for r in rows:
+            r["video"] = str(folder / r["video"])
+            del r["benchmark"]  # optional: metrics then take data.name
+        (out / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        paths.append(out / f"{split}.jsonl")
+    return paths[0], paths[1]
+
+
+def test_own_jsonl_manifests_train_and_evaluate(data_dir: Path, tmp_path: Path) -> None:
+    train, eval_ = _own_manifests(data_dir, tmp_path / "mine")
+    proc = run_train(["logger=none", "data=mcq_jsonl", f"data.train={train}", f"data.eval={eval_}",
+                      "data.name=mine", "profile.epochs=1"], data_dir, tmp_path / "out")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    [rec] = records(tmp_path / "out")
+    assert rec["status"] == "ok" and rec["design"]["train_set_size"] == 24
+    assert 0 <= rec["metrics"]["test/mine/overall"] <= 1
+
+
+def test_a_malformed_manifest_row_is_one_line_naming_file_and_line(data_dir: Path, tmp_path: Path) -> None:
+    train, eval_ = _own_manifests(data_dir, tmp_path / "mine")
+    lines = train.read_text().splitlines()
+    lines[2] = lines[2].replace('"answer": "', '"answer": "Z')  # no such option letter
+    train.write_text("\n".join(lines) + "\n")
+    proc = run_train(["logger=none", "data=mcq_jsonl", f"data.train={train}", f"data.eval={eval_}"],
+                     data_dir, tmp_path / "out")
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"{train}:3:" in errors[0] and "answer" in errors[0], errors[0]
+    [rec] = records(tmp_path / "out")
+    assert rec["status"] == "failed" and rec["reason"].startswith("ManifestError")

@@ -10,6 +10,7 @@ import lightning as L
 from torch.utils.data import DataLoader
 
 from src.data.dataset import VideoQADataset, collate, prompt_text, read_manifest
+from src.data.errors import ManifestError
 
 
 class VideoQADataModule(L.LightningDataModule):
@@ -48,7 +49,7 @@ class VideoQADataModule(L.LightningDataModule):
             self.eval_path = self.eval_path or folder / "eval.jsonl"
         for split, path in (("train", self.train_path), ("eval", self.eval_path)):
             if path is None or not path.is_file():
-                raise FileNotFoundError(f"data.{split}: no manifest at {path}")
+                raise ManifestError(f"data.{split}={path}: no such manifest file")
         self.train_rows = read_manifest(self.train_path)
         self.eval_rows = read_manifest(self.eval_path)
 
@@ -65,7 +66,7 @@ class VideoQADataModule(L.LightningDataModule):
     def _loader(self, rows: list[dict[str, Any]], batch_size: int, shuffle: bool) -> DataLoader:
         if self.sampler is None:
             raise RuntimeError("attach() a sampler and a tokenizer before loading data")
-        return DataLoader(VideoQADataset(rows, self.sampler, self.tokenizer), batch_size=batch_size,
+        return DataLoader(VideoQADataset(rows, self.sampler, self.tokenizer, benchmark=self.name), batch_size=batch_size,
                           shuffle=shuffle, num_workers=self.num_workers, collate_fn=collate,
                           persistent_workers=self.num_workers > 0)
 

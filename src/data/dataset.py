@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from src.data.errors import ManifestError
 from src.models.videolmm import Batch
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,9 @@ def prompt_text(question: str, options: Sequence[str]) -> str:
 
 def read_manifest(path: Path) -> list[dict[str, Any]]:
     """Rows of a multiple-choice JSONL file; a malformed row is an error naming file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise ManifestError(f"{path}: no such manifest file")
     rows = []
     with open(path) as f:
         for lineno, line in enumerate(f, 1):
@@ -37,23 +41,33 @@ def read_manifest(path: Path) -> list[dict[str, Any]]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+                raise ManifestError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+            if not isinstance(row, dict):
+                raise ManifestError(f"{path}:{lineno}: a row must be a JSON object")
             missing = [k for k in REQUIRED if k not in row]
             if missing:
-                raise ValueError(f"{path}:{lineno}: missing field(s) {', '.join(missing)}")
-            if row["answer"] not in LETTERS[: len(row["options"])]:
-                raise ValueError(f"{path}:{lineno}: answer {row['answer']!r} is not one of "
-                                 f"the {len(row['options'])} option letters")
+                raise ManifestError(f"{path}:{lineno}: missing field(s) {', '.join(missing)}")
+            options = row["options"]
+            if not (isinstance(options, list) and 2 <= len(options) <= len(LETTERS)):
+                raise ManifestError(f"{path}:{lineno}: options must be a list of 2 to "
+                                    f"{len(LETTERS)} choices")
+            if row["answer"] not in LETTERS[: len(options)]:
+                raise ManifestError(f"{path}:{lineno}: answer {row['answer']!r} is not one of "
+                                    f"the {len(options)} option letters")
             row["video"] = str((path.parent / row["video"]).resolve())
             rows.append(row)
+    if not rows:
+        raise ManifestError(f"{path}: no rows")
     return rows
 
 
 class VideoQADataset(Dataset):
     """One item = the sampled clips of a video and its tokenized question and answer."""
 
-    def __init__(self, rows: list[dict[str, Any]], sampler: Callable, tokenizer: Any) -> None:
+    def __init__(self, rows: list[dict[str, Any]], sampler: Callable, tokenizer: Any,
+                 benchmark: str = "eval") -> None:
         self.rows = rows
+        self.benchmark = benchmark  # for rows without a "benchmark" field
         self.sampler = sampler
         self.tokenizer = tokenizer
         # the token ids of each distinct (question, options, answer): a benchmark repeats
@@ -99,7 +113,7 @@ class VideoQADataset(Dataset):
             "num_options": len(row["options"]),
             "id": str(row["id"]),
             "category": row["category"],
-            "benchmark": row.get("benchmark", "eval"),
+            "benchmark": row.get("benchmark", self.benchmark),
         }
 
 
