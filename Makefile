@@ -37,6 +37,14 @@ demo: data
 	@echo "Scaling analysis:            $(SWEEP_DIR)/scaling/"
 	@echo "W&B (offline):               wandb sync $(SWEEP_DIR)/*/wandb/offline-run-*"
 
+# `make sweep SWEEP=demo`: a sweep file of sweeps/, then its table and Scaling Consistency.
+# The file's `sweep:` names its folder; by convention the same as the file's name.
+SWEEP ?= demo
+sweep: data
+	$(PY) -m src.train -m --config-dir sweeps --config-name $(SWEEP)
+	$(PY) -m analysis.collect outputs/sweeps/$(SWEEP) -o outputs/sweeps/$(SWEEP)/results.csv
+	$(PY) -m analysis.scaling outputs/sweeps/$(SWEEP)/results.csv --metric test/synthetic/overall --out outputs/sweeps/$(SWEEP)/scaling
+
 test: venv
 	$(PY) -m pytest
 

@@ -74,3 +74,9 @@ def test_a_missing_sweep_file_is_one_line(tmp_path: Path) -> None:
     assert proc.returncode == 2
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1 and "nope" in errors[0] and "Traceback" not in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("sweep", SWEEPS, ids=[p.stem for p in SWEEPS])
+def test_sweep_name_is_the_file_name(sweep: Path) -> None:
+    # `make sweep SWEEP=<file>` collects outputs/sweeps/<file>/
+    assert compose_sweep(sweep, []).sweep == sweep.stem
