@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from pathlib import Path
 
 import pytest
@@ -80,3 +81,28 @@ def test_a_missing_sweep_file_is_one_line(tmp_path: Path) -> None:
 def test_sweep_name_is_the_file_name(sweep: Path) -> None:
     # `make sweep SWEEP=<file>` collects outputs/sweeps/<file>/
     assert compose_sweep(sweep, []).sweep == sweep.stem
+
+
+@pytest.mark.slow
+def test_a_sweep_file_runs_its_grid(data_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "tiny.yaml").write_text("""\
+defaults:
+  - train
+  - override logger: none
+  - _self_
+sweep: tiny
+profile:
+  epochs: 1
+data:
+  synthetic: {n_train: 24, n_eval: 12, min_duration: 2, max_duration: 3}
+hydra:
+  sweeper:
+    params:
+      encoder: siglip,dinov2
+""")
+    proc = run_train(["--config-dir", str(tmp_path), "--config-name", "tiny"], data_dir,
+                     tmp_path / "out", multirun=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    recs = [json.loads(p.read_text()) for p in (tmp_path / "out" / "sweeps" / "tiny").rglob("result.json")]
+    assert sorted(r["choices"]["encoder"] for r in recs) == ["dinov2", "siglip"]
+    assert all(r["status"] == "ok" and r["sweep"] == "tiny" and r["choices"]["logger"] == "none" for r in recs)
