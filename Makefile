@@ -31,10 +31,12 @@ demo: data
 	$(PY) -m src.train -m encoder=siglip,dinov2 llm=qwen0.5b,qwen4b
 	$(PY) -m analysis.collect $(SWEEP_DIR) -o $(SWEEP_DIR)/results.csv
 	$(PY) -m analysis.scaling $(SWEEP_DIR)/results.csv --metric test/synthetic/overall --out $(SWEEP_DIR)/scaling
+	$(PY) -m analysis.correlations $(SWEEP_DIR)/results.csv --out $(SWEEP_DIR)/correlations
 	@echo
 	@echo "Runs (one result.json each): $(SWEEP_DIR)/"
 	@echo "Results table:               $(SWEEP_DIR)/results.csv"
 	@echo "Scaling analysis:            $(SWEEP_DIR)/scaling/"
+	@echo "Category correlations:       $(SWEEP_DIR)/correlations/"
 	@echo "W&B (offline):               wandb sync $(SWEEP_DIR)/*/wandb/offline-run-*"
 
 # `make sweep SWEEP=demo`: a sweep file of sweeps/, then its table and Scaling Consistency.
@@ -44,6 +46,7 @@ sweep: data
 	$(PY) -m src.train -m --config-dir sweeps --config-name $(SWEEP)
 	$(PY) -m analysis.collect outputs/sweeps/$(SWEEP) -o outputs/sweeps/$(SWEEP)/results.csv
 	$(PY) -m analysis.scaling outputs/sweeps/$(SWEEP)/results.csv --metric test/synthetic/overall --out outputs/sweeps/$(SWEEP)/scaling
+	$(PY) -m analysis.correlations outputs/sweeps/$(SWEEP)/results.csv --out outputs/sweeps/$(SWEEP)/correlations
 
 test: venv
 	$(PY) -m pytest

@@ -8,6 +8,7 @@ writes it as a PNG through the Agg canvas.
   fitted a·ln(x) + b curve (Apollo, arXiv 2412.10360, Fig. 3 left).
 - `scatter_figure`: per-variant scores at two sizes with the least-squares line and R² in
   the title (Apollo, Fig. 15).
+- `heatmap_figure`: a correlation matrix between benchmarks or categories (Apollo, Fig. 2 right).
 """
 
 from __future__ import annotations
@@ -93,6 +94,25 @@ def scatter_figure(
     ax.set_ylabel(f"{metric} at {size_col}={size_b:g}")
     ax.set_title(f"{size_col} {size_a:g} vs {size_b:g}: R² = {_fmt(r2)} (n={xs.size})")
     ax.grid(True, alpha=0.3)
+    return fig
+
+
+def heatmap_figure(matrix: np.ndarray, labels: Sequence[str], *, title: str) -> Figure:
+    """A correlation matrix in [-1, 1] with its values written in the cells (Apollo, Fig. 2 right)."""
+    n = len(labels)
+    side = max(4.0, 0.7 * n + 2.0)
+    fig = _new_figure(side + 1.0, side)
+    ax = fig.add_subplot()
+    image = ax.imshow(np.asarray(matrix, dtype=float), vmin=-1, vmax=1, cmap="RdBu_r")
+    ax.set_xticks(range(n), labels, rotation=45, ha="right")
+    ax.set_yticks(range(n), labels)
+    for i in range(n):
+        for j in range(n):
+            value = float(matrix[i][j])
+            ax.text(j, i, _fmt(value, ".2f"), ha="center", va="center", fontsize=8,
+                    color="white" if math.isfinite(value) and abs(value) > 0.6 else "black")
+    fig.colorbar(image, ax=ax, label="correlation")
+    ax.set_title(title)
     return fig
 
 
