@@ -82,7 +82,8 @@ def write_outputs(result: Correlations, out: Path) -> list[Path]:
     (out / "correlations.json").write_text(json.dumps(payload, indent=2) + "\n")
     fig = plots.heatmap_figure(result.matrix.values, [short(c) for c in result.columns],
                                title=f"{result.method.capitalize()} correlation over {result.runs} runs")
-    return [out / "correlations.csv", out / "correlations.json", plots.save_figure(fig, out / "correlations.png")]
+    png = plots.save_figure(fig, out / "correlations.png")
+    return [out / "correlations.csv", out / "correlations.json", png]
 
 
 def main(argv: list[str] | None = None) -> int:

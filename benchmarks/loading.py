@@ -85,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-    sources = {"synthetic": synthetic_rows(args.videos, args.manifest), f"real {args.real.name}": real_rows(args.videos, args.real)}
+    sources = {"synthetic": synthetic_rows(args.videos, args.manifest),
+               f"real {args.real.name}": real_rows(args.videos, args.real)}
     tokenizer = build_word_tokenizer(prompt_text(r["question"], r["options"])
                                      for rows in sources.values() for r in rows)
     samplers = {"fps 2": FpsSampler(fps=2.0), "uniform 8": UniformSampler(num_frames=8)}

@@ -63,9 +63,11 @@ def sweep_file_overrides(args: Sequence[str]) -> list[str]:
     if "--config-name" not in opts:
         return []
     name = opts["--config-name"].removesuffix(".yaml")
-    path = Path(opts.get("--config-dir", CONF_DIR)) / f"{name}.yaml"
-    if not path.is_file():
-        raise ConfigError(f"--config-name={name}: no file {path}")
+    dirs = [Path(opts["--config-dir"])] if "--config-dir" in opts else []
+    found = [d / f"{name}.yaml" for d in (*dirs, CONF_DIR) if (d / f"{name}.yaml").is_file()]
+    if not found:
+        raise ConfigError(f"--config-name={name}: no file {(dirs or [CONF_DIR])[0] / f'{name}.yaml'}")
+    path = found[0]
     try:
         params = OmegaConf.select(OmegaConf.load(path), "hydra.sweeper.params", default=None)
     except Exception as e:  # a YAML syntax error: one line naming the file
@@ -104,7 +106,7 @@ def validate(cfg: DictConfig) -> None:
         if not good:
             raise ConfigError(f"{key}={value!r} is invalid; valid: {valid}")
     for split in ("train", "eval"):  # a value the option leaves to the user (`???`)
-        if "data" in cfg and split in cfg.data.keys() and OmegaConf.is_missing(cfg.data, split):
+        if split in cfg.data.keys() and OmegaConf.is_missing(cfg.data, split):
             raise ConfigError(f"data.{split} is not set; valid: the path of a JSONL manifest "
                               f"(data.{split}=DIR/{split}.jsonl)")
     stages = cfg.schedule.stages

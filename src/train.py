@@ -158,12 +158,11 @@ def run(cfg: DictConfig) -> float | None:
     log.info("run %s in %s", run_name, run_dir)
     try:
         record.update(train_and_evaluate(cfg, run_dir, run_name, choices), status="ok")
-    except ManifestError as e:  # the user's data, not a bug: one line, no traceback
-        record["reason"] = f"{type(e).__name__}: {e}"
-        print(f"error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
     except BaseException as e:  # noqa: BLE001 - every failure is recorded, then re-raised
         record["reason"] = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+        if isinstance(e, ManifestError):  # the user's data, not a bug: one line, no traceback
+            print(f"error: {e}", file=sys.stderr)
+            raise SystemExit(2) from None
         log.error("run failed: %s\n%s", record["reason"], traceback.format_exc())
         raise
     finally:

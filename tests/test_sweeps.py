@@ -106,3 +106,8 @@ hydra:
     recs = [json.loads(p.read_text()) for p in (tmp_path / "out" / "sweeps" / "tiny").rglob("result.json")]
     assert sorted(r["choices"]["encoder"] for r in recs) == ["dinov2", "siglip"]
     assert all(r["status"] == "ok" and r["sweep"] == "tiny" and r["choices"]["logger"] == "none" for r in recs)
+
+
+def test_a_config_name_is_found_where_hydra_looks(tmp_path: Path) -> None:
+    # --config-dir first, then conf/: train.yaml is not in tmp_path, but Hydra finds it
+    assert sweep_file_overrides(["--config-dir", str(tmp_path), "--config-name", "train"]) == []

@@ -66,8 +66,9 @@ class VideoQADataModule(L.LightningDataModule):
     def _loader(self, rows: list[dict[str, Any]], batch_size: int, shuffle: bool) -> DataLoader:
         if self.sampler is None:
             raise RuntimeError("attach() a sampler and a tokenizer before loading data")
-        return DataLoader(VideoQADataset(rows, self.sampler, self.tokenizer, benchmark=self.name), batch_size=batch_size,
-                          shuffle=shuffle, num_workers=self.num_workers, collate_fn=collate,
+        dataset = VideoQADataset(rows, self.sampler, self.tokenizer, benchmark=self.name)
+        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=self.num_workers,
+                          collate_fn=collate,
                           persistent_workers=self.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:
