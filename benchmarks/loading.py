@@ -4,7 +4,7 @@
 
 For each source (the synthetic benchmark, and a real 640x360 video), each sampler
 (`fps`, 2 frames per second; `uniform`, 8 frames) and each worker count, it runs the real
-`VideoQADataset` + `collate` through a `DataLoader` and prints videos, clips and frames per
+`SampleDataset` + `collate` through a `DataLoader` and prints videos, clips and frames per
 second. In the same run, the same loop with every frame decoded and subsampled afterwards
 (what a reader without random access does) shows what decoding only the sampled frames
 buys. Numbers, not assertions: speed is measured here, never in the tests.
@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 from torch.utils.data import DataLoader
 
-from src.data.dataset import VideoQADataset, collate, prompt_text, read_manifest
+from src.data.dataset import SampleDataset, collate
+from src.data.manifest import Sample, mcq_prompt, read_manifest
 from src.data.samplers import FpsSampler, UniformSampler
 from src.models.llm import build_word_tokenizer
 
@@ -29,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT / "tests" / "fixtures" / "videos" / "moviepy__chaplin.mp4"  # 640x360, 25 fps, 9.6 s
 
 
-class DecodeAllDataset(VideoQADataset):
+class DecodeAllDataset(SampleDataset):
     """The baseline: decode the whole video, then keep the sampled frames."""
 
     def read_frames(self, video: Any, indices: list[int]) -> np.ndarray:
@@ -37,23 +38,24 @@ class DecodeAllDataset(VideoQADataset):
         return every[indices]
 
 
-def synthetic_rows(n: int, manifest: Path | None) -> list[dict[str, Any]]:
-    """The first `n` rows of `manifest`, by default the training split `make demo` uses."""
+def synthetic_rows(n: int, manifest: Path | None) -> list[Sample]:
+    """The first `n` video samples of `manifest`, by default the eval split of `make demo`."""
     if manifest is None:
         from src.data.synthetic import default_spec_and_root, ensure
 
         spec, root = default_spec_and_root()
-        manifest = ensure(spec, root) / "train.jsonl"
-    return read_manifest(manifest)[:n]
+        manifest = ensure(spec, root) / "eval.jsonl"
+    return [s for s in read_manifest(manifest)[0] if s.modality == "video"][:n]
 
 
-def real_rows(n: int, path: Path) -> list[dict[str, Any]]:
-    row = {"id": "real", "video": str(path), "question": "What colour is the moving square?",
-           "options": ["red", "green", "blue", "yellow"], "answer": "A", "category": "perception"}
-    return [{**row, "id": f"real_{i}"} for i in range(n)]
+def real_rows(n: int, path: Path) -> list[Sample]:
+    prompt = mcq_prompt("What colour is the moving square?", ["red", "green", "blue", "yellow"])
+    return [Sample(id=f"real_{i}", media=[("video", str(path))], turns=[("user", prompt), ("assistant", "A")],
+                   category="perception", benchmark="real", options=["red", "green", "blue", "yellow"],
+                   answer="A") for i in range(n)]
 
 
-def measure(dataset: VideoQADataset, workers: int, seconds: float, batch_size: int) -> dict[str, float]:
+def measure(dataset: SampleDataset, workers: int, seconds: float, batch_size: int) -> dict[str, float]:
     """Read batches for about `seconds`, after one warm-up batch."""
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate,
                         persistent_workers=workers > 0)
@@ -67,9 +69,9 @@ def measure(dataset: VideoQADataset, workers: int, seconds: float, batch_size: i
         except StopIteration:
             it = iter(loader)
             continue
-        videos += len(batch.frames)
-        clips += sum(int(f.shape[0]) for f in batch.frames)
-        frames += sum(int(f.shape[0] * f.shape[1]) for f in batch.frames)
+        videos += len(batch.media)
+        clips += sum(int(m.shape[0]) for ms in batch.media for m in ms)
+        frames += sum(int(m.shape[0] * m.shape[1]) for ms in batch.media for m in ms)
     elapsed = time.perf_counter() - start
     return {"videos/s": videos / elapsed, "clips/s": clips / elapsed, "frames/s": frames / elapsed}
 
@@ -87,14 +89,13 @@ def main(argv: list[str] | None = None) -> int:
 
     sources = {"synthetic": synthetic_rows(args.videos, args.manifest),
                f"real {args.real.name}": real_rows(args.videos, args.real)}
-    tokenizer = build_word_tokenizer(prompt_text(r["question"], r["options"])
-                                     for rows in sources.values() for r in rows)
+    tokenizer = build_word_tokenizer(text for rows in sources.values() for r in rows for _, text in r.turns)
     samplers = {"fps 2": FpsSampler(fps=2.0), "uniform 8": UniformSampler(num_frames=8)}
     print(f"{os.cpu_count()} CPUs; batches of {args.batch}; {args.seconds:g} s per row")
     print(f"{'source':<28} {'sampler':<10} {'decode':<8} {'workers':>7} {'videos/s':>9} {'clips/s':>9} {'frames/s':>9}")
     for source, rows in sources.items():
         for sname, sampler in samplers.items():
-            for mode, cls in (("sampled", VideoQADataset), ("all", DecodeAllDataset)):
+            for mode, cls in (("sampled", SampleDataset), ("all", DecodeAllDataset)):
                 for workers in args.workers:
                     r = measure(cls(rows, sampler, tokenizer), workers, args.seconds, args.batch)
                     print(f"{source:<28} {sname:<10} {mode:<8} {workers:>7} {r['videos/s']:>9.1f} "

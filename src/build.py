@@ -10,7 +10,7 @@ from typing import Any
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from src.data.dataset import LETTERS
+from src.data.manifest import LETTERS, MODALITIES
 from src.models.connectors.connector import Connector
 from src.models.llm import build_llm, build_tokenizer
 from src.models.videolmm import VideoLMM
@@ -40,7 +40,8 @@ def option_token_ids(tokenizer: Any, n: int) -> list[int]:
 
 def build_parts(cfg: DictConfig) -> Parts:
     """Data first (the tiny tokenizer is built from its text), then the model's components."""
-    datamodule = instantiate(cfg.data)
+    mixture = OmegaConf.to_container(cfg.mixture, resolve=True) if "mixture" in cfg else None
+    datamodule = instantiate(cfg.data, mixture=mixture, seed=cfg.seed)
     datamodule.prepare_data()
     tokenizer = build_tokenizer(cfg.llm, cfg.profile, datamodule.corpus())
     encoder = instantiate(cfg.encoder)
@@ -51,7 +52,7 @@ def build_parts(cfg: DictConfig) -> Parts:
     model = VideoLMM(encoder, connector, llm, pad_token_id=tokenizer.pad_token_id)
     sampler = instantiate(cfg.sampler)
     datamodule.attach(sampler, tokenizer)
-    max_options = max(len(r["options"]) for r in (*datamodule.train_rows, *datamodule.eval_rows))
+    max_options = max(len(s.options or ()) for s in (*datamodule.train_samples, *datamodule.eval_samples))
     return Parts(datamodule, tokenizer, model, sampler, option_token_ids(tokenizer, max_options))
 
 
@@ -62,7 +63,9 @@ def design(cfg: DictConfig, parts: Parts) -> dict[str, Any]:
     model = parts.model
     fps = OmegaConf.select(cfg, "sampler.fps")
     epochs = sum(int(s.epochs) for s in cfg.schedule.stages)
-    train_size = len(parts.datamodule.train_rows)
+    data = parts.datamodule
+    train_size = len(data.train_samples)
+    counts = data.report()["mixture"]["epoch_counts"]
     return {
         "encoder": cfg.encoder.name,
         "llm": cfg.llm.name,
@@ -72,7 +75,9 @@ def design(cfg: DictConfig, parts: Parts) -> dict[str, Any]:
         **tokens_design(fps, model.encoder.frames_per_clip, model.connector.tokens_per_clip),
         "frames_per_clip": model.encoder.frames_per_clip,
         "train_set_size": train_size,
-        "training_samples": train_size * epochs,
+        "training_samples": data.epoch_size * epochs,
+        # each modality's share of an epoch's samples (the mixture's, or what the data holds)
+        "mixture": {m: round(counts.get(m, 0) / data.epoch_size, 4) for m in MODALITIES},
         "params": {
             "encoder": count_params(model.encoder),
             "connector": count_params(model.connector),

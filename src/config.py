@@ -86,6 +86,7 @@ RULES: list[Rule] = [
     ("resampler.heads", lambda v: v is None or (isinstance(v, int) and v > 0), "an integer > 0"),
     ("data.batch_size", lambda v: isinstance(v, int) and v > 0, "an integer > 0"),
     ("data.num_workers", lambda v: isinstance(v, int) and v >= 0, "an integer >= 0"),
+    ("mixture.epoch_size", lambda v: v is None or (isinstance(v, int) and v > 0), "an integer > 0, or null"),
     ("eval.batch_size", lambda v: isinstance(v, int) and v > 0, "an integer > 0"),
     ("profile.name", lambda v: v in ("tiny", "pretrained"), "tiny or pretrained"),
     ("seed", lambda v: isinstance(v, int), "an integer"),
@@ -109,6 +110,15 @@ def validate(cfg: DictConfig) -> None:
         if split in cfg.data.keys() and OmegaConf.is_missing(cfg.data, split):
             raise ConfigError(f"data.{split} is not set; valid: the path of a JSONL manifest "
                               f"(data.{split}=DIR/{split}.jsonl)")
+    shares = OmegaConf.select(cfg, "mixture.shares")
+    if shares is not None:
+        from src.data.errors import DataError
+        from src.data.mixture import check_shares
+
+        try:
+            check_shares(OmegaConf.to_container(shares), "mixture")
+        except DataError as e:
+            raise ConfigError(str(e)) from None
     stages = cfg.schedule.stages
     if not stages:
         raise ConfigError("schedule.stages=[] is invalid; valid: at least one stage")

@@ -21,7 +21,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from src.config import ConfigError, check_overrides, config_groups, sweep_file_overrides, validate
-from src.data.errors import ManifestError
+from src.data.errors import DataError
 from src.records import is_finished, now, read_record, versions, write_record
 
 log = logging.getLogger("src.train")
@@ -116,18 +116,19 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, run_name: str,
         "design": info,
         "metrics": {**module.metrics, "train/loss": train_loss},
         "costs": {"train_seconds": round(train_seconds, 2), "eval_seconds": round(eval_seconds, 2)},
+        "data": {**parts.datamodule.report(), "issues": module.data_issues()},
     }
 
 
 def write_items(path: Path, run_name: str, results: list[dict[str, Any]]) -> None:
     """Per-question correctness, beside the record."""
-    from src.data.dataset import LETTERS
+    from src.data.manifest import LETTERS
 
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["run", "item", "benchmark", "category", "modality", "correct", "chosen"])
         for r in results:
-            w.writerow([run_name, r["item"], r["benchmark"], r["category"], "video",
+            w.writerow([run_name, r["item"], r["benchmark"], r["category"], r["modality"],
                         r["correct"], LETTERS[r["chosen"]]])
 
 
@@ -142,7 +143,7 @@ def run(cfg: DictConfig) -> float | None:
     record: dict[str, Any] = {
         "status": "failed", "reason": None, "sweep": cfg.sweep, "run_dir": str(run_dir.resolve()),
         "run_name": run_name, "overrides": list(hc.overrides.task), "choices": choices,
-        "config": _resolved(cfg), "design": {}, "metrics": {}, "costs": {},
+        "config": _resolved(cfg), "design": {}, "metrics": {}, "costs": {}, "data": {},
         "versions": versions(), "started_at": now(),
     }
     try:
@@ -160,7 +161,7 @@ def run(cfg: DictConfig) -> float | None:
         record.update(train_and_evaluate(cfg, run_dir, run_name, choices), status="ok")
     except BaseException as e:  # noqa: BLE001 - every failure is recorded, then re-raised
         record["reason"] = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
-        if isinstance(e, ManifestError):  # the user's data, not a bug: one line, no traceback
+        if isinstance(e, DataError):  # the user's data, not a bug: one line, no traceback
             print(f"error: {e}", file=sys.stderr)
             raise SystemExit(2) from None
         log.error("run failed: %s\n%s", record["reason"], traceback.format_exc())

@@ -135,4 +135,6 @@ def test_data_option_builds(data_dir: Path) -> None:
     cfg = cfg_with("data.synthetic.n_train=10", "data.synthetic.n_eval=5", f"paths.data_dir={data_dir}")
     dm = instantiate(cfg.data)
     dm.prepare_data()
-    assert len(dm.train_rows) == 10 and len(dm.eval_rows) == 5
+    from src.data.manifest import modality_counts
+
+    assert modality_counts(dm.train_samples)["video"] == 10 and len(dm.eval_samples) == 5

@@ -128,16 +128,16 @@ def _own_manifests(data_dir: Path, out: Path, n_train: int = 24, n_eval: int = 1
     """Manifests of the user's own data: rows of a generated set, pointing at its videos."""
     from src.data.synthetic import SyntheticSpec, ensure
 
-    spec = SyntheticSpec(n_train=24, n_eval=12, min_duration=2, max_duration=3)
+    spec = SyntheticSpec(n_train=4, n_eval=n_train + n_eval, min_duration=2, max_duration=3)
     folder = ensure(spec, data_dir / "synthetic", progress=False)
     out.mkdir(parents=True, exist_ok=True)
+    rows = [json.loads(x) for x in (folder / "eval.jsonl").read_text().splitlines()]
     paths = []
-    for split, n in (("train", n_train), ("eval", n_eval)):
-        rows = [json.loads(x) for x in (folder / f"{split}.jsonl").read_text().splitlines()][:n]
-        for r in rows:
+    for split, part in (("train", rows[:n_train]), ("eval", rows[n_train:])):
+        for r in part:
             r["video"] = str(folder / r["video"])
             del r["benchmark"]  # optional: metrics then take data.name
-        (out / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        (out / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in part))
         paths.append(out / f"{split}.jsonl")
     return paths[0], paths[1]
 
@@ -152,16 +152,45 @@ def test_own_jsonl_manifests_train_and_evaluate(data_dir: Path, tmp_path: Path) 
     assert 0 <= rec["metrics"]["test/mine/overall"] <= 1
 
 
-def test_a_malformed_manifest_row_is_one_line_naming_file_and_line(data_dir: Path, tmp_path: Path) -> None:
+def test_a_malformed_manifest_row_is_skipped_logged_and_recorded(data_dir: Path, tmp_path: Path) -> None:
     train, eval_ = _own_manifests(data_dir, tmp_path / "mine")
     lines = train.read_text().splitlines()
     lines[2] = lines[2].replace('"answer": "', '"answer": "Z')  # no such option letter
+    lines[5] = lines[5][:20]  # cut short: not JSON
     train.write_text("\n".join(lines) + "\n")
+    proc = run_train(["logger=none", "data=mcq_jsonl", f"data.train={train}", f"data.eval={eval_}",
+                      "profile.epochs=1"], data_dir, tmp_path / "out")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"{train}:3: skipped: answer 'Z" in proc.stderr and f"{train}:6: skipped: not valid JSON" in proc.stderr
+    [rec] = records(tmp_path / "out")
+    assert rec["status"] == "ok" and rec["design"]["train_set_size"] == 22
+    assert rec["data"]["train"]["rows"] == 24 and rec["data"]["train"]["kept"] == 22
+    assert rec["data"]["train"]["skipped_by_reason"] == {"bad answer": 1, "not valid JSON": 1}
+    assert rec["data"]["eval"]["skipped"] == 0
+
+
+def test_a_manifest_with_no_usable_row_is_one_line_naming_the_file(data_dir: Path, tmp_path: Path) -> None:
+    train, eval_ = _own_manifests(data_dir, tmp_path / "mine")
+    train.write_text("".join(ln.replace('"answer": "', '"answer": "Z') + "\n"
+                             for ln in train.read_text().splitlines()))
     proc = run_train(["logger=none", "data=mcq_jsonl", f"data.train={train}", f"data.eval={eval_}"],
                      data_dir, tmp_path / "out")
     assert proc.returncode == 2, proc.stderr[-3000:]
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr
-    assert f"{train}:3:" in errors[0] and "answer" in errors[0], errors[0]
+    assert f"{train}: no usable rows (24 read; skipped 24" in errors[0], errors[0]
     [rec] = records(tmp_path / "out")
     assert rec["status"] == "failed" and rec["reason"].startswith("ManifestError")
+
+
+def test_a_paper_mixture_trains_with_its_shares(data_dir: Path, tmp_path: Path) -> None:
+    proc = run_train(["logger=none", "mixture=paper02", *TINY_DATA, "data.synthetic.n_image=6",
+                      "data.synthetic.n_multi_image=6", "data.synthetic.n_text=6"], data_dir, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    [rec] = records(tmp_path)
+    assert rec["status"] == "ok" and rec["choices"]["mixture"] == "paper02"
+    assert rec["data"]["train"]["modalities"] == {"text": 6, "image": 6, "multi_image": 6, "video": 24}
+    assert rec["data"]["mixture"]["epoch_counts"] == {"text": 6, "image": 11, "multi_image": 8,
+                                                      "video": 17}  # of 42, by largest remainder
+    assert rec["design"]["mixture"] == {"text": 0.1429, "image": 0.2619, "multi_image": 0.1905,
+                                        "video": 0.4048}

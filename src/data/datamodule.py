@@ -1,4 +1,4 @@
-"""The LightningDataModule: the synthetic benchmark (or JSONL manifests) through a frame sampler."""
+"""The LightningDataModule: training samples (with a mixture) and multiple-choice eval items."""
 
 from __future__ import annotations
 
@@ -9,20 +9,26 @@ from typing import Any
 import lightning as L
 from torch.utils.data import DataLoader
 
-from src.data.dataset import VideoQADataset, collate, prompt_text, read_manifest
+from src.data.dataset import SampleDataset, collate
 from src.data.errors import ManifestError
+from src.data.manifest import MEDIA_TAG, ReadReport, Sample, modality_counts, read_manifest
+from src.data.mixture import MixtureSampler
 
 
 class VideoQADataModule(L.LightningDataModule):
-    """Train and eval splits of multiple-choice video QA.
+    """A training manifest (multiple-choice or LLaVA-style) and a multiple-choice eval split.
 
     With `synthetic` set (a SyntheticSpec's fields), the benchmark is generated under
-    `root` on first use, and `train` / `eval` default to its two splits.
+    `root` on first use, and `train` / `eval` default to its two splits. `mixture` (the
+    `mixture` config group) sets the shares of text, image, multi-image and video
+    samples in each training epoch; without shares, every training sample once an epoch.
     """
 
     def __init__(self, name: str, root: str, batch_size: int = 8, eval_batch_size: int = 16,
                  num_workers: int = 0, synthetic: Mapping[str, Any] | None = None,
-                 train: str | None = None, eval: str | None = None) -> None:
+                 train: str | None = None, eval: str | None = None,
+                 media_root: str | None = None, mixture: Mapping[str, Any] | None = None,
+                 seed: int = 0) -> None:
         super().__init__()
         self.name = name
         self.root = Path(root)
@@ -32,13 +38,18 @@ class VideoQADataModule(L.LightningDataModule):
         self.synthetic = dict(synthetic) if synthetic else None
         self.train_path = Path(train) if train else None
         self.eval_path = Path(eval) if eval else None
+        self.media_root = media_root
+        self.mixture = dict(mixture or {"name": "natural", "shares": None})
+        self.seed = seed
         self.sampler: Callable | None = None
         self.tokenizer: Any = None
-        self.train_rows: list[dict[str, Any]] = []
-        self.eval_rows: list[dict[str, Any]] = []
+        self.train_samples: list[Sample] = []
+        self.eval_samples: list[Sample] = []
+        self.reports: dict[str, ReadReport] = {}
+        self.train_sampler: MixtureSampler | None = None
 
     def prepare_data(self) -> None:
-        if self.train_rows:  # Lightning calls this again at fit and test
+        if self.train_samples:  # Lightning calls this again at fit and test
             return
         if self.synthetic is not None:
             from src.data.synthetic import SyntheticSpec, ensure
@@ -50,29 +61,53 @@ class VideoQADataModule(L.LightningDataModule):
         for split, path in (("train", self.train_path), ("eval", self.eval_path)):
             if path is None or not path.is_file():
                 raise ManifestError(f"data.{split}={path}: no such manifest file")
-        self.train_rows = read_manifest(self.train_path)
-        self.eval_rows = read_manifest(self.eval_path)
+        self.train_samples, self.reports["train"] = read_manifest(
+            self.train_path, self.name, media_root=self.media_root)
+        self.eval_samples, self.reports["eval"] = read_manifest(
+            self.eval_path, self.name, mcq_only=True, media_root=self.media_root)
+        if self.mixture.get("shares"):
+            self.train_sampler = MixtureSampler(
+                [s.modality for s in self.train_samples], self.mixture["shares"],
+                self.mixture.get("epoch_size"), seed=self.seed,
+                name=f"mixture={self.mixture.get('name')}")
 
     def corpus(self) -> Iterator[str]:
         """Every text the model will read or write: what the tiny tokenizer is built from."""
-        for row in (*self.train_rows, *self.eval_rows):
-            yield prompt_text(row["question"], row["options"])
-            yield "user assistant system"
+        for sample in (*self.train_samples, *self.eval_samples):
+            for _, text in sample.turns:
+                yield MEDIA_TAG.sub(" ", text)
+        yield "user assistant system"
+
+    @property
+    def epoch_size(self) -> int:
+        return len(self.train_sampler) if self.train_sampler else len(self.train_samples)
+
+    def report(self) -> dict[str, Any]:
+        """What the data was, for the run record: rows read and skipped, modalities, mixture."""
+        out: dict[str, Any] = {split: r.as_dict() for split, r in self.reports.items()}
+        out["train"]["modalities"] = modality_counts(self.train_samples)
+        out["eval"]["modalities"] = modality_counts(self.eval_samples)
+        out["mixture"] = {"name": self.mixture.get("name"), "epoch_size": self.epoch_size,
+                          "shares": self.train_sampler.shares if self.train_sampler else None,
+                          "epoch_counts": (self.train_sampler.counts if self.train_sampler
+                                           else out["train"]["modalities"])}
+        return out
 
     def attach(self, sampler: Callable, tokenizer: Any) -> None:
         self.sampler = sampler
         self.tokenizer = tokenizer
 
-    def _loader(self, rows: list[dict[str, Any]], batch_size: int, shuffle: bool) -> DataLoader:
+    def _loader(self, samples: list[Sample], batch_size: int, train: bool) -> DataLoader:
         if self.sampler is None:
             raise RuntimeError("attach() a sampler and a tokenizer before loading data")
-        dataset = VideoQADataset(rows, self.sampler, self.tokenizer, benchmark=self.name)
-        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=self.num_workers,
-                          collate_fn=collate,
+        dataset = SampleDataset(samples, self.sampler, self.tokenizer, train=train)
+        order = self.train_sampler if train else None
+        return DataLoader(dataset, batch_size=batch_size, shuffle=train and order is None,
+                          sampler=order, num_workers=self.num_workers, collate_fn=collate,
                           persistent_workers=self.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_rows, self.batch_size, shuffle=True)
+        return self._loader(self.train_samples, self.batch_size, train=True)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.eval_rows, self.eval_batch_size, shuffle=False)
+        return self._loader(self.eval_samples, self.eval_batch_size, train=False)

@@ -1,131 +1,164 @@
-"""Multiple-choice video QA items: read a JSONL manifest, sample clips, tokenize the prompt."""
+"""Samples as model inputs: media decoded and sampled into clips, conversations tokenized.
+
+A video becomes the clips of the frame sampler; an image is repeated to fill one clip
+of `frames_per_clip` frames (the paper's unified encoding, so that one encoder path
+serves both); a multi-image sample has one clip per image; a text-only sample none.
+
+The token ids of a sample hold `MEDIA` (-1) where each media item's tokens go, and the
+labels train the assistant turns only. A sample whose media cannot be read (a corrupt
+or unsupported file) is not dropped silently: it comes out as a skip marker that
+`collate` counts in `Batch.skipped`, and the run record reports it.
+"""
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from src.data.errors import ManifestError
-from src.models.videolmm import Batch
+from src.data.manifest import LETTERS, MEDIA_TAG, Sample
+from src.data.manifest import mcq_prompt as prompt_text  # noqa: F401  TEMP for the helper
+from src.models.videolmm import IGNORE, MEDIA, Batch
 
 log = logging.getLogger(__name__)
-LETTERS = "ABCDEFGHIJ"
-VIDEO = "<video>"
-INSTRUCTION = "Answer with the option's letter from the given choices directly."
-REQUIRED = ("id", "video", "question", "options", "answer", "category")
 
 
-def prompt_text(question: str, options: Sequence[str]) -> str:
-    """The user turn, in the lmms-eval / LLaVA-Video multiple-choice format."""
-    lines = [VIDEO, question, *(f"{LETTERS[i]}. {o}" for i, o in enumerate(options)), INSTRUCTION]
-    return "\n".join(lines)
+def load_image(path: str) -> np.ndarray:
+    """(H, W, 3) uint8 RGB; an image with alpha is laid on black, a palette image expanded."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
 
 
-def read_manifest(path: Path) -> list[dict[str, Any]]:
-    """Rows of a multiple-choice JSONL file; a malformed row is an error naming file and line."""
-    path = Path(path)
-    if not path.is_file():
-        raise ManifestError(f"{path}: no such manifest file")
-    rows = []
-    with open(path) as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ManifestError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-            if not isinstance(row, dict):
-                raise ManifestError(f"{path}:{lineno}: a row must be a JSON object")
-            missing = [k for k in REQUIRED if k not in row]
-            if missing:
-                raise ManifestError(f"{path}:{lineno}: missing field(s) {', '.join(missing)}")
-            options = row["options"]
-            if not (isinstance(options, list) and 2 <= len(options) <= len(LETTERS)):
-                raise ManifestError(f"{path}:{lineno}: options must be a list of 2 to "
-                                    f"{len(LETTERS)} choices")
-            if row["answer"] not in LETTERS[: len(options)]:
-                raise ManifestError(f"{path}:{lineno}: answer {row['answer']!r} is not one of "
-                                    f"the {len(options)} option letters")
-            row["video"] = str((path.parent / row["video"]).resolve())
-            rows.append(row)
-    if not rows:
-        raise ManifestError(f"{path}: no rows")
-    return rows
+class SampleDataset(Dataset):
+    """One item = a sample's media as clips and its tokens and labels.
 
+    `train=True`: the whole conversation, labels on the assistant turns. `train=False`:
+    a multiple-choice item's prompt only, to score the option letters at its end.
+    """
 
-class VideoQADataset(Dataset):
-    """One item = the sampled clips of a video and its tokenized question and answer."""
-
-    def __init__(self, rows: list[dict[str, Any]], sampler: Callable, tokenizer: Any,
-                 benchmark: str = "eval") -> None:
-        self.rows = rows
-        self.benchmark = benchmark  # for rows without a "benchmark" field
+    def __init__(self, samples: list[Sample], sampler: Callable, tokenizer: Any,
+                 train: bool = True) -> None:
+        self.samples = samples
         self.sampler = sampler
         self.tokenizer = tokenizer
-        # the token ids of each distinct (question, options, answer): a benchmark repeats
-        # its question templates, and rendering the chat template costs as much as decoding
-        self._text: dict[tuple[str, tuple[str, ...], str], tuple[list[int], ...]] = {}
+        self.train = train
+        self.frames_per_clip = int(getattr(sampler, "frames_per_clip", 1))
+        # token ids per distinct conversation: benchmarks repeat their question templates,
+        # and rendering a chat template costs as much as decoding a short video
+        self._tokens: dict[tuple[tuple[str, str], ...], tuple[list[int], list[int]]] = {}
 
     def __len__(self) -> int:
-        return len(self.rows)
+        return len(self.samples)
 
     def _ids(self, text: str) -> list[int]:
-        return self.tokenizer.encode(text, add_special_tokens=False)
+        """Token ids of a text, with MEDIA in place of each media tag."""
+        ids: list[int] = []
+        for k, piece in enumerate(MEDIA_TAG.split(text)):
+            if k:
+                ids.append(MEDIA)
+            if piece:
+                ids.extend(self.tokenizer.encode(piece, add_special_tokens=False))
+        return ids
 
-    def _text_ids(self, row: dict[str, Any]) -> tuple[list[int], ...]:
-        """(prefix, suffix, answer) token ids: the prompt around the video, the answer + EOS."""
-        key = (row["question"], tuple(row["options"]), row["answer"])
-        if key not in self._text:
-            chat = [{"role": "user", "content": prompt_text(row["question"], row["options"])}]
-            prompt = self.tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
-            prefix, suffix = prompt.split(VIDEO, 1)
-            eos = self.tokenizer.eos_token or ""
-            self._text[key] = (self._ids(prefix), self._ids(suffix), self._ids(row["answer"] + eos))
-        return self._text[key]
+    def _render(self, turns: list[tuple[str, str]], generation_prompt: bool) -> str:
+        messages = [{"role": role, "content": text} for role, text in turns]
+        return self.tokenizer.apply_chat_template(messages, tokenize=False,
+                                                  add_generation_prompt=generation_prompt)
+
+    def tokens(self, sample: Sample) -> tuple[list[int], list[int]]:
+        """(ids, labels): labels are the ids on assistant turns and IGNORE elsewhere."""
+        turns = sample.turns if self.train else sample.turns[:1]
+        key = tuple(turns)
+        if key in self._tokens:
+            return self._tokens[key]
+        ids: list[int] = []
+        labels: list[int] = []
+        done = ""  # the rendered conversation so far
+        for k, (role, _) in enumerate(turns):
+            if role != "assistant":
+                continue
+            before = self._render(turns[:k], generation_prompt=True)
+            after = self._render(turns[: k + 1], generation_prompt=False)
+            if not (before.startswith(done) and after.startswith(before)):
+                raise ValueError("the chat template does not render a conversation turn by turn; "
+                                 "cannot tell the assistant's tokens apart")
+            prompt, answer = self._ids(before[len(done):]), self._ids(after[len(before):])
+            ids += prompt + answer
+            labels += [IGNORE] * len(prompt) + answer
+            done = after
+        if not self.train:
+            prompt = self._ids(self._render(turns, generation_prompt=True))
+            ids, labels = prompt, [IGNORE] * len(prompt)
+        if ids.count(MEDIA) != len(sample.media):
+            raise ValueError(f"sample {sample.id}: the chat template kept {ids.count(MEDIA)} of "
+                             f"{len(sample.media)} media tags")
+        self._tokens[key] = (ids, labels)
+        return ids, labels
 
     def read_frames(self, video: Any, indices: list[int]) -> np.ndarray:
         """(len(indices), H, W, 3) uint8: only the sampled frames are decoded."""
         return video.get(indices)
 
-    def __getitem__(self, i: int) -> dict[str, Any]:
+    def _media(self, sample: Sample) -> tuple[list[torch.Tensor], int]:
+        """Each media item as uint8 clips (C, T, H, W, 3), and the frames that failed to decode."""
         from src.data.video import open_video
 
-        row = self.rows[i]
-        with open_video(row["video"]) as video:
-            plan = self.sampler(video.num_frames, video.fps, video.start_time)
-            frames = self.read_frames(video, plan.indices.reshape(-1).tolist())
-        frames = frames.reshape(*plan.indices.shape, *frames.shape[1:])
-        prefix, suffix, answer = self._text_ids(row)
+        out, decode_errors = [], 0
+        for kind, path in sample.media:
+            if kind == "video":
+                with open_video(path) as video:
+                    plan = self.sampler(video.num_frames, video.fps, video.start_time)
+                    frames = self.read_frames(video, plan.flat.tolist())
+                    decode_errors += video.decode_errors
+                clips = frames.reshape(*plan.indices.shape, *frames.shape[1:])
+            else:
+                image = load_image(path)
+                clips = np.repeat(image[None, None], self.frames_per_clip, axis=1)
+            out.append(torch.from_numpy(np.ascontiguousarray(clips)))
+        return out, decode_errors
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        sample = self.samples[i]
+        try:
+            media, decode_errors = self._media(sample)
+        except Exception as e:  # noqa: BLE001 - any unreadable file: a counted skip, not a crash
+            reason = f"{type(e).__name__}: {e}"
+            log.warning("skipped sample %s: %s", sample.id, reason)
+            return {"skip": reason, "id": sample.id}
+        ids, labels = self.tokens(sample)
+        answer = LETTERS.index(sample.answer) if sample.answer else -1
         return {
-            "frames": torch.from_numpy(np.ascontiguousarray(frames)),
-            "prefix_ids": torch.tensor(prefix, dtype=torch.long),
-            "suffix_ids": torch.tensor(suffix, dtype=torch.long),
-            "answer_ids": torch.tensor(answer, dtype=torch.long),
-            "answer_index": LETTERS.index(row["answer"]),
-            "num_options": len(row["options"]),
-            "id": str(row["id"]),
-            "category": row["category"],
-            "benchmark": row.get("benchmark", self.benchmark),
+            "media": media,
+            "input_ids": torch.tensor(ids, dtype=torch.long),
+            "labels": torch.tensor(labels, dtype=torch.long),
+            "answer_index": answer,
+            "num_options": len(sample.options or ()),
+            "id": sample.id,
+            "category": sample.category,
+            "benchmark": sample.benchmark,
+            "modality": sample.modality,
+            "decode_errors": decode_errors,
         }
 
 
 def collate(items: list[dict[str, Any]]) -> Batch:
+    kept = [it for it in items if "skip" not in it]
     return Batch(
-        frames=[it["frames"] for it in items],
-        prefix_ids=[it["prefix_ids"] for it in items],
-        suffix_ids=[it["suffix_ids"] for it in items],
-        answer_ids=[it["answer_ids"] for it in items],
-        answer_index=torch.tensor([it["answer_index"] for it in items]),
-        num_options=torch.tensor([it["num_options"] for it in items]),
-        ids=[it["id"] for it in items],
-        categories=[it["category"] for it in items],
-        benchmarks=[it["benchmark"] for it in items],
+        media=[it["media"] for it in kept],
+        input_ids=[it["input_ids"] for it in kept],
+        labels=[it["labels"] for it in kept],
+        answer_index=torch.tensor([it["answer_index"] for it in kept], dtype=torch.long),
+        num_options=torch.tensor([it["num_options"] for it in kept], dtype=torch.long),
+        ids=[it["id"] for it in kept],
+        categories=[it["category"] for it in kept],
+        benchmarks=[it["benchmark"] for it in kept],
+        modalities=[it["modality"] for it in kept],
+        decode_errors=sum(it["decode_errors"] for it in kept),
+        skipped=[(it["id"], it["skip"]) for it in items if "skip" in it],
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,6 +28,9 @@ class VideoLMMModule(L.LightningModule):
         self.warmup_ratio = warmup_ratio
         self.results: list[dict[str, Any]] = []
         self.metrics: dict[str, float] = {}
+        # per split: the samples left out (id -> why) and the frames that failed to decode
+        self.skipped: dict[str, dict[str, str]] = {"train": {}, "test": {}}
+        self.decode_errors: dict[str, int] = {"train": 0, "test": 0}
         self.apply_stage(stage)
 
     def parts(self) -> dict[str, torch.nn.Module]:
@@ -43,7 +46,22 @@ class VideoLMMModule(L.LightningModule):
         for name, part in self.parts().items():
             part.train(self.stage["lr"][name] > 0)
 
-    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+    def _count(self, split: str, batch: Batch) -> None:
+        self.skipped[split].update(batch.skipped)
+        self.decode_errors[split] += batch.decode_errors
+
+    def data_issues(self) -> dict[str, Any]:
+        """For the run record: what was skipped at load time and why, and decode errors."""
+        return {split: {"skipped_samples": len(items),
+                        "skipped_by_reason": dict(Counter(r.split(":")[0] for r in items.values())),
+                        "skipped_examples": dict(list(items.items())[:20]),
+                        "frames_not_decoded": self.decode_errors[split]}
+                for split, items in self.skipped.items()}
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor | None:
+        self._count("train", batch)
+        if not batch.ids:  # every sample of the batch was unreadable: nothing to learn from
+            return None
         loss = self.model.loss(batch)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss is {loss.item()} at step {self.global_step}")
@@ -71,11 +89,15 @@ class VideoLMMModule(L.LightningModule):
         self.results = []
 
     def test_step(self, batch: Batch, batch_idx: int) -> None:
+        self._count("test", batch)
+        if not batch.ids:
+            return
         scores = self.model.option_scores(batch, self.option_token_ids)
         chosen = scores.argmax(-1).cpu()
         for i, item in enumerate(batch.ids):
             self.results.append({
                 "item": item, "benchmark": batch.benchmarks[i], "category": batch.categories[i],
+                "modality": batch.modalities[i],
                 "chosen": int(chosen[i]), "correct": int(chosen[i] == batch.answer_index[i]),
             })
 

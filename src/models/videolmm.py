@@ -2,35 +2,42 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import defaultdict
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 from transformers import PreTrainedModel
 
 IGNORE = -100
+MEDIA = -1  # in a sample's token ids: where one media item's tokens go
 
 
 @dataclass
 class Batch:
-    """A collated batch of B samples; sample i has C_i clips of T frames.
+    """A collated batch of B samples; sample i has its media items and its tokens.
 
-    frames: list of B uint8 tensors (C_i, T, H, W, 3)
-    prefix_ids / suffix_ids: list of B token-id tensors, the prompt around the video
-    answer_ids: list of B token-id tensors (the answer and end-of-turn; empty at test)
+    media: per sample, per media item a uint8 tensor (C, T, H, W, 3) of C clips of T
+        frames (a video's sampled clips, an image repeated to one clip); [] for text
+    input_ids: per sample, token ids with MEDIA at each media item's place, in order
+    labels: per sample, the training targets aligned with input_ids (IGNORE: not trained)
     answer_index: (B,) index of the correct option; -1 where there is none
-    num_options: (B,) options of each item
+    num_options: (B,) options of each multiple-choice item (0 for free-form samples)
+    decode_errors: frames that failed to decode and were replaced, over the batch
+    skipped: (id, reason) of the samples left out because their media could not be read
     """
 
-    frames: list[torch.Tensor]
-    prefix_ids: list[torch.Tensor]
-    suffix_ids: list[torch.Tensor]
-    answer_ids: list[torch.Tensor]
+    media: list[list[torch.Tensor]]
+    input_ids: list[torch.Tensor]
+    labels: list[torch.Tensor]
     answer_index: torch.Tensor
     num_options: torch.Tensor
     ids: list[str]
     categories: list[str]
     benchmarks: list[str]
+    modalities: list[str] = field(default_factory=list)
+    decode_errors: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
 class VideoLMM(nn.Module):
@@ -44,30 +51,45 @@ class VideoLMM(nn.Module):
         self.llm = llm
         self.pad_token_id = pad_token_id
 
-    def clip_tokens(self, frames: list[torch.Tensor]) -> list[torch.Tensor]:
-        """Per sample: (C_i, T, H, W, 3) uint8 -> (C_i * tokens_per_clip, D_llm)."""
-        counts = [f.shape[0] for f in frames]
-        grid = self.encoder.encode(torch.cat(frames))
-        tokens = self.connector(grid.to(next(self.connector.parameters()).dtype))
-        return [t.flatten(0, 1) for t in tokens.split(counts)]
+    def clip_tokens(self, media: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Per media item: (C, T, H, W, 3) uint8 -> (C * tokens_per_clip, D_llm).
 
-    def _sequences(self, batch: Batch, with_answer: bool
-                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Right-padded input embeddings, attention mask, labels, and each prompt's last index."""
+        Items of one frame size are encoded together; real datasets mix sizes.
+        """
+        out: list[torch.Tensor] = [torch.empty(0)] * len(media)
+        groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
+        for j, m in enumerate(media):
+            groups[tuple(m.shape[1:])].append(j)
+        dtype = next(self.connector.parameters()).dtype
+        for members in groups.values():
+            grid = self.encoder.encode(torch.cat([media[j] for j in members]))
+            tokens = self.connector(grid.to(dtype))
+            for j, t in zip(members, tokens.split([media[j].shape[0] for j in members])):
+                out[j] = t.flatten(0, 1)
+        return out
+
+    def _sequences(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Right-padded input embeddings, attention mask, labels, and each sequence's last index."""
         embed = self.llm.get_input_embeddings()
         device = embed.weight.device
-        video = self.clip_tokens([f.to(device) for f in batch.frames])
-        seqs, labels, last = [], [], []
-        for i, vid in enumerate(video):
-            answer = batch.answer_ids[i] if with_answer else batch.answer_ids[i][:0]
-            text = [batch.prefix_ids[i], batch.suffix_ids[i], answer]
-            pre, suf, ans = (embed(t.to(device)) for t in text)
-            seqs.append(torch.cat([pre, vid.to(pre.dtype), suf, ans]))
-            prompt_len = len(pre) + len(vid) + len(suf)
-            lab = torch.full((prompt_len + len(ans),), IGNORE, dtype=torch.long, device=device)
-            lab[prompt_len:] = answer.to(device)
-            labels.append(lab)
-            last.append(prompt_len - 1)
+        media = self.clip_tokens([m.to(device) for ms in batch.media for m in ms])
+        seqs, labels = [], []
+        k = 0
+        for ids, lab in zip(batch.input_ids, batch.labels):
+            ids, lab = ids.to(device), lab.to(device)
+            text = embed(ids.clamp(min=0))  # MEDIA rows are replaced below
+            slots = (ids == MEDIA).nonzero().flatten().tolist()
+            parts, part_labels, prev = [], [], 0
+            for s in slots:
+                tok = media[k].to(text.dtype)
+                k += 1
+                parts += [text[prev:s], tok]
+                part_labels += [lab[prev:s], lab.new_full((len(tok),), IGNORE)]
+                prev = s + 1
+            parts.append(text[prev:])
+            part_labels.append(lab[prev:])
+            seqs.append(torch.cat(parts))
+            labels.append(torch.cat(part_labels))
         width = max(len(s) for s in seqs)
         dim = seqs[0].shape[-1]
         pad = embed(torch.tensor([self.pad_token_id], device=device))[0]
@@ -78,14 +100,15 @@ class VideoLMM(nn.Module):
             x[i, : len(s)] = s
             mask[i, : len(s)] = 1
             y[i, : len(lab)] = lab
-        return x, mask, y, torch.tensor(last, device=device)
+        last = torch.tensor([len(s) - 1 for s in seqs], device=device)
+        return x, mask, y, last
 
     def _hidden(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.llm.get_decoder()(inputs_embeds=x, attention_mask=mask).last_hidden_state
 
     def loss(self, batch: Batch) -> torch.Tensor:
-        """Next-token cross-entropy on the answer tokens only."""
-        x, mask, y, _ = self._sequences(batch, with_answer=True)
+        """Next-token cross-entropy on the labelled (assistant) tokens only."""
+        x, mask, y, _ = self._sequences(batch)
         hidden = self._hidden(x, mask)[:, :-1]
         target = y[:, 1:]
         keep = target != IGNORE
@@ -100,7 +123,7 @@ class VideoLMM(nn.Module):
         the score is read at each item's own last prompt position, so the scores do not
         depend on the batch size or on the other items in the batch.
         """
-        x, mask, _, last = self._sequences(batch, with_answer=False)
+        x, mask, _, last = self._sequences(batch)
         hidden = self._hidden(x, mask)
         h = hidden[torch.arange(len(last), device=last.device), last]
         logits = self.llm.get_output_embeddings()(h).float().log_softmax(-1)

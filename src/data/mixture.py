@@ -1,0 +1,84 @@
+"""Data mixtures: the shares of text, image, multi-image and video samples in an epoch.
+
+Apollo (Table 13) trains on mixtures such as 15% text, 25% image, 20% multi-image and
+40% video and finds that 10 to 15% text is needed. A `MixtureSampler` draws each epoch
+`epoch_size` samples with these shares: the counts are rounded by largest remainder, so
+every share is met within 1 / epoch_size. A modality with fewer samples than its count
+is repeated (every sample once before any twice); one with more is subsampled, a new
+draw each epoch. The compute budget (`epoch_size`, by default the number of training
+samples) stays the same whatever the mixture, so that mixtures compare fairly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping, Sequence
+
+import numpy as np
+from torch.utils.data import Sampler
+
+from src.data.errors import DataError
+from src.data.manifest import MODALITIES
+
+
+def check_shares(shares: Mapping[str, float], name: str = "mixture") -> dict[str, float]:
+    """Shares of the four modalities (absent ones 0) that sum to 1."""
+    unknown = set(shares) - set(MODALITIES)
+    if unknown:
+        raise DataError(f"{name}.shares: unknown modality {sorted(unknown)}; valid: {', '.join(MODALITIES)}")
+    out = {m: float(shares.get(m, 0.0)) for m in MODALITIES}
+    if any(not math.isfinite(v) or v < 0 for v in out.values()):
+        raise DataError(f"{name}.shares={out} is invalid; valid: shares >= 0")
+    if abs(sum(out.values()) - 1.0) > 1e-6:
+        raise DataError(f"{name}.shares={out} sum to {sum(out.values()):.4f}; valid: they sum to 1")
+    return out
+
+
+def epoch_counts(shares: Mapping[str, float], size: int) -> dict[str, int]:
+    """Samples of each modality in an epoch of `size`, rounded by largest remainder."""
+    exact = {m: shares[m] * size for m in MODALITIES}
+    counts = {m: math.floor(v) for m, v in exact.items()}
+    by_remainder = sorted(MODALITIES, key=lambda m: counts[m] - exact[m])
+    for m in by_remainder[: size - sum(counts.values())]:
+        counts[m] += 1
+    return counts
+
+
+class MixtureSampler(Sampler[int]):
+    """Indices of one epoch with the mixture's shares; a new draw each epoch."""
+
+    def __init__(self, modalities: Sequence[str], shares: Mapping[str, float],
+                 epoch_size: int | None = None, seed: int = 0, name: str = "mixture") -> None:
+        self.shares = check_shares(shares, name)
+        self.pools = {m: np.flatnonzero(np.asarray(modalities) == m) for m in MODALITIES}
+        lacking = [m for m in MODALITIES if self.shares[m] > 0 and len(self.pools[m]) == 0]
+        if lacking:
+            have = {m: len(p) for m, p in self.pools.items() if len(p)}
+            raise DataError(f"{name} asks for {', '.join(f'{self.shares[m]:.0%} {m}' for m in lacking)} "
+                            f"samples, but the training data has none (it has {have})")
+        self.epoch_size = int(epoch_size or len(modalities))
+        if self.epoch_size < 1:
+            raise DataError(f"{name}.epoch_size={epoch_size} is invalid; valid: an integer >= 1")
+        self.counts = epoch_counts(self.shares, self.epoch_size)
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Lightning calls this at the start of every training epoch."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.epoch_size
+
+    def __iter__(self) -> Iterator[int]:
+        rng = np.random.default_rng((self.seed, self.epoch))
+        chosen = []
+        for m in MODALITIES:
+            pool, count = self.pools[m], self.counts[m]
+            if count:
+                rounds = -(-count // len(pool))  # each sample once per round
+                order = np.concatenate([rng.permutation(pool) for _ in range(rounds)])
+                chosen.append(order[:count])
+        indices = np.concatenate(chosen)
+        rng.shuffle(indices)
+        return iter(indices.tolist())
