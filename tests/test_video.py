@@ -195,12 +195,16 @@ def test_check_manifests_and_exit_codes(tmp_path: Path, capsys: pytest.CaptureFi
     src = FIXTURES / "decord__video_0.mov"
     (tmp_path / "v.mov").write_bytes(src.read_bytes())
     (tmp_path / "bad.mp4").write_bytes(b"junk" * 100)
-    (tmp_path / "m.jsonl").write_text('{"video": "v.mov"}\n{"video": "v.mov", "q": 1}\n')
+    text_only = {"conversations": [{"from": "human", "value": "?"}, {"from": "gpt", "value": "!"}]}
+    (tmp_path / "m.jsonl").write_text('{"video": "v.mov"}\n{"video": "v.mov", "q": 1}\n'
+                                      '{"image": "a.png"}\n' + json.dumps(text_only) + "\n")
     (tmp_path / "m.json").write_text(json.dumps([{"video": "v.mov"}, "v.mov"]))
     (tmp_path / "m.csv").write_text("path,label\nv.mov,1\n")
     (tmp_path / "m.txt").write_text("v.mov\nbad.mp4\n")
     assert main([str(tmp_path / f"m.{ext}") for ext in ("jsonl", "json", "csv")] + ["--json"]) == 0
-    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    out, err = capsys.readouterr()
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert "m.jsonl: 2 row(s) of images or text only, not checked" in err
     assert len(rows) == 5 and all(r["frames"] == 3 and r["path"] == str(tmp_path / "v.mov") for r in rows)
     assert main([str(tmp_path / "m.txt")]) == 1
     out = capsys.readouterr().out

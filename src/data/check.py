@@ -4,7 +4,8 @@ Reports, for every video, whether it is readable, the backend used, its frame
 count, fps, duration and size, or the error. Arguments are video files or
 manifests listing them: `.jsonl` (rows with a `video` key), `.json` (a list of
 such rows, or of paths), `.csv` (a `video`, `path` or `file` column) or `.txt` (one path
-per line). Relative paths in a manifest resolve against the manifest's folder.
+per line). Relative paths in a manifest resolve against the manifest's folder. Rows of
+a LLaVA-style manifest that hold images or text only are counted on stderr, not checked.
 
 Exit code 0 when every video is readable, 1 otherwise (2 for usage errors).
 """
@@ -26,13 +27,16 @@ MANIFEST_SUFFIXES = {".json", ".jsonl", ".csv", ".txt"}
 KEYS = ("path", "ok", "backend", "frames", "fps", "duration", "width", "height", "error")
 
 
-def _row_path(row: Any, source: Path) -> str:
+def _row_path(row: Any, source: Path) -> str | None:
+    """The row's video; None for a row of images or text only (LLaVA-style)."""
     if isinstance(row, str):
         return row
     if isinstance(row, dict):
         for key in ("video", "path", "file"):
             if row.get(key):
                 return str(row[key])
+        if "image" in row or "conversations" in row:
+            return None
     raise ValueError(f"{source}: a row has no video, path or file entry: {str(row)[:80]}")
 
 
@@ -50,7 +54,11 @@ def read_manifest(path: Path) -> list[Path]:
         rows = list(csv.DictReader(text.splitlines()))
     else:
         rows = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
-    return [path.parent / _row_path(row, path) for row in rows]
+    found = [_row_path(row, path) for row in rows]
+    others = sum(p is None for p in found)
+    if others:
+        print(f"{path}: {others} row(s) of images or text only, not checked", file=sys.stderr)
+    return [path.parent / p for p in found if p is not None]
 
 
 def expand(args: Iterable[str]) -> list[Path]:
