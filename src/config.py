@@ -108,7 +108,7 @@ def validate(cfg: DictConfig) -> None:
             raise ConfigError(f"{key}={value!r} is invalid; valid: {valid}")
     for split in ("train", "eval"):  # a value the option leaves to the user (`???`)
         if split in cfg.data.keys() and OmegaConf.is_missing(cfg.data, split):
-            raise ConfigError(f"data.{split} is not set; valid: the path of a JSONL manifest "
+            raise ConfigError(f"data.{split} is not set; valid: the path of a JSON or JSONL manifest "
                               f"(data.{split}=DIR/{split}.jsonl)")
     shares = OmegaConf.select(cfg, "mixture.shares")
     if shares is not None:
