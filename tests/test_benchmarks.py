@@ -11,7 +11,8 @@ from src.data.synthetic import SyntheticSpec, ensure
 
 
 def test_loading_benchmark_prints_its_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    folder = ensure(SyntheticSpec(n_train=8, n_eval=1, min_duration=2, max_duration=3), tmp_path, progress=False)
+    folder = ensure(SyntheticSpec(n_train=8, n_eval=1, min_duration=2, max_duration=3, n_image=0,
+                                  n_multi_image=0, n_text=0), tmp_path, progress=False)
     assert loading.main(["--manifest", str(folder / "train.jsonl"), "--videos", "4", "--batch", "2",
                          "--seconds", "0.2", "--workers", "0", "1"]) == 0
     lines = capsys.readouterr().out.splitlines()

@@ -132,9 +132,11 @@ def test_profile_shrink_rule(option: str) -> None:
 
 
 def test_data_option_builds(data_dir: Path) -> None:
-    cfg = cfg_with("data.synthetic.n_train=10", "data.synthetic.n_eval=5", f"paths.data_dir={data_dir}")
+    cfg = cfg_with("data.synthetic.n_train=10", "data.synthetic.n_eval=5", "data.synthetic.n_image=2",
+                   "data.synthetic.n_multi_image=2", "data.synthetic.n_text=2", f"paths.data_dir={data_dir}")
     dm = instantiate(cfg.data)
     dm.prepare_data()
     from src.data.manifest import modality_counts
 
-    assert modality_counts(dm.train_samples)["video"] == 10 and len(dm.eval_samples) == 5
+    assert modality_counts(dm.train_samples) == {"text": 2, "image": 2, "multi_image": 2, "video": 10}
+    assert len(dm.eval_samples) == 5

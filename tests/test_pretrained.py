@@ -12,7 +12,8 @@ from tests.test_configs import cfg_with
 
 
 def test_pretrained_loads_tiny_checkpoints_saved_locally(tmp_path: Path, data_dir: Path) -> None:
-    small = ["data.synthetic.n_train=10", "data.synthetic.n_eval=5", f"paths.data_dir={data_dir}"]
+    small = ["data.synthetic.n_train=10", "data.synthetic.n_eval=5", "data.synthetic.n_image=2",
+             "data.synthetic.n_multi_image=2", "data.synthetic.n_text=2", f"paths.data_dir={data_dir}"]
     # save a tiny encoder, LLM and tokenizer as if they were checkpoints
     tiny = build_parts(cfg_with(*small))
     tiny.model.encoder.model.save_pretrained(tmp_path / "enc")

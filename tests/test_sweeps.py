@@ -94,7 +94,8 @@ sweep: tiny
 profile:
   epochs: 1
 data:
-  synthetic: {n_train: 24, n_eval: 12, min_duration: 2, max_duration: 3}
+  synthetic: {n_train: 24, n_eval: 12, n_image: 4, n_multi_image: 4, n_text: 4,
+              min_duration: 2, max_duration: 3}
 hydra:
   sweeper:
     params:

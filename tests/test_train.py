@@ -14,7 +14,8 @@ from src.records import REQUIRED_KEYS
 from tests.conftest import run_train
 
 # the smallest data and training that still run every step of the path
-TINY_DATA = ["data.synthetic.n_train=24", "data.synthetic.n_eval=12",
+TINY_DATA = ["data.synthetic.n_train=24", "data.synthetic.n_eval=12", "data.synthetic.n_image=4",
+             "data.synthetic.n_multi_image=4", "data.synthetic.n_text=4",
              "data.synthetic.min_duration=2", "data.synthetic.max_duration=3", "profile.epochs=1"]
 
 
@@ -128,7 +129,8 @@ def _own_manifests(data_dir: Path, out: Path, n_train: int = 24, n_eval: int = 1
     """Manifests of the user's own data: rows of a generated set, pointing at its videos."""
     from src.data.synthetic import SyntheticSpec, ensure
 
-    spec = SyntheticSpec(n_train=4, n_eval=n_train + n_eval, min_duration=2, max_duration=3)
+    spec = SyntheticSpec(n_train=4, n_eval=n_train + n_eval, min_duration=2, max_duration=3,
+                         n_image=0, n_multi_image=0, n_text=0)
     folder = ensure(spec, data_dir / "synthetic", progress=False)
     out.mkdir(parents=True, exist_ok=True)
     rows = [json.loads(x) for x in (folder / "eval.jsonl").read_text().splitlines()]
@@ -184,13 +186,14 @@ def test_a_manifest_with_no_usable_row_is_one_line_naming_the_file(data_dir: Pat
 
 
 def test_a_paper_mixture_trains_with_its_shares(data_dir: Path, tmp_path: Path) -> None:
-    proc = run_train(["logger=none", "mixture=paper02", *TINY_DATA, "data.synthetic.n_image=6",
-                      "data.synthetic.n_multi_image=6", "data.synthetic.n_text=6"], data_dir, tmp_path)
+    proc = run_train(["logger=none", "mixture=paper02", *TINY_DATA], data_dir, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     [rec] = records(tmp_path)
     assert rec["status"] == "ok" and rec["choices"]["mixture"] == "paper02"
-    assert rec["data"]["train"]["modalities"] == {"text": 6, "image": 6, "multi_image": 6, "video": 24}
-    assert rec["data"]["mixture"]["epoch_counts"] == {"text": 6, "image": 11, "multi_image": 8,
-                                                      "video": 17}  # of 42, by largest remainder
-    assert rec["design"]["mixture"] == {"text": 0.1429, "image": 0.2619, "multi_image": 0.1905,
-                                        "video": 0.4048}
+    assert rec["data"]["train"]["modalities"] == {"text": 4, "image": 4, "multi_image": 4, "video": 24}
+    # 36 an epoch: 15/25/20/40% are 5.4, 9, 7.2, 14.4, rounded by largest remainder; the 4
+    # text samples are repeated to make 6
+    assert rec["data"]["mixture"]["epoch_counts"] == {"text": 6, "image": 9, "multi_image": 7,
+                                                      "video": 14}
+    assert rec["design"]["mixture"] == {"text": 0.1667, "image": 0.25, "multi_image": 0.1944,
+                                        "video": 0.3889}

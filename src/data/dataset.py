@@ -21,7 +21,6 @@ import torch
 from torch.utils.data import Dataset
 
 from src.data.manifest import LETTERS, MEDIA_TAG, Sample
-from src.data.manifest import mcq_prompt as prompt_text  # noqa: F401  TEMP for the helper
 from src.models.videolmm import IGNORE, MEDIA, Batch
 
 log = logging.getLogger(__name__)

@@ -102,6 +102,7 @@ def _frames_for(kind: str, n: int, fps: float) -> int:
 
 
 def _plain(n: int, size: int) -> np.ndarray:
+    """`n` frames of the plain dark background."""
     return np.full((n, size, size, 3), BACKGROUND, np.uint8)
 
 
@@ -122,11 +123,15 @@ def _square(frame: np.ndarray, x: float, y: float, size: int, colour: str) -> No
         frame[y1:y2, x1:x2] = COLOURS[colour]
 
 
+def _card_area(size: int) -> slice:
+    """Rows (and columns) of the central card, half the frame's side."""
+    return slice(size // 4, size - size // 4)
+
+
 def _card(frames: np.ndarray, colour: str) -> None:
-    """Paint a central card, half the frame's side, on one frame or a stack of them."""
-    size = frames.shape[-2]
-    lo, hi = size // 4, size - size // 4
-    frames[..., lo:hi, lo:hi, :] = COLOURS[colour]
+    """Paint the central card on one frame or on every frame of a stack."""
+    area = _card_area(frames.shape[-2])
+    frames[..., area, area, :] = COLOURS[colour]
 
 
 def _flashes(rng: np.random.Generator, k: int, longest: float,
@@ -151,7 +156,8 @@ def _flashes(rng: np.random.Generator, k: int, longest: float,
 def _light(frames: np.ndarray, fps: float, span: tuple[float, float], colour: str) -> None:
     """Show the central card on the frames whose time falls in `span` (seconds, end excluded)."""
     times = np.arange(len(frames)) / fps
-    _card(frames[(times >= span[0]) & (times < span[1])], colour)
+    area = _card_area(frames.shape[-2])
+    frames[(times >= span[0]) & (times < span[1]), area, area] = COLOURS[colour]
 
 
 def _glyph(digit: int, size: int) -> np.ndarray:
@@ -308,36 +314,29 @@ def camera_pan(rng: np.random.Generator, n: int, fps: float, size: int) -> Scene
 
 
 def relative_position(rng: np.random.Generator, n: int, fps: float, size: int) -> Scene:
-    """Spatial: one square moves past another, or along beside it without passing; where
-    is the first relative to the second, at the start and at the end?
+    """Spatial: one square moves past another, or stays on its side; where is the first
+    relative to the second, at the start and at the end?
 
-    The squares are in different rows, so they pass without hiding each other. A frame
-    shows only where they are then: the first cannot tell "left of it, then right" from
-    "left of it throughout", the last cannot tell it from "right of it throughout". They
-    are always at least size/8 apart across, and the moving one travels as far or more.
+    The squares are in different rows, so they pass without hiding each other. How far
+    apart they are across, at the start and at the end, and where the still one stands,
+    are drawn the same way whatever the answer: the first frame shows the start side
+    only, and cannot tell "left of it, then right" from "left of it throughout"; the last
+    shows the end side only. Apart, they are 3/16 to 5/16 of the frame across.
     """
     a = int(rng.integers(4))
     first, second = (COLOUR_NAMES[int(c)] for c in rng.choice(4, size=2, replace=False))
     sq = size // 4
-    near, far = size / 8, (size - sq) / 2  # bounds of |x_first - x_second|, start and end
-    if a < 2:
-        u, v = rng.uniform(near, far, size=2)
-    else:  # not passing: still moving by at least `near`, towards the other or away
-        u = rng.uniform(near, far - near)
-        v = rng.uniform(u + near, far)
-        if rng.random() < 0.5:
-            u, v = v, u
+    near, far = 3 * size / 16, 5 * size / 16
     sign0, sign1 = [(-1, 1), (1, -1), (-1, -1), (1, 1)][a]
+    u, v = rng.uniform(near, far, size=2)
     r0, r1 = sign0 * u, sign1 * v  # x_first - x_second at the start and at the end
-    # one square stands still at x and the other moves: x + r (first moves) or x - r
-    s = 1 if rng.random() < 0.5 else -1
-    lo, hi = min(s * r0, s * r1), max(s * r0, s * r1)
-    x = rng.uniform(max(0.0, -lo), min(size - sq, size - sq - hi))
+    x = rng.uniform(far, size - sq - far)  # the still square: the other stays in view
+    first_moves = rng.random() < 0.5
     rows = (size / 8, 5 * size / 8) if rng.random() < 0.5 else (5 * size / 8, size / 8)
     frames = _plain(n, size)
     for t in range(n):
         r = r0 + (r1 - r0) * t / max(1, n - 1)
-        x_first, x_second = (x + r, x) if s == 1 else (x, x - r)
+        x_first, x_second = (x + r, x) if first_moves else (x, x - r)
         _square(frames[t], x_first, rows[0], sq, first)
         _square(frames[t], x_second, rows[1], sq, second)
     return Scene(frames, "spatial", "relative_position",

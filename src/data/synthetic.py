@@ -3,9 +3,25 @@
 `python -m src.data.synthetic` prepares the default benchmark (the spec in
 conf/data/synthetic.yaml) where training looks for it; with `--out DIR` it writes a
 benchmark of your own. The result is cached: a directory named by the hash of the spec
-holds the videos, `train.jsonl`, `eval.jsonl` and a `DONE` marker. Several runs of a
-sweep may ask for the same benchmark at once: one generates under a file lock, into a
-temporary directory that is renamed into place, and the others wait and reuse it.
+holds `videos/`, `images/`, `train.jsonl`, `eval.jsonl`, `spec.json` and a `DONE` marker.
+Several runs of a sweep may ask for the same benchmark at once: one generates under a
+file lock, into a temporary directory that is renamed into place, and the others wait
+and reuse it.
+
+`eval.jsonl` holds multiple-choice video questions (the manifest format of
+src.data.dataset). `train.jsonl` is in the LLaVA-Video-178K / LLaVA-OneVision format
+(`conversations`, and a `video`, an `image` or a list of images, or no media at all): the
+same kinds of video questions as eval, plus still-image, multi-image and text-only
+samples for data-mixture sweeps. The scenes and their categories are in src.data.scenes.
+
+Both splits take the five categories in turn, and the chosen kinds of each category in
+turn, so they stay balanced; a `control_share` of each split's questions are controls
+(half "frame", half "text", evenly spread), which any single frame or the question alone
+answers. Restricting `scenes` keeps the controls: set `control_share` to 0 for none.
+
+Every item draws from its own generator, seeded by (seed, stream, index): an item does
+not change when the counts of the others do, so sweeps over training sizes and mixtures
+share one eval split.
 """
 
 from __future__ import annotations
@@ -16,43 +32,70 @@ import fcntl
 import hashlib
 import json
 import logging
+import math
 import os
 import shutil
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from src.data.scenes import CATEGORIES, SCENES
+from src.data.manifest import LETTERS, mcq_prompt
+from src.data.scenes import (BY_CATEGORY, CATEGORIES, CONTROLS, IMAGE_SAMPLES, MIN_SECONDS,
+                             MULTI_IMAGE_SAMPLES, TEXT_SAMPLES, VIDEO_SCENES, Scene)
 
 log = logging.getLogger(__name__)
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "conf" / "data" / "synthetic.yaml"
+STREAMS = ("train", "eval", "image", "multi_image", "text")  # one seed stream each
+VIDEO, IMAGE = "<video>", "<image>"  # the media placeholders of a prompt
 
 
 @dataclass(frozen=True)
 class SyntheticSpec:
     """What to generate. Every field enters the cache key."""
 
-    n_train: int = 1200
+    n_train: int = 1200  # video questions for training
     n_eval: int = 250
     seed: int = 0
     size: int = 64  # frame side, pixels
-    min_duration: float = 2.0  # seconds
-    max_duration: float = 4.0
-    native_fps: tuple[int, ...] = (10, 15, 24, 30)
+    min_duration: float = 2.0  # seconds; durations are log-uniform in between
+    max_duration: float = 30.0
+    native_fps: tuple[float, ...] = (10, 15, 24, 29.97, 30)  # 29.97 is written 30000/1001
+    control_share: float = 0.1  # of each split's video questions
+    scenes: tuple[str, ...] | None = None  # video kinds to ask about; None: all
+    n_image: int = 200  # extra training samples of the other modalities
+    n_multi_image: int = 200
+    n_text: int = 150
 
     def __post_init__(self) -> None:
         if self.n_train < 1 or self.n_eval < 1:
             raise ValueError(f"n_train and n_eval must be >= 1, got {self.n_train}, {self.n_eval}")
+        extras = {"n_image": self.n_image, "n_multi_image": self.n_multi_image, "n_text": self.n_text}
+        negative = [f"{k}={v}" for k, v in extras.items() if v < 0]
+        if negative:
+            raise ValueError(f"sample counts must be >= 0, got {', '.join(negative)}")
         if not 0 < self.min_duration <= self.max_duration:
             raise ValueError(f"need 0 < min_duration <= max_duration, got "
                              f"{self.min_duration}, {self.max_duration}")
         if self.size < 32 or self.size % 16:
             raise ValueError(f"size must be a multiple of 16 and >= 32, got {self.size}")
+        if not self.native_fps or any(f <= 0 for f in self.native_fps):
+            raise ValueError(f"native_fps must be a non-empty list of positive rates, "
+                             f"got {self.native_fps}")
+        if not 0 <= self.control_share < 1:
+            raise ValueError(f"control_share must be in [0, 1), got {self.control_share}")
+        if self.scenes is not None:
+            valid = ", ".join(VIDEO_SCENES)
+            if isinstance(self.scenes, str) or not self.scenes:
+                raise ValueError(f"scenes must be null or a non-empty list of: {valid}; "
+                                 f"got {self.scenes!r}")
+            unknown = [s for s in self.scenes if s not in VIDEO_SCENES]
+            if unknown:
+                raise ValueError(f"unknown scene(s) {', '.join(map(str, unknown))}; valid: {valid}")
 
     @classmethod
     def from_dict(cls, fields: Mapping[str, Any]) -> SyntheticSpec:
@@ -65,16 +108,25 @@ class SyntheticSpec:
         return f"v{GENERATOR_VERSION}-{hashlib.sha1(blob.encode()).hexdigest()[:10]}"
 
 
+def frame_rate(fps: float) -> Fraction:
+    """The exact rate meant by `fps`: 29.97 (and 23.976, 59.94) is NTSC's 30000/1001,
+    which the nearest small fraction of the float (2997/100) is not."""
+    ntsc = Fraction(round(fps * 1.001) * 1000, 1001)
+    if fps != round(fps) and abs(float(ntsc) - fps) < 5e-3:
+        return ntsc
+    return Fraction(fps).limit_denominator(1001)
+
+
 def write_mp4(path: Path, frames: np.ndarray, fps: float) -> None:
-    """Encode (T, H, W, 3) uint8 frames as H.264 mp4 at `fps`."""
+    """Encode (T, H, W, 3) uint8 frames as H.264 mp4 at `fps` (see frame_rate)."""
     import av  # imported here: only generation needs an encoder
 
-    rate = Fraction(fps).limit_denominator(1001)
     with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=rate)
+        stream = container.add_stream("libx264", rate=frame_rate(fps))
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
         stream.options = {"crf": "12", "preset": "ultrafast", "tune": "zerolatency"}
+        stream.codec_context.thread_count = 1  # frames this small encode ~4x faster on one
         for f in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
                 container.mux(packet)
@@ -82,46 +134,130 @@ def write_mp4(path: Path, frames: np.ndarray, fps: float) -> None:
             container.mux(packet)
 
 
-def _make_item(rng: np.random.Generator, spec: SyntheticSpec, category: str,
-               item_id: str, video_dir: Path) -> dict:
-    fps = float(rng.choice(spec.native_fps))
-    duration = float(rng.uniform(spec.min_duration, spec.max_duration))
-    n = max(2, int(round(duration * fps)))
-    scene = SCENES[category](rng, n, fps, spec.size)
-    write_mp4(video_dir / f"{item_id}.mp4", scene.frames, fps)
-    return {
-        "id": item_id,
-        "video": f"videos/{item_id}.mp4",
-        "question": scene.question,
-        "options": scene.options,
-        "answer": "ABCD"[scene.answer],
-        "category": category,
-        "kind": scene.kind,
-        "benchmark": "synthetic",
-        "duration": n / fps,
-        "fps": fps,
-    }
+def write_png(path: Path, image: np.ndarray) -> None:
+    """Write an (H, W, 3) uint8 image as PNG (lossless: the colours stay exact)."""
+    from PIL import Image
+
+    Image.fromarray(image).save(path)
+
+
+def schedule(spec: SyntheticSpec, count: int) -> list[tuple[str, str | None]]:
+    """(kind, control) of each of a split's `count` video questions.
+
+    Question i is a control where floor(i * control_share) steps up, so the controls are
+    spread evenly; they alternate text and frame, and take their kinds in turn. The other
+    questions take the categories in turn, and the kinds of each category in turn.
+    """
+    chosen = set(spec.scenes or VIDEO_SCENES)
+    kinds = {c: [k for k in BY_CATEGORY[c] if k in chosen] for c in CATEGORIES}
+    cycle = [c for c in CATEGORIES if kinds[c]]
+    plan: list[tuple[str, str | None]] = []
+    n_controls = n_videos = 0
+    for i in range(count):
+        if math.floor((i + 1) * spec.control_share) > math.floor(i * spec.control_share):
+            control = ("text", "frame")[n_controls % 2]
+            options = list(CONTROLS[control])
+            plan.append((options[n_controls // 2 % len(options)], control))
+            n_controls += 1
+        else:
+            category = cycle[n_videos % len(cycle)]
+            plan.append((kinds[category][n_videos // len(cycle) % len(kinds[category])], None))
+            n_videos += 1
+    return plan
+
+
+def _rng(spec: SyntheticSpec, stream: str, index: int) -> np.random.Generator:
+    """The generator of one item: its own, so it does not depend on the other items."""
+    return np.random.default_rng([spec.seed, STREAMS.index(stream), index])
+
+
+def _video(rng: np.random.Generator, spec: SyntheticSpec, kind: str, control: str | None,
+           out: Path, item_id: str) -> tuple[Scene, dict[str, Any]]:
+    """Render and write one video question; its scene, and the row fields of its video.
+
+    The duration is log-uniform, so short videos are common and long ones occur; a kind
+    that needs a longer video than min_duration has its range raised (MIN_SECONDS).
+    """
+    fps = float(frame_rate(float(rng.choice(spec.native_fps))))
+    need = MIN_SECONDS.get(kind, 0.0)
+    lo, hi = max(spec.min_duration, need), max(spec.max_duration, need)
+    duration = math.exp(rng.uniform(math.log(lo), math.log(hi)))
+    n = int(np.clip(round(duration * fps), math.ceil(lo * fps - 1e-9), math.floor(hi * fps + 1e-9)))
+    render = CONTROLS[control][kind] if control else VIDEO_SCENES[kind]
+    scene = render(rng, max(2, n), fps, spec.size)
+    write_mp4(out / "videos" / f"{item_id}.mp4", scene.frames, fps)
+    return scene, {"video": f"videos/{item_id}.mp4", "duration": len(scene.frames) / fps, "fps": fps}
+
+
+def _eval_row(item_id: str, scene: Scene, media: dict[str, Any]) -> dict[str, Any]:
+    return {"id": item_id, "question_id": item_id, "video": media["video"],
+            "question": scene.question, "options": scene.options,
+            "answer": LETTERS[scene.answer], "category": scene.category, "kind": scene.kind,
+            "control": scene.control, "benchmark": "synthetic",
+            "duration": media["duration"], "fps": media["fps"]}
+
+
+def _train_row(item_id: str, scene: Scene, media: dict[str, Any]) -> dict[str, Any]:
+    """A LLaVA-style row; the media placeholder of the prompt matches the media fields."""
+    if "image" in media:
+        k = len(media["image"]) if isinstance(media["image"], list) else 1
+        tag = "\n".join([IMAGE] * k)
+    else:
+        tag = VIDEO if "video" in media else ""
+    prompt = mcq_prompt(scene.question, scene.options, tag)
+    return {"id": item_id,
+            "conversations": [{"from": "human", "value": prompt},
+                              {"from": "gpt", "value": LETTERS[scene.answer]}],
+            "category": scene.category, "kind": scene.kind, "control": scene.control, **media}
+
+
+def _sample(rng: np.random.Generator, spec: SyntheticSpec, stream: str, index: int,
+            out: Path, item_id: str) -> tuple[Scene, dict[str, Any]]:
+    """Render one extra training sample of a modality (its kinds in turn) and write its
+    images; its scene, and its media field ("image": a name, or a list; none for text)."""
+    if stream == "text":
+        kinds = list(TEXT_SAMPLES)
+        return TEXT_SAMPLES[kinds[index % len(kinds)]](rng), {}
+    samples = IMAGE_SAMPLES if stream == "image" else MULTI_IMAGE_SAMPLES
+    kinds = list(samples)
+    scene = samples[kinds[index % len(kinds)]](rng, spec.size)
+    if stream == "image":
+        names: str | list[str] = f"images/{item_id}.png"
+        write_png(out / names, scene.frames[0])
+    else:
+        names = [f"images/{item_id}_{j}.png" for j in range(len(scene.frames))]
+        for name, image in zip(names, scene.frames):
+            write_png(out / name, image)
+    return scene, {"image": names}
 
 
 def generate(spec: SyntheticSpec, out: Path, progress: bool = True) -> Path:
     """Write the benchmark into `out` (created); returns `out`."""
     from tqdm import tqdm
 
-    video_dir = out / "videos"
-    video_dir.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(spec.seed)
-    total = spec.n_train + spec.n_eval
-    bar = tqdm(total=total, desc="synthetic videos", unit="video", disable=not progress, mininterval=2.0)
+    for folder in ("videos", "images"):
+        (out / folder).mkdir(parents=True, exist_ok=True)
+    extras = (("image", spec.n_image), ("multi_image", spec.n_multi_image), ("text", spec.n_text))
+    total = spec.n_train + spec.n_eval + sum(count for _, count in extras)
+    bar = tqdm(total=total, desc="synthetic benchmark", unit="item", disable=not progress,
+               mininterval=2.0)
+    rows: dict[str, list[dict[str, Any]]] = {"train": [], "eval": []}
     for split, count in (("train", spec.n_train), ("eval", spec.n_eval)):
-        rows = []
-        for i in range(count):
-            # categories in turn, so every split is balanced across the five categories
-            rows.append(_make_item(rng, spec, CATEGORIES[i % len(CATEGORIES)],
-                                   f"{split}_{i:05d}", video_dir))
+        for i, (kind, control) in enumerate(schedule(spec, count)):
+            item_id = f"{split}_{i:05d}"
+            scene, media = _video(_rng(spec, split, i), spec, kind, control, out, item_id)
+            rows[split].append((_train_row if split == "train" else _eval_row)(item_id, scene, media))
             bar.update()
-        with open(out / f"{split}.jsonl", "w") as f:
-            f.writelines(json.dumps(r) + "\n" for r in rows)
+    for stream, count in extras:
+        for i in range(count):
+            item_id = f"{stream}_{i:05d}"
+            scene, media = _sample(_rng(spec, stream, i), spec, stream, i, out, item_id)
+            rows["train"].append(_train_row(item_id, scene, media))
+            bar.update()
     bar.close()
+    for split, split_rows in rows.items():
+        with open(out / f"{split}.jsonl", "w") as f:
+            f.writelines(json.dumps(r) + "\n" for r in split_rows)
     (out / "spec.json").write_text(json.dumps(dataclasses.asdict(spec), indent=2))
     return out
 
@@ -160,14 +296,14 @@ def default_spec_and_root() -> tuple[SyntheticSpec, Path]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m src.data.synthetic", description=__doc__.split("\n")[0])
     p.add_argument("--out", type=Path, help="write here (default: the cache training uses)")
-    p.add_argument("--n-train", type=int)
-    p.add_argument("--n-eval", type=int)
-    p.add_argument("--seed", type=int)
+    for flag in ("--n-train", "--n-eval", "--seed", "--n-image", "--n-multi-image", "--n-text"):
+        p.add_argument(flag, type=int)
+    p.add_argument("--scenes", nargs="+", help="ask only about these video kinds")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     spec, root = default_spec_and_root()
-    changes = {k: v for k, v in (("n_train", args.n_train), ("n_eval", args.n_eval),
-                                 ("seed", args.seed)) if v is not None}
+    changes = {k: tuple(v) if isinstance(v, list) else v for k, v in vars(args).items()
+               if k != "out" and v is not None}
     try:
         spec = dataclasses.replace(spec, **changes)
     except ValueError as e:
@@ -177,7 +313,8 @@ def main(argv: list[str] | None = None) -> int:
         (out / "DONE").write_text("ok\n")
     else:
         out = ensure(spec, root)
-    print(f"synthetic benchmark: {out} ({spec.n_train} train, {spec.n_eval} eval)")
+    print(f"synthetic benchmark: {out} ({spec.n_train} train and {spec.n_eval} eval videos, "
+          f"{spec.n_image} image, {spec.n_multi_image} multi-image, {spec.n_text} text samples)")
     return 0
 
 
