@@ -9,7 +9,7 @@ reason (also listed on stderr), and directories that look like run directories (
 (also listed on stderr; their choices are read from `.hydra/overrides.yaml` if present).
 
 Columns: run_dir, status, reason, sweep; one column per config-group choice named by its
-group (encoder, llm, ...); llm_size_b; the other design numbers as `design.<key>`
+group (encoder, llm, ...) and the run's `seed`; llm_size_b; the other design numbers as `design.<key>`
 (nested dicts flattened, e.g. `design.params.llm`); costs as `costs.<key>`; one column per
 metric named by its key (`test/synthetic/overall`).
 """
@@ -156,6 +156,9 @@ def record_to_row(record: Mapping[str, Any]) -> dict[str, Any]:
     """One record as a flat row (column name -> value), in the table's column order."""
     row: dict[str, Any] = {k: record.get(k) for k in BASE_COLUMNS}
     row.update({str(k): v for k, v in (record.get("choices") or {}).items()})
+    config = record.get("config") or {}
+    if "seed" in config:  # repeats of one grid point differ only in it
+        row["seed"] = config["seed"]
     design = dict(record.get("design") or {})
     row[SIZE_COLUMN] = design.pop(SIZE_COLUMN, None)
     row.update(flatten(design, "design"))

@@ -114,6 +114,13 @@ def test_metric_named_like_a_setting_does_not_overwrite_it(tmp_path: Path) -> No
     assert frame.loc[0, "encoder"] == "siglip" and frame.loc[0, "metrics.encoder"] == 1.0
 
 
+def test_the_seed_is_a_column(tmp_path: Path) -> None:
+    records = [{**ok_record(tmp_path / f"s{k}", "siglip", "qwen0.5b", 0.5, 0.6), "config": {"seed": k}}
+               for k in range(2)]
+    frame = records_to_frame(records)
+    assert list(frame["seed"]) == [0, 1] and list(frame.columns)[4:8] == ["encoder", "llm", "resampler", "seed"]
+
+
 def test_empty_records_give_the_base_columns() -> None:
     frame = records_to_frame([])
     assert list(frame.columns) == ["run_dir", "status", "reason", "sweep", "llm_size_b"]

@@ -9,7 +9,7 @@ file lock, into a temporary directory that is renamed into place, and the others
 and reuse it.
 
 `eval.jsonl` holds multiple-choice video questions (the manifest format of
-src.data.dataset). `train.jsonl` is in the LLaVA-Video-178K / LLaVA-OneVision format
+src.data.manifest). `train.jsonl` is in the LLaVA-Video-178K / LLaVA-OneVision format
 (`conversations`, and a `video`, an `image` or a list of images, or no media at all): the
 same kinds of video questions as eval, plus still-image, multi-image and text-only
 samples for data-mixture sweeps. The scenes and their categories are in src.data.scenes.
@@ -58,18 +58,18 @@ VIDEO, IMAGE = "<video>", "<image>"  # the media placeholders of a prompt
 class SyntheticSpec:
     """What to generate. Every field enters the cache key."""
 
-    n_train: int = 1200  # video questions for training
+    n_train: int = 1000  # video questions for training
     n_eval: int = 250
     seed: int = 0
     size: int = 64  # frame side, pixels
     min_duration: float = 2.0  # seconds; durations are log-uniform in between
-    max_duration: float = 30.0
+    max_duration: float = 10.0
     native_fps: tuple[float, ...] = (10, 15, 24, 29.97, 30)  # 29.97 is written 30000/1001
     control_share: float = 0.1  # of each split's video questions
     scenes: tuple[str, ...] | None = None  # video kinds to ask about; None: all
-    n_image: int = 200  # extra training samples of the other modalities
-    n_multi_image: int = 200
-    n_text: int = 150
+    n_image: int = 100  # extra training samples of the other modalities
+    n_multi_image: int = 100
+    n_text: int = 100
 
     def __post_init__(self) -> None:
         if self.n_train < 1 or self.n_eval < 1:
