@@ -61,6 +61,12 @@ def test_largest_remainder_counts_add_up() -> None:
     assert counts == {"text": 7, "image": 39, "multi_image": 20, "video": 35}
 
 
+def test_equal_remainders_tie_in_modality_order_despite_float_error() -> None:
+    # 0.15 * 36 is 5.3999... in floating point and 0.4 * 36 is 14.4: both remainders are 0.4
+    counts = epoch_counts({"text": 0.15, "image": 0.25, "multi_image": 0.2, "video": 0.4}, 36)
+    assert counts == {"text": 6, "image": 9, "multi_image": 7, "video": 14}
+
+
 def test_a_mixture_the_data_cannot_meet_is_a_clear_error() -> None:
     with pytest.raises(DataError, match=r"mixture=paper01 asks for 25% text samples, but the "
                                         r"training data has none"):

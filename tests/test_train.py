@@ -165,7 +165,8 @@ def test_a_malformed_manifest_row_is_skipped_logged_and_recorded(data_dir: Path,
     proc = run_train(["logger=none", "data=mcq_jsonl", f"data.train={train}", f"data.eval={eval_}",
                       "profile.epochs=1"], data_dir, tmp_path / "out")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert f"{train}:3: skipped: answer 'Z" in proc.stderr and f"{train}:6: skipped: not valid JSON" in proc.stderr
+    logs = proc.stdout + proc.stderr  # Hydra's console log goes to stdout
+    assert f"{train}:3: skipped: answer 'Z" in logs and f"{train}:6: skipped: not valid JSON" in logs
     [rec] = records(tmp_path / "out")
     assert rec["status"] == "ok" and rec["design"]["train_set_size"] == 22
     assert rec["data"]["train"]["rows"] == 24 and rec["data"]["train"]["kept"] == 22

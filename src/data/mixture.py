@@ -36,7 +36,8 @@ def check_shares(shares: Mapping[str, float], name: str = "mixture") -> dict[str
 
 def epoch_counts(shares: Mapping[str, float], size: int) -> dict[str, int]:
     """Samples of each modality in an epoch of `size`, rounded by largest remainder."""
-    exact = {m: shares[m] * size for m in MODALITIES}
+    # rounded so that 0.15 * 36 (5.3999...) and 0.4 * 36 (14.4) tie; ties go in MODALITIES order
+    exact = {m: round(shares[m] * size, 9) for m in MODALITIES}
     counts = {m: math.floor(v) for m, v in exact.items()}
     by_remainder = sorted(MODALITIES, key=lambda m: counts[m] - exact[m])
     for m in by_remainder[: size - sum(counts.values())]:
