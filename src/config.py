@@ -11,6 +11,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from src.data.manifest import EVAL_MODALITIES
+
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 
@@ -88,6 +90,9 @@ RULES: list[Rule] = [
     ("data.num_workers", lambda v: isinstance(v, int) and v >= 0, "an integer >= 0"),
     ("mixture.epoch_size", lambda v: v is None or (isinstance(v, int) and v > 0), "an integer > 0, or null"),
     ("eval.batch_size", lambda v: isinstance(v, int) and v > 0, "an integer > 0"),
+    ("eval.modalities", lambda v: OmegaConf.is_list(v) and len(v) > 0 and len(set(v)) == len(v)
+     and all(m in EVAL_MODALITIES for m in v),
+     f"a list of distinct {', '.join(EVAL_MODALITIES)}, e.g. eval.modalities=[video,frame,text]"),
     ("profile.name", lambda v: v in ("tiny", "pretrained"), "tiny or pretrained"),
     ("seed", lambda v: isinstance(v, int), "an integer"),
 ]

@@ -121,15 +121,23 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, run_name: str,
 
 
 def write_items(path: Path, run_name: str, results: list[dict[str, Any]]) -> None:
-    """Per-question correctness, beside the record."""
+    """Per-question correctness, beside the record: one row per item per eval modality.
+
+    `seconds` is the item's share of its batch's wall time; `control` (only where the
+    eval manifest flags controls) the item's flag, "frame", "text" or empty.
+    """
     from src.data.manifest import LETTERS
 
+    flagged = any(r.get("control") is not None for r in results)
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["run", "item", "benchmark", "category", "modality", "correct", "chosen"])
+        w.writerow(["run", "item", "benchmark", "category", "modality", "correct", "chosen",
+                    "seconds", *(["control"] if flagged else [])])
         for r in results:
             w.writerow([run_name, r["item"], r["benchmark"], r["category"], r["modality"],
-                        r["correct"], LETTERS[r["chosen"]]])
+                        r["correct"], LETTERS[r["chosen"]],
+                        "" if r.get("seconds") is None else round(r["seconds"], 6),
+                        *([r.get("control") or ""] if flagged else [])])
 
 
 def run(cfg: DictConfig) -> float | None:

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 from torch.utils.data import DataLoader
 
-from src.data.dataset import SampleDataset, collate
-from src.data.errors import ManifestError
+from src.data.dataset import EVAL_MODALITIES, SampleDataset, collate
+from src.data.errors import DataError, ManifestError
 from src.data.manifest import MEDIA_TAG, ReadReport, Sample, modality_counts, read_manifest
 from src.data.mixture import MixtureSampler
+from src.data.order import Order, ResumableLoader, Shard, Shuffled
 
 
 class VideoQADataModule(L.LightningDataModule):
@@ -22,14 +23,21 @@ class VideoQADataModule(L.LightningDataModule):
     `root` on first use, and `train` / `eval` default to its two splits. `mixture` (the
     `mixture` config group) sets the shares of text, image, multi-image and video
     samples in each training epoch; without shares, every training sample once an epoch.
+    `eval_modalities` (the modality audit): each eval item is scored once per modality
+    named, `video`, `frame` (the centre frame) or `text` (no media), one test dataloader each.
     """
 
     def __init__(self, name: str, root: str, batch_size: int = 8, eval_batch_size: int = 16,
                  num_workers: int = 0, synthetic: Mapping[str, Any] | None = None,
                  train: str | None = None, eval: str | None = None,
                  media_root: str | None = None, mixture: Mapping[str, Any] | None = None,
-                 seed: int = 0) -> None:
+                 seed: int = 0, eval_modalities: Sequence[str] = ("video",)) -> None:
         super().__init__()
+        bad = [m for m in eval_modalities if m not in EVAL_MODALITIES]
+        if bad or not eval_modalities:
+            raise ValueError(f"eval_modalities={list(eval_modalities)} is invalid; valid: a "
+                             f"non-empty list of {', '.join(EVAL_MODALITIES)}")
+        self.eval_modalities = list(dict.fromkeys(eval_modalities))
         self.name = name
         self.root = Path(root)
         self.batch_size = batch_size
@@ -47,6 +55,8 @@ class VideoQADataModule(L.LightningDataModule):
         self.eval_samples: list[Sample] = []
         self.reports: dict[str, ReadReport] = {}
         self.train_sampler: MixtureSampler | None = None
+        self.stage_data = "mixture"  # what a stage trains on: "mixture", or "video" samples only
+        self.stage_index = 0
 
     def prepare_data(self) -> None:
         if self.train_samples:  # Lightning calls this again at fit and test
@@ -80,7 +90,40 @@ class VideoQADataModule(L.LightningDataModule):
 
     @property
     def epoch_size(self) -> int:
-        return len(self.train_sampler) if self.train_sampler else len(self.train_samples)
+        """Samples in an epoch of the mixture (all of the training data, or the mixture's draw)."""
+        return self.train_sampler.epoch_size if self.train_sampler else len(self.train_samples)
+
+    def epoch_size_of(self, data: str) -> int:
+        """Samples in an epoch of a stage that trains on `data` ("mixture" or "video")."""
+        return self.epoch_size if data == "mixture" else len(self._video_indices())
+
+    def _video_indices(self) -> list[int]:
+        return [i for i, s in enumerate(self.train_samples) if s.modality == "video"]
+
+    def use_stage(self, index: int, data: str) -> None:
+        """The next training loader serves stage `index` of the schedule, on `data`:
+        the mixture, or its video samples only (Apollo trains on video alone while the
+        LLM is frozen)."""
+        if data not in ("mixture", "video"):
+            raise DataError(f"a stage's data={data!r} is invalid; valid: mixture, video")
+        if data == "video" and not self._video_indices():
+            raise DataError("a stage trains on video samples only, but the training data has no video")
+        self.stage_index, self.stage_data = index, data
+
+    def train_order(self) -> Order:
+        """A fresh order for the current stage: epoch 0, seeded by the run's seed and the stage."""
+        seed = self.seed + 7919 * self.stage_index
+        if self.stage_data == "video":
+            return Shuffled(self._video_indices(), seed=seed)
+        if self.train_sampler is not None:
+            return MixtureSampler([s.modality for s in self.train_samples], self.train_sampler.shares,
+                                  self.train_sampler.epoch_size, seed=seed,
+                                  name=f"mixture={self.mixture.get('name')}")
+        return Shuffled(range(len(self.train_samples)), seed=seed)
+
+    def _trained_batches(self) -> int:
+        """Batches of the current epoch the model has trained on (for the loader's checkpoint state)."""
+        return int(self.trainer.fit_loop.epoch_loop.batch_progress.current.processed)
 
     def report(self) -> dict[str, Any]:
         """What the data was, for the run record: rows read and skipped, modalities, mixture."""
@@ -97,17 +140,22 @@ class VideoQADataModule(L.LightningDataModule):
         self.sampler = sampler
         self.tokenizer = tokenizer
 
-    def _loader(self, samples: list[Sample], batch_size: int, train: bool) -> DataLoader:
+    def _loader(self, samples: list[Sample], batch_size: int, train: bool,
+                modality: str | None = None) -> DataLoader:
         if self.sampler is None:
             raise RuntimeError("attach() a sampler and a tokenizer before loading data")
-        dataset = SampleDataset(samples, self.sampler, self.tokenizer, train=train)
-        order = self.train_sampler if train else None
-        return DataLoader(dataset, batch_size=batch_size, shuffle=train and order is None,
-                          sampler=order, num_workers=self.num_workers, collate_fn=collate,
-                          persistent_workers=self.num_workers > 0)
+        dataset = SampleDataset(samples, self.sampler, self.tokenizer, train=train, modality=modality)
+        common = {"batch_size": batch_size, "num_workers": self.num_workers, "collate_fn": collate,
+                  "persistent_workers": self.num_workers > 0}
+        if train:
+            return ResumableLoader(dataset, order=self.train_order(), trained=self._trained_batches,
+                                   **common)
+        return DataLoader(dataset, sampler=Shard(len(dataset)), **common)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_samples, self.batch_size, train=True)
 
-    def test_dataloader(self) -> DataLoader:
-        return self._loader(self.eval_samples, self.eval_batch_size, train=False)
+    def test_dataloader(self) -> list[DataLoader]:
+        """One loader per eval modality, in the order of `eval_modalities`."""
+        return [self._loader(self.eval_samples, self.eval_batch_size, train=False, modality=m)
+                for m in self.eval_modalities]

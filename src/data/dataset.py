@@ -4,6 +4,11 @@ A video becomes the clips of the frame sampler; an image is repeated to fill one
 of `frames_per_clip` frames (the paper's unified encoding, so that one encoder path
 serves both); a multi-image sample has one clip per image; a text-only sample none.
 
+An evaluation item can be shown in one of three `EVAL_MODALITIES` (the modality audit):
+`video`, its media as they are; `frame`, each video's centre frame only, repeated to fill
+one clip as an image is; `text`, no media at all and the prompt without its media tags,
+so the model sees the question and the options only.
+
 The token ids of a sample hold `MEDIA` (-1) where each media item's tokens go, and the
 labels train the assistant turns only. A sample whose media cannot be read (a corrupt
 or unsupported file) is not dropped silently: it comes out as a skip marker that
@@ -12,7 +17,9 @@ or unsupported file) is not dropped silently: it comes out as a skip marker that
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -20,10 +27,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from src.data.manifest import LETTERS, MEDIA_TAG, Sample
+from src.data.manifest import EVAL_MODALITIES, LETTERS, MEDIA_TAG, Sample
 from src.models.videolmm import IGNORE, MEDIA, Batch
 
 log = logging.getLogger(__name__)
+# a media tag and the line break or space after it: what the text-only prompt leaves out
+_TAG_AND_SPACE = re.compile(rf"(?:{MEDIA_TAG.pattern})[^\S\n]*\n?")
 
 
 def load_image(path: str) -> np.ndarray:
@@ -39,14 +48,20 @@ class SampleDataset(Dataset):
 
     `train=True`: the whole conversation, labels on the assistant turns. `train=False`:
     a multiple-choice item's prompt only, to score the option letters at its end.
+    `modality` (evaluation only): one of `EVAL_MODALITIES`; the items then report it as
+    their `modality`, instead of the kind of media the sample holds.
     """
 
     def __init__(self, samples: list[Sample], sampler: Callable, tokenizer: Any,
-                 train: bool = True) -> None:
+                 train: bool = True, modality: str | None = None) -> None:
+        if modality is not None and (train or modality not in EVAL_MODALITIES):
+            raise ValueError(f"modality={modality!r} is invalid; valid: one of "
+                             f"{', '.join(EVAL_MODALITIES)}, for an evaluation dataset only")
         self.samples = samples
         self.sampler = sampler
         self.tokenizer = tokenizer
         self.train = train
+        self.modality = modality
         self.frames_per_clip = int(getattr(sampler, "frames_per_clip", 1))
         # token ids per distinct conversation: benchmarks repeat their question templates,
         # and rendering a chat template costs as much as decoding a short video
@@ -110,7 +125,12 @@ class SampleDataset(Dataset):
 
         out, decode_errors = [], 0
         for kind, path in sample.media:
-            if kind == "video":
+            if kind == "video" and self.modality == "frame":
+                with open_video(path) as video:  # the frame shown at the middle of its duration
+                    frame = self.read_frames(video, [video.num_frames // 2])
+                    decode_errors += video.decode_errors
+                clips = np.repeat(frame[None], self.frames_per_clip, axis=1)
+            elif kind == "video":
                 with open_video(path) as video:
                     plan = self.sampler(video.num_frames, video.fps, video.start_time)
                     frames = self.read_frames(video, plan.flat.tolist())
@@ -124,6 +144,9 @@ class SampleDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         sample = self.samples[i]
+        if self.modality == "text":  # the question and its options, nothing to see
+            sample = dataclasses.replace(sample, media=[], turns=[
+                (role, _TAG_AND_SPACE.sub("", text)) for role, text in sample.turns])
         try:
             media, decode_errors = self._media(sample)
         except Exception as e:  # noqa: BLE001 - any unreadable file: a counted skip, not a crash
@@ -141,7 +164,10 @@ class SampleDataset(Dataset):
             "id": sample.id,
             "category": sample.category,
             "benchmark": sample.benchmark,
-            "modality": sample.modality,
+            "modality": self.modality or sample.modality,
+            # the benchmark's flag of a control item ("frame", "text"), "" for an item that is
+            # not one, None where the manifest does not flag controls at all
+            "control": str(sample.meta["control"] or "") if "control" in sample.meta else None,
             "decode_errors": decode_errors,
         }
 
@@ -158,6 +184,7 @@ def collate(items: list[dict[str, Any]]) -> Batch:
         categories=[it["category"] for it in kept],
         benchmarks=[it["benchmark"] for it in kept],
         modalities=[it["modality"] for it in kept],
+        controls=[it.get("control") for it in kept],
         decode_errors=sum(it["decode_errors"] for it in kept),
         skipped=[(it["id"], it["skip"]) for it in items if "skip" in it],
     )

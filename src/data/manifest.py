@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 LETTERS = "ABCDEFGHIJ"
 MEDIA_TAG = re.compile(r"<video>|<image>")
 MODALITIES = ("text", "image", "multi_image", "video")
+EVAL_MODALITIES = ("video", "frame", "text")  # the modality audit: how an eval item is shown
 ROLES = {"human": "user", "gpt": "assistant"}
 MCQ_REQUIRED = ("video", "question", "options", "answer", "category")
 LOGGED_SKIPS = 10  # per file: the first ones one by one, then a summary

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from collections import Counter, defaultdict
 from collections.abc import Mapping
 from typing import Any
@@ -13,6 +14,8 @@ import torch
 from src.models.videolmm import Batch, VideoLMM
 
 COMPONENTS = ("vision", "connector", "llm")
+# metric namespace of each audit modality; the full video (and any other) keeps `test`
+AUDIT_PREFIX = {"frame": "test_frame", "text": "test_text"}
 
 
 class VideoLMMModule(L.LightningModule):
@@ -28,6 +31,7 @@ class VideoLMMModule(L.LightningModule):
         self.warmup_ratio = warmup_ratio
         self.results: list[dict[str, Any]] = []
         self.metrics: dict[str, float] = {}
+        self._tick = time.perf_counter()  # the end of the last test batch: items' eval seconds
         # per split: the samples left out (id -> why) and the frames that failed to decode
         self.skipped: dict[str, dict[str, str]] = {"train": {}, "test": {}}
         self.decode_errors: dict[str, int] = {"train": 0, "test": 0}
@@ -87,18 +91,27 @@ class VideoLMMModule(L.LightningModule):
 
     def on_test_epoch_start(self) -> None:
         self.results = []
+        self._tick = time.perf_counter()
 
-    def test_step(self, batch: Batch, batch_idx: int) -> None:
+    def test_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        """Score one batch of one eval modality (one test dataloader per modality)."""
         self._count("test", batch)
         if not batch.ids:
             return
         scores = self.model.option_scores(batch, self.option_token_ids)
         chosen = scores.argmax(-1).cpu()
+        # the wall time since the last batch (loading and scoring), shared equally by the
+        # batch's items: what curation's cost reduction weighs items with
+        now = time.perf_counter()
+        seconds = (now - self._tick) / len(batch.ids)
+        self._tick = now
         for i, item in enumerate(batch.ids):
             self.results.append({
                 "item": item, "benchmark": batch.benchmarks[i], "category": batch.categories[i],
                 "modality": batch.modalities[i],
+                "control": batch.controls[i] if batch.controls else None,
                 "chosen": int(chosen[i]), "correct": int(chosen[i] == batch.answer_index[i]),
+                "seconds": seconds,
             })
 
     def on_test_epoch_end(self) -> None:
@@ -108,13 +121,18 @@ class VideoLMMModule(L.LightningModule):
 
 
 def accuracy_metrics(results: list[dict[str, Any]]) -> dict[str, float]:
-    """`test/<benchmark>/<category>` accuracies, and overall = the mean of the categories."""
-    by_cat: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+    """`test/<benchmark>/<category>` accuracies, and overall = the mean of the categories.
+
+    Items scored on the centre frame or the text only (the modality audit) go to
+    `test_frame/...` and `test_text/...`; the video's keep `test/...`.
+    """
+    by_cat: dict[tuple[str, str], dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
     for r in results:
-        by_cat[r["benchmark"]][r["category"]].append(r["correct"])
+        prefix = AUDIT_PREFIX.get(r.get("modality", "video"), "test")
+        by_cat[prefix, r["benchmark"]][r["category"]].append(r["correct"])
     metrics = {}
-    for bench, cats in by_cat.items():
+    for (prefix, bench), cats in by_cat.items():
         accs = {c: sum(v) / len(v) for c, v in sorted(cats.items())}
-        metrics.update({f"test/{bench}/{c}": a for c, a in accs.items()})
-        metrics[f"test/{bench}/overall"] = sum(accs.values()) / len(accs)
+        metrics.update({f"{prefix}/{bench}/{c}": a for c, a in accs.items()})
+        metrics[f"{prefix}/{bench}/overall"] = sum(accs.values()) / len(accs)
     return metrics

@@ -23,6 +23,8 @@ class Batch:
     labels: per sample, the training targets aligned with input_ids (IGNORE: not trained)
     answer_index: (B,) index of the correct option; -1 where there is none
     num_options: (B,) options of each multiple-choice item (0 for free-form samples)
+    modalities: per sample, its kind of media, or the modality an eval item is shown in
+        (video, frame, text: the modality audit)
     decode_errors: frames that failed to decode and were replaced, over the batch
     skipped: (id, reason) of the samples left out because their media could not be read
     """
@@ -36,6 +38,7 @@ class Batch:
     categories: list[str]
     benchmarks: list[str]
     modalities: list[str] = field(default_factory=list)
+    controls: list[str | None] = field(default_factory=list)  # an eval item's control flag
     decode_errors: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
