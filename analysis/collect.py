@@ -1,9 +1,11 @@
 """Gather run records (`result.json`) into one tidy table, one row per run.
 
     python -m analysis.collect outputs/sweeps/default -o results.csv
+    python -m analysis.collect wandb:ENTITY/PROJECT [--group SWEEP] -o results.csv
 
-Arguments are run directories, sweep directories (searched recursively) or result.json
-files. Nothing is dropped silently: failed runs are rows with status "failed" and their
+Arguments are run directories, sweep directories (searched recursively), result.json
+files, or W&B projects (`wandb:ENTITY/PROJECT`, read through the public API by
+analysis.wandb_runs into the same records; `--group` keeps one sweep). Nothing is dropped silently: failed runs are rows with status "failed" and their
 reason (also listed on stderr), and directories that look like run directories (they hold
 `.hydra/`, `ckpt` or `wandb/`) but have no result.json are rows with status "missing"
 (also listed on stderr; their choices are read from `.hydra/overrides.yaml` if present).
@@ -26,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from analysis.wandb_runs import PREFIX, WandbUnavailable, fetch_records, parse_source
 
 RESULT_FILE = "result.json"
 BASE_COLUMNS = ["run_dir", "status", "reason", "sweep"]
@@ -140,6 +144,22 @@ def load_records(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
     return [read_record(f) for f in results] + [missing_record(d) for d in missing]
 
 
+def load_sources(sources: Iterable[str], group: str | None = None) -> list[dict[str, Any]]:
+    """Records of local paths and of `wandb:ENTITY/PROJECT` sources, in the order given."""
+    sources = list(sources)
+    remote = [s for s in sources if s.startswith(PREFIX)]
+    if group is not None and not remote:
+        raise CollectError(f"--group {group} applies to wandb: sources only; none given")
+    local = [s for s in sources if not s.startswith(PREFIX)]
+    records = load_records(local) if local else []
+    for source in remote:
+        fetched = fetch_records(parse_source(source), group)
+        if not fetched:
+            raise CollectError(f"no runs in {source}" + (f" with group {group!r}" if group else ""))
+        records += fetched
+    return records
+
+
 def flatten(mapping: Mapping[str, Any], prefix: str) -> dict[str, Any]:
     """`{"a": {"b": 1}}` with prefix "design" -> `{"design.a.b": 1}`."""
     flat: dict[str, Any] = {}
@@ -226,16 +246,18 @@ def report_problems(frame: pd.DataFrame) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m analysis.collect", description=__doc__.split("\n")[0])
-    parser.add_argument("paths", nargs="+", help="run or sweep directories, or result.json files")
+    parser.add_argument("paths", nargs="+",
+                        help="run or sweep directories, result.json files, or wandb:ENTITY/PROJECT")
+    parser.add_argument("--group", default=None, help="wandb: sources: only this W&B group (sweep)")
     parser.add_argument("-o", "--out", default="results.csv", help="output table (.csv or .parquet)")
     args = parser.parse_args(argv)
     try:
-        records = load_records(args.paths)
+        records = load_sources(args.paths, args.group)
         if not records:
             raise CollectError(f"no {RESULT_FILE} and no run directories under: {' '.join(args.paths)}")
         frame = records_to_frame(records)
         out = write_table(frame, args.out)
-    except CollectError as err:
+    except (CollectError, WandbUnavailable) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     for line in report_problems(frame):

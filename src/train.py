@@ -90,7 +90,8 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, run_name: str,
     logger = build_logger(cfg, run_dir, run_name, choices)
     info = design(cfg, parts)
     if logger:
-        logger.log_hyperparams({"params": info["params"]})
+        # the design numbers too, so that analysis.collect reads the same row from W&B
+        logger.log_hyperparams({"params": info["params"], "design": info})
     train_seconds = 0.0
     trainer = None
     try:

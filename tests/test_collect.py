@@ -158,3 +158,115 @@ def test_cli_parquet(sweep: Path, tmp_path: Path) -> None:
     else:
         assert proc.returncode == 0, proc.stderr
         assert len(pd.read_parquet(out)) == 3
+
+
+# --- W&B projects through the public API (faked: no network, no key) ---------------------
+
+class FakeRun:
+    """Shaped like wandb.apis.public.Run: config and summary dicts, state, name, group, id."""
+
+    def __init__(self, rid: str, state: str, tags: list[str], config: dict[str, Any],
+                 summary: dict[str, Any], group: str = "demo") -> None:
+        self.id, self.name, self.state, self.group, self.tags = rid, f"run-{rid}", state, group, tags
+        self.path = ["me", "proj", rid]
+        self.config, self.summary = config, summary
+
+
+def fake_runs() -> list[FakeRun]:
+    design = {"fps": 2.0, "tokens_per_frame": 4, "llm_size_b": 0.5, "params": {"llm": 20, "total": 30}}
+    ok = FakeRun("a1", "finished", ["encoder=siglip", "llm=qwen0.5b"],
+                 {"seed": 3, "llm": {"name": "qwen0.5b", "size_b": 0.5}, "design": design},
+                 {METRIC: 0.6, "test/synthetic/spatial": 0.5, "train/loss": 0.4, "_runtime": 12.5,
+                  "_step": 7, "epoch": 1, "_wandb": {"runtime": 12}})
+    # logged before the design section existed: sizes and fps come from the resolved config
+    old = FakeRun("b2", "finished", [], {"encoder": {"name": "dinov2"}, "llm": {"name": "qwen4b", "size_b": 4.0},
+                                         "sampler": {"fps": 1.0}, "params": {"total": 99}},
+                  {METRIC: 0.7})
+    crashed = FakeRun("c3", "crashed", ["encoder=dinov2", "llm=qwen0.5b"], {}, {"train/loss": 2.0})
+    no_eval = FakeRun("d4", "finished", ["encoder=siglip", "llm=qwen4b"], {}, {"train/loss": 1.0})
+    running = FakeRun("e5", "running", ["encoder=siglip", "llm=qwen7b"], {}, {}, group="other")
+    return [ok, old, crashed, no_eval, running]
+
+
+class FakeApi:
+    calls: list[tuple[str, Any]] = []
+
+    def runs(self, path: str, filters: dict[str, Any] | None = None) -> list[FakeRun]:
+        FakeApi.calls.append((path, filters))
+        runs = fake_runs()
+        return [r for r in runs if not filters or r.group == filters["group"]]
+
+
+def test_wandb_runs_become_the_same_rows() -> None:
+    from analysis.wandb_runs import fetch_records
+
+    frame = records_to_frame(fetch_records("me/proj", api_factory=FakeApi))
+    rows = frame.set_index("run_dir")
+    ok = rows.loc["wandb:me/proj/a1"]
+    assert (ok["status"], ok["sweep"], ok["encoder"], ok["llm"], ok["seed"]) == ("ok", "demo", "siglip", "qwen0.5b", 3)
+    assert (ok["llm_size_b"], ok["design.fps"], ok["design.tokens_per_frame"], ok["design.params.total"]) == (0.5, 2.0, 4, 30)
+    assert (ok[METRIC], ok["train/loss"], ok["costs.wandb_runtime_seconds"]) == (0.6, 0.4, 12.5)
+    assert "_step" not in frame.columns and "epoch" not in frame.columns and "_wandb" not in frame.columns
+    old = rows.loc["wandb:me/proj/b2"]
+    assert (old["encoder"], old["llm"], old["llm_size_b"], old["design.fps"], old["design.params.total"]) == (
+        "dinov2", "qwen4b", 4.0, 1.0, 99)
+    assert rows.loc["wandb:me/proj/c3", "status"] == "failed"
+    assert rows.loc["wandb:me/proj/c3", "reason"] == "W&B state crashed"
+    assert rows.loc["wandb:me/proj/d4", "status"] == "failed" and "no test/ metric" in rows.loc["wandb:me/proj/d4", "reason"]
+    assert (rows.loc["wandb:me/proj/e5", "status"], rows.loc["wandb:me/proj/e5", "reason"]) == ("missing", "W&B state running")
+
+
+def test_cli_reads_a_wandb_project_group(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    import wandb
+
+    from analysis import collect, wandb_runs
+
+    monkeypatch.setenv("WANDB_API_KEY", "k" * 40)
+    monkeypatch.setattr(wandb_runs, "check_reachable", lambda url: None)
+    monkeypatch.setattr(wandb, "Api", lambda **kw: FakeApi())
+    FakeApi.calls.clear()
+    out = tmp_path / "w.csv"
+    assert collect.main(["wandb:me/proj", "--group", "demo", "-o", str(out)]) == 0
+    assert FakeApi.calls == [("me/proj", {"group": "demo"})]
+    stdout, stderr = capsys.readouterr()
+    assert stdout.strip() == f"2 ok, 2 failed, 0 missing -> {out}"
+    assert "failed: wandb:me/proj/c3: W&B state crashed" in stderr
+    table = pd.read_csv(out)
+    assert len(table) == 4 and set(table["sweep"]) == {"demo"}
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["wandb:me/proj"], "no W&B API key"),
+    (["wandb:just-a-name"], "expected wandb:ENTITY/PROJECT"),
+    ([".", "--group", "demo"], "--group demo applies to wandb: sources only"),
+])
+def test_cli_wandb_without_key_is_one_line(args: list[str], needle: str, monkeypatch: pytest.MonkeyPatch,
+                                           tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from analysis import collect
+
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    monkeypatch.setenv("WANDB_BASE_URL", "https://api.wandb.ai")
+    assert collect.main([*args, "-o", str(tmp_path / "r.csv")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and needle in err[0]
+    assert not (tmp_path / "r.csv").exists()
+
+
+def test_unreachable_server_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    from analysis.wandb_runs import WandbUnavailable, check_reachable
+
+    with pytest.raises(WandbUnavailable, match="cannot reach the W&B server http://127.0.0.1:9"):
+        check_reachable("http://127.0.0.1:9", timeout=1.0)  # the discard port: nothing listens
+
+
+def test_api_errors_are_one_line() -> None:
+    from analysis.wandb_runs import WandbUnavailable, fetch_records
+
+    class Broken:
+        def runs(self, path: str, filters: Any = None) -> Any:
+            raise ValueError("Could not find project proj\nmore detail")
+
+    with pytest.raises(WandbUnavailable, match=r"^W&B project me/proj: ValueError: Could not find project proj$"):
+        fetch_records("me/proj", api_factory=Broken)
