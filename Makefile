@@ -10,7 +10,7 @@ export TOKENIZERS_PARALLELISM ?= false
 
 SWEEP_DIR := outputs/sweeps/default
 
-.PHONY: venv data demo test sweep clean
+.PHONY: venv data demo test sweep clean slurm-up slurm-down
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -53,3 +53,10 @@ test: venv
 
 clean:
 	rm -rf outputs multirun
+
+# A single-node SLURM cluster from Debian's packages (root; the SLURM tests start it themselves).
+slurm-up:
+	bash scripts/slurm_up.sh
+
+slurm-down:
+	bash scripts/slurm_down.sh
