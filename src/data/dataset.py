@@ -82,8 +82,11 @@ class SampleDataset(Dataset):
 
     def _render(self, turns: list[tuple[str, str]], generation_prompt: bool) -> str:
         messages = [{"role": role, "content": text} for role, text in turns]
+        # enable_thinking=False: Qwen3's own template then writes its non-thinking answer
+        # prefix (an empty <think></think>) into the generation prompt; other templates ignore it
         return self.tokenizer.apply_chat_template(messages, tokenize=False,
-                                                  add_generation_prompt=generation_prompt)
+                                                  add_generation_prompt=generation_prompt,
+                                                  enable_thinking=False)
 
     def tokens(self, sample: Sample) -> tuple[list[int], list[int]]:
         """(ids, labels): labels are the ids on assistant turns and IGNORE elsewhere."""
@@ -119,12 +122,15 @@ class SampleDataset(Dataset):
         """(len(indices), H, W, 3) uint8: only the sampled frames are decoded."""
         return video.get(indices)
 
-    def _media(self, sample: Sample) -> tuple[list[torch.Tensor], int]:
-        """Each media item as uint8 clips (C, T, H, W, 3), and the frames that failed to decode."""
+    def _media(self, sample: Sample) -> tuple[list[torch.Tensor], list[torch.Tensor | None], int]:
+        """Each media item as uint8 clips (C, T, H, W, 3); each video's (C, 2) clip start and
+        end in seconds (the sampler's plan; None for an image or a single frame, which have no
+        times); and the frames that failed to decode."""
         from src.data.video import open_video
 
-        out, decode_errors = [], 0
+        out, times, decode_errors = [], [], 0
         for kind, path in sample.media:
+            span = None  # an image or a single frame has no clip times
             if kind == "video" and self.modality == "frame":
                 with open_video(path) as video:  # the frame shown at the middle of its duration
                     frame = self.read_frames(video, [video.num_frames // 2])
@@ -136,11 +142,13 @@ class SampleDataset(Dataset):
                     frames = self.read_frames(video, plan.flat.tolist())
                     decode_errors += video.decode_errors
                 clips = frames.reshape(*plan.indices.shape, *frames.shape[1:])
+                span = torch.from_numpy(np.stack([plan.starts, plan.ends], axis=1))
             else:
                 image = load_image(path)
                 clips = np.repeat(image[None, None], self.frames_per_clip, axis=1)
             out.append(torch.from_numpy(np.ascontiguousarray(clips)))
-        return out, decode_errors
+            times.append(span)
+        return out, times, decode_errors
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         sample = self.samples[i]
@@ -148,7 +156,7 @@ class SampleDataset(Dataset):
             sample = dataclasses.replace(sample, media=[], turns=[
                 (role, _TAG_AND_SPACE.sub("", text)) for role, text in sample.turns])
         try:
-            media, decode_errors = self._media(sample)
+            media, clip_times, decode_errors = self._media(sample)
         except Exception as e:  # noqa: BLE001 - any unreadable file: a counted skip, not a crash
             reason = f"{type(e).__name__}: {e}"
             log.warning("skipped sample %s: %s", sample.id, reason)
@@ -157,6 +165,7 @@ class SampleDataset(Dataset):
         answer = LETTERS.index(sample.answer) if sample.answer else -1
         return {
             "media": media,
+            "clip_times": clip_times,
             "input_ids": torch.tensor(ids, dtype=torch.long),
             "labels": torch.tensor(labels, dtype=torch.long),
             "answer_index": answer,
@@ -176,6 +185,7 @@ def collate(items: list[dict[str, Any]]) -> Batch:
     kept = [it for it in items if "skip" not in it]
     return Batch(
         media=[it["media"] for it in kept],
+        clip_times=[it["clip_times"] for it in kept],
         input_ids=[it["input_ids"] for it in kept],
         labels=[it["labels"] for it in kept],
         answer_index=torch.tensor([it["answer_index"] for it in kept], dtype=torch.long),

@@ -26,6 +26,8 @@ class Batch:
     modalities: per sample, its kind of media, or the modality an eval item is shown in
         (video, frame, text: the modality audit)
     decode_errors: frames that failed to decode and were replaced, over the batch
+    clip_times: per sample, per media item its clips' (C, 2) start and end seconds (a
+        video), or None (an image, a single frame): what timestamp integration writes
     skipped: (id, reason) of the samples left out because their media could not be read
     """
 
@@ -41,18 +43,23 @@ class Batch:
     controls: list[str | None] = field(default_factory=list)  # an eval item's control flag
     decode_errors: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    clip_times: list[list[torch.Tensor | None]] = field(default_factory=list)
 
 
 class VideoLMM(nn.Module):
     """Composes injected parts; builds nothing itself."""
 
     def __init__(self, encoder: nn.Module, connector: nn.Module, llm: PreTrainedModel,
-                 pad_token_id: int) -> None:
+                 pad_token_id: int, integration: nn.Module | None = None) -> None:
+        from src.models.integration import ClipIntegration
+
         super().__init__()
         self.encoder = encoder
         self.connector = connector
         self.llm = llm
         self.pad_token_id = pad_token_id
+        # how clip tokens are laid out in the input; None: as they are (integration=none)
+        self.integration = ClipIntegration() if integration is None else integration
 
     def clip_tokens(self, media: list[torch.Tensor]) -> list[torch.Tensor]:
         """Per media item: (C, T, H, W, 3) uint8 -> (C * tokens_per_clip, D_llm).
@@ -72,27 +79,28 @@ class VideoLMM(nn.Module):
         return out
 
     def _sequences(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Right-padded input embeddings, attention mask, labels, and each sequence's last index."""
+        """Right-padded input embeddings, attention mask, labels, and each sequence's last index.
+
+        Each MEDIA slot is laid out by the integration (clip tokens, and the separators or
+        timestamp text it adds), none of it trained as a target.
+        """
         embed = self.llm.get_input_embeddings()
         device = embed.weight.device
         media = self.clip_tokens([m.to(device) for ms in batch.media for m in ms])
+        n = self.connector.tokens_per_clip
         seqs, labels = [], []
         k = 0
-        for ids, lab in zip(batch.input_ids, batch.labels):
-            ids, lab = ids.to(device), lab.to(device)
-            text = embed(ids.clamp(min=0))  # MEDIA rows are replaced below
-            slots = (ids == MEDIA).nonzero().flatten().tolist()
-            parts, part_labels, prev = [], [], 0
-            for s in slots:
-                tok = media[k].to(text.dtype)
-                k += 1
-                parts += [text[prev:s], tok]
-                part_labels += [lab[prev:s], lab.new_full((len(tok),), IGNORE)]
-                prev = s + 1
-            parts.append(text[prev:])
-            part_labels.append(lab[prev:])
-            seqs.append(torch.cat(parts))
-            labels.append(torch.cat(part_labels))
+        for i, (ids, lab) in enumerate(zip(batch.input_ids, batch.labels)):
+            items = batch.media[i]
+            times = batch.clip_times[i] if batch.clip_times else [None] * len(items)
+            ids, lab = self.integration.expand(ids.tolist(), lab.tolist(), [len(m) for m in items], times, n)
+            ids = torch.tensor(ids, device=device)
+            rows = media[k:k + len(items)]
+            k += len(items)
+            text = embed(ids.clamp(min=0))  # the layout's markers are replaced in fill()
+            rows = torch.cat(rows) if rows else text.new_zeros(0, text.shape[-1])
+            seqs.append(self.integration.fill(ids, text, rows))
+            labels.append(torch.tensor(lab, device=device))
         width = max(len(s) for s in seqs)
         dim = seqs[0].shape[-1]
         pad = embed(torch.tensor([self.pad_token_id], device=device))[0]
