@@ -8,6 +8,8 @@ writes it as a PNG through the Agg canvas.
   fitted a·ln(x) + b curve (Apollo, arXiv 2412.10360, Fig. 3 left).
 - `scatter_figure`: per-variant scores at two sizes with the least-squares line and R² in
   the title (Apollo, Fig. 15).
+- `r2_data_figure`: R² with the reference (largest model, largest training set) against
+  training-set size, one line per model size (Apollo, Fig. 3 right).
 - `heatmap_figure`: a correlation matrix between benchmarks or categories (Apollo, Fig. 2 right).
 """
 
@@ -94,6 +96,33 @@ def scatter_figure(
     ax.set_ylabel(f"{metric} at {size_col}={size_b:g}")
     ax.set_title(f"{size_col} {size_a:g} vs {size_b:g}: R² = {_fmt(r2)} (n={xs.size})")
     ax.grid(True, alpha=0.3)
+    return fig
+
+
+def r2_data_figure(
+    lines: dict[float, tuple[np.ndarray, np.ndarray]],
+    *,
+    ref_size: float,
+    ref_data: float,
+    size_col: str = "llm_size_b",
+    data_col: str = "design.train_set_size",
+    metric: str = "",
+) -> Figure:
+    """Per model size, R² with (ref_size, ref_data) against training-set size, log x axis."""
+    fig = _new_figure(5.0, 3.6)
+    ax = fig.subplots()
+    ticks: set[float] = set()
+    for i, (size, (data, r2s)) in enumerate(lines.items()):
+        ax.plot(data, r2s, "o-", color=f"C{i}", label=f"{size_col}={size:g}")
+        ticks.update(float(d) for d in data)
+    ax.set_xscale("log")
+    ax.set_xticks(sorted(ticks), [f"{v:g}" for v in sorted(ticks)])
+    ax.minorticks_off()
+    ax.set_xlabel(data_col)
+    ax.set_ylabel(f"R² with {size_col}={ref_size:g} at {ref_data:g}")
+    ax.set_title(f"R² against training-set size{': ' + metric if metric else ''}")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="lower right", fontsize="small")
     return fig
 
 

@@ -7,8 +7,10 @@ LLM, e.g. encoder=siglip,resampler=perceiver); its score at each model size is t
 its ok runs there (replicates such as seeds are averaged). For every pair of sizes this
 reports R² between the per-variant scores (with a bootstrap 95% interval over variants),
 Spearman ρ, Kendall τ and whether both sizes pick the same best variant; and it fits
-R²(size, largest) ≈ a·ln(size) + b. `--out DIR` writes `scaling.json`, `r2_curve.png` and
-one `scatter_<a>_vs_<b>.png` per pair.
+R²(size, largest) ≈ a·ln(size) + b. `--data-col design.train_set_size` adds R² of every
+(size, training-set size) against the largest of both (Fig. 3 right; the pairs then use the
+largest training set). `--out DIR` writes `scaling.json`, `r2_curve.png`, one
+`scatter_<a>_vs_<b>.png` per pair and, with `--data-col`, `r2_data.png`.
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ import numpy as np
 import pandas as pd
 
 from analysis import plots, stats
-
-NOT_CHOICES = {"run_dir", "status", "reason", "sweep", "llm", "llm_size_b"}
+from analysis.data_scaling import analyse_data, curves
+from analysis.variants import (choice_columns, hidden_design_columns, missing_cells,
+                               variant_scores)
 
 
 class ScalingError(Exception):
@@ -61,6 +64,7 @@ class ScalingResult:
     log_fit: dict[str, Any] = field(default_factory=dict)
     missing: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    data_scaling: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict with NaN as None."""
@@ -79,15 +83,6 @@ def _nan_to_none(value: Any) -> Any:
     return value
 
 
-def choice_columns(frame: pd.DataFrame, size_col: str, metric: str | None = None) -> list[str]:
-    """The plain-named columns that are design choices, minus the LLM and its size.
-
-    Names with '.' (design numbers, costs) or '/' (metrics) are not choices.
-    """
-    skip = NOT_CHOICES | {size_col, metric}
-    return [c for c in frame.columns if c not in skip and "." not in c and "/" not in c]
-
-
 def check_columns(frame: pd.DataFrame, names: dict[str, list[str]], source: str) -> None:
     """Raise a one-line ScalingError naming the first absent column and the available ones."""
     for option, cols in names.items():
@@ -95,29 +90,6 @@ def check_columns(frame: pd.DataFrame, names: dict[str, list[str]], source: str)
             if col not in frame.columns:
                 raise ScalingError(f"no column {col!r} ({option}) in {source}; "
                                    f"available: {', '.join(map(str, frame.columns))}")
-
-
-def variant_scores(frame: pd.DataFrame, metric: str, size_col: str,
-                   variant_cols: list[str]) -> pd.DataFrame:
-    """Mean score per variant (rows, labelled `col=value,...`) and size (columns, ascending).
-
-    Labels name only the variant columns that vary, so they stay short and unique. A
-    variant with no finite score at a size has NaN there.
-    """
-    keys = frame[variant_cols].astype(object).where(frame[variant_cols].notna(), "-").astype(str)
-    varying = [c for c in variant_cols if keys[c].nunique() > 1]
-    labels = (keys[varying].apply(lambda r: ",".join(f"{c}={r[c]}" for c in varying), axis=1)
-              if varying else pd.Series("all", index=frame.index))
-    data = pd.DataFrame({"variant": labels, "size": frame[size_col].astype(float),
-                         "score": pd.to_numeric(frame[metric], errors="coerce")})
-    table = data.groupby(["variant", "size"])["score"].mean().unstack("size")
-    return table.reindex(columns=sorted(table.columns)).sort_index()
-
-
-def missing_cells(scores: pd.DataFrame) -> list[dict[str, Any]]:
-    """Each (variant, size) with no score: the variant is left out of pairs with that size."""
-    return [{"variant": str(v), "size": float(s)}
-            for v, row in scores.iterrows() for s, x in row.items() if not np.isfinite(x)]
 
 
 def compare_pair(x: np.ndarray, y: np.ndarray, size_a: float, size_b: float,
@@ -133,8 +105,15 @@ def compare_pair(x: np.ndarray, y: np.ndarray, size_a: float, size_b: float,
 
 def analyse(frame: pd.DataFrame, metric: str, size_col: str = "llm_size_b",
             variant_cols: list[str] | None = None, n_boot: int = 1000,
-            seed: int | None = 0, maximize: bool = True) -> tuple[ScalingResult, pd.DataFrame]:
-    """The scaling analysis of the ok rows of `frame`, and the per-variant score table."""
+            seed: int | None = 0, maximize: bool = True,
+            data_col: str | None = None) -> tuple[ScalingResult, pd.DataFrame]:
+    """The scaling analysis of the ok rows of `frame`, and the per-variant score table.
+
+    Without `variant_cols`, the variants are the choice columns plus any design number
+    that differs within one of their cells (a note says which). With `data_col` (a
+    training-set size column), the model-size pairs use the rows at its largest value, and
+    `data_scaling` holds R² of every (size, data size) against the largest of both.
+    """
     if "status" in frame.columns:
         ok = frame[frame["status"] == "ok"]
         notes = [f"left out {len(frame) - len(ok)} of {len(frame)} rows whose status is not ok"]
@@ -142,9 +121,25 @@ def analyse(frame: pd.DataFrame, metric: str, size_col: str = "llm_size_b",
         ok, notes = frame, ["no status column: every row used"]
     ok = ok[ok[size_col].notna()]
     cols = list(variant_cols) if variant_cols is not None else choice_columns(frame, size_col, metric)
+    exclude = {data_col} if data_col else set()
+    hidden = hidden_design_columns(ok, size_col, [c for c in cols if c != data_col], exclude)
+    if hidden and variant_cols is None:
+        cols += hidden
+        notes.append(f"runs with the same choices differ in {', '.join(hidden)}: "
+                     "added to the variant columns (--variant-cols to choose them yourself)")
+    elif hidden:
+        notes.append(f"runs of one variant differ in {', '.join(hidden)}: averaged as replicates")
+    data_scaling: dict[str, Any] = {}
+    if data_col is not None:
+        cols = [c for c in cols if c != data_col]
+        data_scaling = analyse_data(ok, metric, size_col, data_col, cols, n_boot, seed)
+        ok = ok[pd.to_numeric(ok[data_col], errors="coerce") == data_scaling["reference"]["data_size"]]
+        notes.append(f"model-size pairs use the rows at the largest {data_col} "
+                     f"({data_scaling['reference']['data_size']:g})")
     scores = variant_scores(ok, metric, size_col, cols)
     sizes = [float(s) for s in scores.columns]
-    result = ScalingResult(metric, size_col, cols, sizes, missing=missing_cells(scores), notes=notes)
+    result = ScalingResult(metric, size_col, cols, sizes, missing=missing_cells(scores), notes=notes,
+                           data_scaling=data_scaling)
     for a, b in combinations(sizes, 2):
         both = scores[[a, b]].dropna()
         x, y = both[a].to_numpy(float), both[b].to_numpy(float)
@@ -195,6 +190,18 @@ def format_table(result: ScalingResult) -> str:
     return "\n".join(lines)
 
 
+def format_data(data: dict[str, Any]) -> str:
+    """R² of each (size, data size) cell with the reference cell, as text lines."""
+    ref = data["reference"]
+    if ref["size"] is None:
+        return f"R² against {data['data_col']}: none ({data['note']})"
+    lines = [f"R² with size {ref['size']:g} at {data['data_col']}={ref['data_size']:g}:"]
+    for p in data["points"]:
+        line = f"  size {p['size']:g}, {data['data_col']}={p['data_size']:g}: R² {_num(p['r2'])} (n={p['n']})"
+        lines.append(line + (f"   ({p['note']})" if p["note"] else ""))
+    return "\n".join(lines + ([data["note"]] if data["note"] else []))
+
+
 def write_outputs(result: ScalingResult, scores: pd.DataFrame, out: Path) -> list[Path]:
     """`scaling.json`, `r2_curve.png` (with two or more sizes) and one scatter per pair."""
     out.mkdir(parents=True, exist_ok=True)
@@ -213,6 +220,13 @@ def write_outputs(result: ScalingResult, scores: pd.DataFrame, out: Path) -> lis
                                    r2=p.r2, size_col=result.size_col, metric=result.metric,
                                    labels=[str(v) for v in both.index])
         written.append(plots.save_figure(fig, out / f"scatter_{p.size_a:g}_vs_{p.size_b:g}.png"))
+    lines = curves(result.data_scaling) if result.data_scaling else {}
+    if lines:
+        ref = result.data_scaling["reference"]
+        fig = plots.r2_data_figure(lines, ref_size=ref["size"], ref_data=ref["data_size"],
+                                   size_col=result.size_col, data_col=result.data_scaling["data_col"],
+                                   metric=result.metric)
+        written.append(plots.save_figure(fig, out / "r2_data.png"))
     return written
 
 
@@ -233,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size-col", default="llm_size_b", help="model-size column (numeric)")
     parser.add_argument("--variant-cols", nargs="+", default=None,
                         help="columns that define a variant (default: every choice column but llm)")
+    parser.add_argument("--data-col", default=None,
+                        help="training-set size column (e.g. design.train_set_size): R² against it")
     parser.add_argument("--out", type=Path, default=None, help="folder for scaling.json and PNGs")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (0: none)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
@@ -241,15 +257,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         frame = read_table(args.results)
         check_columns(frame, {"--metric": [args.metric], "--size-col": [args.size_col],
-                              "--variant-cols": args.variant_cols or []}, str(args.results))
-        for option, col in (("--metric", args.metric), ("--size-col", args.size_col)):
+                              "--variant-cols": args.variant_cols or [],
+                              "--data-col": [args.data_col] if args.data_col else []}, str(args.results))
+        numeric = [("--metric", args.metric), ("--size-col", args.size_col), ("--data-col", args.data_col)]
+        for option, col in [(o, c) for o, c in numeric if c is not None]:
             values = frame[col].dropna()
             if not pd.api.types.is_numeric_dtype(values):
                 raise ScalingError(f"column {col!r} ({option}) is not numeric")
         if args.variant_cols and {args.size_col, args.metric} & set(args.variant_cols):
             raise ScalingError("--variant-cols must not include the size or the metric column")
         result, scores = analyse(frame, args.metric, args.size_col, args.variant_cols,
-                                 args.bootstrap, args.seed, not args.lower_is_better)
+                                 args.bootstrap, args.seed, not args.lower_is_better, args.data_col)
     except ScalingError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -264,6 +282,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"only {len(result.sizes)} size(s) of {args.size_col} among ok rows: no pairs to compare")
     else:
         print(format_table(result))
+    if result.data_scaling:
+        print(format_data(result.data_scaling))
     if args.out is not None:
         written = write_outputs(result, scores, args.out)
         print(f"wrote {len(written)} files to {args.out}")

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from analysis import plots, stats
+from analysis.data_scaling import curves
 from analysis.scaling import analyse, choice_columns
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -216,3 +217,101 @@ def test_cli_one_size_exits_0_with_empty_pairs(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "only 1 size" in proc.stderr
     assert json.loads((tmp_path / "o" / "scaling.json").read_text())["pairs"] == []
+
+
+# --- variants that differ only in a design number; R² against training-set size ------------
+
+def design_table(cells: dict[tuple[str, float, float, float], float], col: str) -> pd.DataFrame:
+    """Rows (encoder, `col` value, llm size, training-set size) -> score; choices alike otherwise."""
+    return pd.DataFrame([{"run_dir": f"/r/{e}-{v}-{s}-{d}", "status": "ok", "reason": None,
+                          "sweep": "s", "encoder": e, "llm": LLMS[s], "resampler": "p",
+                          "seed": 0, "llm_size_b": s, "design.params.llm": s * 10,
+                          "design.train_set_size": d, col: v, METRIC: score}
+                         for (e, v, s, d), score in cells.items()])
+
+
+# Six designs: encoders a, b, c at 4 and 16 tokens per frame (set by an override, so the
+# choice columns are the same for both). Scores x = 1..6 at 0.5B, y = 2,1,4,3,6,5 at 4B.
+# Hand: dx = dy-permuted (-2.5..2.5), Sxy = 4·3.75 - 2·0.25 = 14.5, Sxx = Syy = 17.5:
+# R² = (14.5/17.5)² = 841/1225. Spearman = Pearson here (values are ranks) = 29/35;
+# Kendall: 3 of 15 pairs discordant, τ = 9/15; best at 0.5B (c/16) is not best at 4B.
+TPF = {(e, v): (x, y) for (e, v), x, y in zip(
+    [("a", 4), ("a", 16), ("b", 4), ("b", 16), ("c", 4), ("c", 16)], range(1, 7), [2, 1, 4, 3, 6, 5],
+    strict=True)}
+
+
+def test_variants_differing_only_in_a_design_number() -> None:
+    cells = {(e, v, s, 1000): float(xy[i]) for (e, v), xy in TPF.items() for i, s in enumerate((0.5, 4.0))}
+    frame = design_table(cells, "design.tokens_per_frame")
+    result, scores = analyse(frame, METRIC, n_boot=0)
+    assert result.variant_cols == ["encoder", "resampler", "design.tokens_per_frame"]
+    assert any("differ in design.tokens_per_frame: added" in n for n in result.notes)
+    assert "encoder=c,design.tokens_per_frame=16" in scores.index
+    [pair] = result.pairs
+    assert pair.n == 6 and pair.r2 == pytest.approx(841 / 1225)
+    assert pair.spearman == pytest.approx(29 / 35) and pair.kendall == pytest.approx(0.6)
+    assert pair.same_best is False
+    # naming the variant columns yourself merges them, with a note: a = (1.5, 1.5),
+    # b = (3.5, 3.5), c = (5.5, 5.5) lie on a line, R² = 1
+    merged, scores = analyse(frame, METRIC, variant_cols=["encoder"], n_boot=0)
+    assert merged.pairs[0].n == 3 and merged.pairs[0].r2 == pytest.approx(1.0)
+    assert scores.loc["encoder=b", 4.0] == pytest.approx(3.5)
+    assert any("averaged as replicates" in n for n in merged.notes)
+
+
+def test_seeds_are_replicates_not_variants() -> None:
+    frame = make_table(HAND).assign(seed=lambda f: range(len(f)))
+    assert "seed" not in choice_columns(frame, "llm_size_b", METRIC)
+    result, _ = analyse(frame, METRIC, n_boot=0)
+    assert result.pairs[0].n == 4 and result.pairs[0].r2 == pytest.approx(361 / 375)
+
+
+# Encoders a, b, c; reference (4B, 1000 samples) scores (1, 2, 3). By hand against it:
+# (0.5B, 1000): (2, 4, 5): Sxy = 3, Sxx = 14/3, Syy = 2 -> R² = 27/28
+# (0.5B, 100):  (1, 1, 2): Sxy = 1, Sxx = 2/3            -> R² = 3/4
+# (4B, 100):    (2, 1, 3): Sxy = 1, Sxx = 2              -> R² = 1/4
+DATA = {("a", 4.0, 1000): 1, ("b", 4.0, 1000): 2, ("c", 4.0, 1000): 3,
+        ("a", 0.5, 1000): 2, ("b", 0.5, 1000): 4, ("c", 0.5, 1000): 5,
+        ("a", 0.5, 100): 1, ("b", 0.5, 100): 1, ("c", 0.5, 100): 2,
+        ("a", 4.0, 100): 2, ("b", 4.0, 100): 1, ("c", 4.0, 100): 3}
+
+
+def data_frame() -> pd.DataFrame:
+    return design_table({(e, 8, s, d): float(v) for (e, s, d), v in DATA.items()}, "design.tokens_per_frame")
+
+
+def test_r2_against_training_set_size_by_hand() -> None:
+    result, _ = analyse(data_frame(), METRIC, n_boot=0, data_col="design.train_set_size")
+    data = result.data_scaling
+    assert data["reference"] == {"size": 4.0, "data_size": 1000.0} and data["note"] is None
+    got = {(p["size"], p["data_size"]): (p["r2"], p["n"]) for p in data["points"]}
+    assert got == {(0.5, 100.0): (pytest.approx(0.75), 3), (0.5, 1000.0): (pytest.approx(27 / 28), 3),
+                   (4.0, 100.0): (pytest.approx(0.25), 3)}
+    [pair] = result.pairs  # model sizes compared at the largest training set
+    assert pair.r2 == pytest.approx(27 / 28)
+    assert "design.train_set_size" not in result.variant_cols
+    lines = curves(data)
+    assert list(lines) == [0.5, 4.0] and list(lines[0.5][0]) == [100.0, 1000.0]
+    fig = plots.r2_data_figure(lines, ref_size=4.0, ref_data=1000.0, data_col="design.train_set_size")
+    [ax] = fig.axes
+    assert ax.get_xscale() == "log" and ax.get_xlabel() == "design.train_set_size"
+    assert ax.get_ylabel() == "R² with llm_size_b=4 at 1000" and len(ax.get_lines()) == 2
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["llm_size_b=0.5", "llm_size_b=4"]
+    # without --data-col the training-set size is a design number that splits cells
+    plain, _ = analyse(data_frame(), METRIC, n_boot=0)
+    assert "design.train_set_size" in plain.variant_cols
+
+
+def test_cli_data_col_writes_json_and_figure(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv"
+    data_frame().to_csv(path, index=False)
+    proc = run_scaling(str(path), "--metric", METRIC, "--data-col", "design.train_set_size",
+                       "--bootstrap", "0", "--out", str(tmp_path / "o"))
+    assert proc.returncode == 0, proc.stderr
+    assert "R² with size 4 at design.train_set_size=1000:" in proc.stdout
+    doc = json.loads((tmp_path / "o" / "scaling.json").read_text())
+    assert set(doc) >= {"pairs", "log_fit", "data_scaling"}
+    assert doc["data_scaling"]["reference"] == {"size": 4.0, "data_size": 1000.0}
+    assert (tmp_path / "o" / "r2_data.png").is_file()
+    bad = run_scaling(str(path), "--metric", METRIC, "--data-col", "design.n_train")
+    assert bad.returncode == 2 and "'design.n_train' (--data-col)" in bad.stderr
