@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from hydra.utils import instantiate
@@ -62,7 +60,7 @@ def design(cfg: DictConfig, parts: Parts) -> dict[str, Any]:
 
     model = parts.model
     fps = OmegaConf.select(cfg, "sampler.fps")
-    epochs = sum(int(s.epochs) for s in cfg.schedule.stages)
+    stages = cfg.schedule.stages
     data = parts.datamodule
     train_size = len(data.train_samples)
     counts = data.report()["mixture"]["epoch_counts"]
@@ -75,7 +73,9 @@ def design(cfg: DictConfig, parts: Parts) -> dict[str, Any]:
         **tokens_design(fps, model.encoder.frames_per_clip, model.connector.tokens_per_clip),
         "frames_per_clip": model.encoder.frames_per_clip,
         "train_set_size": train_size,
-        "training_samples": data.epoch_size * epochs,
+        "schedule": cfg.schedule.name,
+        "stages": len(stages),
+        "training_samples": sum(int(s.epochs) * data.epoch_size_of(s.data) for s in stages),
         # each modality's share of an epoch's samples (the mixture's, or what the data holds)
         "mixture": {m: round(counts.get(m, 0) / data.epoch_size, 4) for m in MODALITIES},
         "params": {
@@ -85,23 +85,3 @@ def design(cfg: DictConfig, parts: Parts) -> dict[str, Any]:
             "total": count_params(model),
         },
     }
-
-
-def run_id(sweep: str, run_name: str) -> str:
-    """A stable W&B run id: a re-run of the same grid point logs to the same W&B run."""
-    return hashlib.sha1(f"{sweep}/{run_name}".encode()).hexdigest()[:16]
-
-
-def build_logger(cfg: DictConfig, run_dir: Path, run_name: str, choices: dict[str, str]) -> Any:
-    """The experiment logger of `logger=`, or False for `logger=none`."""
-    if "_target_" not in cfg.logger:
-        return False
-    kind = cfg.logger.name
-    if kind == "wandb":
-        tags = [f"{group}={choice}" for group, choice in sorted(choices.items())][:64]
-        logger = instantiate(cfg.logger, save_dir=str(run_dir), group=cfg.sweep, name=run_name,
-                             id=run_id(cfg.sweep, run_name), resume="allow", tags=tags,
-                             job_type="train")
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-        return logger
-    return instantiate(cfg.logger, save_dir=str(run_dir))

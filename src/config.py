@@ -24,8 +24,13 @@ def group_options(group: str, conf_dir: Path = CONF_DIR) -> list[str]:
     return sorted(p.stem for p in (conf_dir / group).glob("*.yaml"))
 
 
+# conf/hydra/ holds Hydra's own groups (launchers); conf/local/ the site's git-ignored settings
+NOT_GROUPS = ("hydra", "local")
+
+
 def config_groups(conf_dir: Path = CONF_DIR) -> list[str]:
-    return sorted(p.name for p in conf_dir.iterdir() if p.is_dir() and any(p.glob("*.yaml")))
+    return sorted(p.name for p in conf_dir.iterdir()
+                  if p.is_dir() and p.name not in NOT_GROUPS and any(p.glob("*.yaml")))
 
 
 def check_overrides(args: Sequence[str], conf_dir: Path = CONF_DIR) -> None:
@@ -77,6 +82,23 @@ def sweep_file_overrides(args: Sequence[str]) -> list[str]:
     return [f"{k}={v}" for k, v in (params or {}).items()]
 
 
+# overrides that say where and how a run goes, not what it is: never an ablation axis
+NOT_AXES = {"sweep", "overwrite", "logger", "paths.data_dir", "seed"}
+
+
+def axis_keys(args: Sequence[str]) -> list[str]:
+    """The keys a command varies: with -m, those given several values (on the command line
+    or in the sweep file's params); for a single run, those it sets. Seeds are repeats."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    multirun = any(a in ("-m", "--multirun") for a in args)
+    candidates = [a for a in args if "=" in a and not a.startswith("-")]
+    overrides = OverridesParser.create().parse_overrides([*candidates, *sweep_file_overrides(args)])
+    keys = [o.key_or_group for o in overrides
+            if not o.key_or_group.startswith("hydra") and (o.is_sweep_override() or not multirun)]
+    return [k for k in keys if k not in NOT_AXES]
+
+
 Rule = tuple[str, Callable[[Any], bool], str]
 RULES: list[Rule] = [
     ("sampler.fps", lambda v: v is None or v > 0, "> 0"),
@@ -90,6 +112,11 @@ RULES: list[Rule] = [
     ("data.num_workers", lambda v: isinstance(v, int) and v >= 0, "an integer >= 0"),
     ("mixture.epoch_size", lambda v: v is None or (isinstance(v, int) and v > 0), "an integer > 0, or null"),
     ("eval.batch_size", lambda v: isinstance(v, int) and v > 0, "an integer > 0"),
+    ("checkpoint.every_minutes", lambda v: v is None or (isinstance(v, (int, float)) and v > 0),
+     "a number of minutes > 0, or null"),
+    ("checkpoint.every_steps", lambda v: v is None or (isinstance(v, int) and v > 0),
+     "an integer > 0, or null"),
+    ("checkpoint.resume", lambda v: isinstance(v, bool), "true or false"),
     ("eval.modalities", lambda v: OmegaConf.is_list(v) and len(v) > 0 and len(set(v)) == len(v)
      and all(m in EVAL_MODALITIES for m in v),
      f"a list of distinct {', '.join(EVAL_MODALITIES)}, e.g. eval.modalities=[video,frame,text]"),
@@ -135,6 +162,62 @@ def validate(cfg: DictConfig) -> None:
         if not any(stage.lr[p] > 0 for p in ("vision", "connector", "llm")):
             raise ConfigError(f"schedule.stages[{i}].lr={dict(stage.lr)} is invalid; valid: "
                               "at least one part with a learning rate > 0")
+        if stage.get("data", "mixture") not in ("mixture", "video"):
+            raise ConfigError(f"schedule.stages[{i}].data={stage.data!r} is invalid; valid: mixture, "
+                              "video (video samples only)")
         if not isinstance(stage.epochs, int) or stage.epochs < 1:
             raise ConfigError(f"schedule.stages[{i}].epochs={stage.epochs!r} is invalid; "
                               "valid: an integer >= 1")
+
+
+def check_launcher(cfg: DictConfig) -> None:
+    """The launcher starts as many processes per node as the trainer has devices.
+
+    `cfg` is the composed config with its `hydra` node (a Hydra callback's, or a dry run's).
+    On SLURM every task is one rank: tasks per node = GPUs per node = trainer.devices,
+    nodes = trainer.num_nodes. The local launchers start one process per run.
+    """
+    launcher = OmegaConf.select(cfg, "hydra.launcher")
+    if launcher is None:
+        return
+    choice = (OmegaConf.select(cfg, "hydra.runtime.choices") or {}).get("hydra/launcher", "?")
+    target = str(launcher.get("_target_", ""))
+    devices = OmegaConf.select(cfg, "trainer.devices", default=1)
+    accelerator = OmegaConf.select(cfg, "trainer.accelerator", default="cpu")
+    num_nodes = OmegaConf.select(cfg, "trainer.num_nodes", default=1)
+    named = f"(hydra/launcher={choice})"
+    if target.endswith(".SlurmLauncher"):
+        tasks, gpus, nodes = launcher.tasks_per_node, launcher.gpus_per_node, launcher.nodes
+        if tasks != devices:
+            raise ConfigError(f"trainer.devices={devices} does not match hydra.launcher.tasks_per_node="
+                              f"{tasks} {named}; valid: trainer.devices={tasks} (one task per device)")
+        if accelerator in ("gpu", "cuda") and gpus != tasks:
+            raise ConfigError(f"hydra.launcher.gpus_per_node={gpus} {named} does not match "
+                              f"tasks_per_node={tasks} and trainer.devices={devices}; valid: {tasks}")
+        if accelerator not in ("gpu", "cuda", "auto") and gpus:
+            raise ConfigError(f"hydra.launcher.gpus_per_node={gpus} {named} reserves GPUs for "
+                              f"trainer.accelerator={accelerator}; valid: trainer=gpu, or "
+                              "hydra/launcher=slurm_cpu")
+        if nodes != num_nodes:
+            raise ConfigError(f"trainer.num_nodes={num_nodes} does not match hydra.launcher.nodes="
+                              f"{nodes} {named}; valid: trainer.num_nodes={nodes}")
+    elif target.endswith(("LocalLauncher", "LocalParallelLauncher")):
+        if devices != 1 or launcher.tasks_per_node != 1:
+            raise ConfigError(f"trainer.devices={devices} is invalid with hydra/launcher={choice}, "
+                              "which starts one process per run; valid: trainer.devices=1, or "
+                              "hydra/launcher=basic (Lightning starts the ranks) or a SLURM preset")
+
+
+def _slurm_plugins() -> list[dict[str, Any]]:
+    """`trainer.plugins`: in a SLURM job, Lightning's SLURM environment with its own requeue
+    off, so that only submitit requeues (on SIGUSR2, resubmitting the same grid point);
+    elsewhere none, and Lightning detects its environment itself."""
+    from lightning.fabric.plugins.environments import SLURMEnvironment
+
+    if not SLURMEnvironment.detect():
+        return []
+    return [{"_target_": "lightning.pytorch.plugins.environments.SLURMEnvironment",
+             "auto_requeue": False}]
+
+
+OmegaConf.register_new_resolver("apollo.slurm_plugins", _slurm_plugins, replace=True)

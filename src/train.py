@@ -20,15 +20,26 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from src.config import ConfigError, check_overrides, config_groups, sweep_file_overrides, validate
+from src.config import (ConfigError, axis_keys, check_overrides, config_groups, sweep_file_overrides,
+                        validate)
 from src.data.errors import DataError
 from src.records import is_finished, now, read_record, versions, write_record
 
 log = logging.getLogger("src.train")
+FAILURES: list[tuple[str, str]] = []  # (run, reason) of this process's failed runs
 
 
 def _run_name(override_dirname: str) -> str:
-    return override_dirname.replace("/", "_") or "base"
+    """The run's name and folder, from its overrides (`encoder=dinov2,llm=qwen4b`), secrets hidden."""
+    from src.redact import redact_override
+
+    items: list[str] = []
+    for item in override_dirname.split(","):  # a value holding commas continues the last item
+        if "=" in item or not items:
+            items.append(item)
+        else:
+            items[-1] += "," + item
+    return ",".join(redact_override(i) for i in items).replace("/", "_") or "base"
 
 
 OmegaConf.register_new_resolver("apollo.run_name", _run_name, replace=True)
@@ -73,50 +84,45 @@ def _one_log_stream() -> None:
 
 def train_and_evaluate(cfg: DictConfig, run_dir: Path, run_name: str,
                        choices: dict[str, str]) -> dict[str, Any]:
-    """Build, train every stage, evaluate. Returns the record's design, metrics and costs."""
+    """Build, train the stages not yet done, evaluate. Returns the record's design, metrics, costs."""
     import lightning as L
-    from hydra.utils import instantiate
 
-    from src.build import build_logger, build_parts, design
+    from src.build import build_parts, design
+    from src.dist import Processes, is_main_process, launch_children_as_this_job
+    from src.loggers import build_logger, finish
     from src.models.module import VideoLMMModule
+    from src.stages import evaluate, train_schedule
 
     _one_log_stream()
+    launch_children_as_this_job()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     parts = build_parts(cfg)
-    stages = [OmegaConf.to_container(s, resolve=True) for s in cfg.schedule.stages]
-    module = VideoLMMModule(parts.model, parts.option_token_ids, stages[0],
+    module = VideoLMMModule(parts.model, parts.option_token_ids,
+                            OmegaConf.to_container(cfg.schedule.stages[0], resolve=True),
                             weight_decay=cfg.schedule.weight_decay,
                             warmup_ratio=cfg.schedule.warmup_ratio)
-    logger = build_logger(cfg, run_dir, run_name, choices)
+    main = is_main_process()
+    logger = build_logger(cfg, run_dir, run_name, choices) if main else False
     info = design(cfg, parts)
     if logger:
         # the design numbers too, so that analysis.collect reads the same row from W&B
         logger.log_hyperparams({"params": info["params"], "design": info})
-    train_seconds = 0.0
-    trainer = None
+    processes = Processes()
     try:
-        for stage in stages:
-            log.info("stage %s: learning rates %s, %s epoch(s)", stage["name"], stage["lr"], stage["epochs"])
-            module.apply_stage(stage)
-            trainer = instantiate(cfg.trainer, max_epochs=stage["epochs"], logger=logger,
-                                  default_root_dir=str(run_dir))
-            start = time.perf_counter()
-            trainer.fit(module, datamodule=parts.datamodule)
-            train_seconds += time.perf_counter() - start
-        train_loss = float(trainer.callback_metrics.get("train/loss", float("nan")))
+        schedule = train_schedule(cfg, module, parts.datamodule, logger, run_dir, processes)
         start = time.perf_counter()
-        trainer.test(module, datamodule=parts.datamodule, verbose=False)
+        evaluate(cfg, module, parts.datamodule, logger, run_dir, processes)
         eval_seconds = time.perf_counter() - start
     finally:
-        if logger and cfg.logger.name == "wandb":
-            import wandb
-
-            wandb.finish()
-    write_items(run_dir / "items.csv", run_name, module.results)
+        finish(cfg)
+        processes.close()
+    if main:
+        write_items(run_dir / "items.csv", run_name, module.results)
     return {
         "design": info,
-        "metrics": {**module.metrics, "train/loss": train_loss},
-        "costs": {"train_seconds": round(train_seconds, 2), "eval_seconds": round(eval_seconds, 2)},
+        "schedule": schedule,
+        "metrics": {**module.metrics, "train/loss": module.train_loss},
+        "costs": {"train_seconds": round(module.train_seconds, 2), "eval_seconds": round(eval_seconds, 2)},
         "data": {**parts.datamodule.report(), "issues": module.data_issues()},
     }
 
@@ -145,15 +151,21 @@ def run(cfg: DictConfig) -> float | None:
     """One grid point, from a composed config; always leaves a record."""
     from hydra.core.hydra_config import HydraConfig
 
+    from hydra.types import RunMode
+
+    from src.dist import is_main_process
+    from src.redact import redact, redact_override
+
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     run_name = _run_name(hc.job.override_dirname)
     choices = _choices()
+    main_rank = is_main_process()  # DDP: only rank 0 writes the record
     record: dict[str, Any] = {
         "status": "failed", "reason": None, "sweep": cfg.sweep, "run_dir": str(run_dir.resolve()),
-        "run_name": run_name, "overrides": list(hc.overrides.task), "choices": choices,
-        "config": _resolved(cfg), "design": {}, "metrics": {}, "costs": {}, "data": {},
-        "versions": versions(), "started_at": now(),
+        "run_name": run_name, "overrides": [redact_override(o) for o in hc.overrides.task],
+        "choices": choices, "config": redact(_resolved(cfg)), "design": {}, "metrics": {},
+        "costs": {}, "data": {}, "versions": versions(), "started_at": now(),
     }
     try:
         validate(cfg)
@@ -166,18 +178,28 @@ def run(cfg: DictConfig) -> float | None:
         log.info("skipping %s: it has a finished record (overwrite=true to train again)", run_dir)
         return read_record(run_dir)["metrics"].get(f"test/{cfg.data.name}/overall")  # type: ignore[index]
     log.info("run %s in %s", run_name, run_dir)
+    failed = False
     try:
         record.update(train_and_evaluate(cfg, run_dir, run_name, choices), status="ok")
     except BaseException as e:  # noqa: BLE001 - every failure is recorded, then re-raised
+        failed = True
         record["reason"] = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+        FAILURES.append((run_name, record["reason"]))
         if isinstance(e, DataError):  # the user's data, not a bug: one line, no traceback
             print(f"error: {e}", file=sys.stderr)
-            raise SystemExit(2) from None
-        log.error("run failed: %s\n%s", record["reason"], traceback.format_exc())
-        raise
+        else:
+            log.error("run failed: %s\n%s", record["reason"], traceback.format_exc())
+        if hc.mode != RunMode.MULTIRUN or isinstance(e, KeyboardInterrupt):
+            if isinstance(e, DataError):
+                raise SystemExit(2) from None
+            raise
     finally:
         record["finished_at"] = now()
-        write_record(run_dir, record)
+        if main_rank or failed:  # a rank that fails says why; rank 0 may be killed for it
+            write_record(run_dir, record)
+    if failed:  # a multirun goes on with its next run
+        log.error("run %s failed; the sweep goes on (record: %s)", run_name, run_dir / "result.json")
+        return None
     overall = record["metrics"].get(f"test/{cfg.data.name}/overall")
     if overall is None:  # the eval rows name other benchmarks than data.name
         log.info("done: record %s", run_dir / "result.json")
@@ -192,13 +214,21 @@ def _hydra_main(cfg: DictConfig) -> float | None:
 
 
 def main() -> None:
+    from src.loggers import set_axis
+
+    args = sys.argv[1:]
     try:
-        check_overrides(sys.argv[1:])
-        check_overrides(sweep_file_overrides(sys.argv[1:]))
+        check_overrides(args)
+        check_overrides(sweep_file_overrides(args))
+        set_axis(axis_keys(args))
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
     _hydra_main()
+    if FAILURES:  # a multirun went on past its failed runs; say so, and exit non-zero
+        print(f"error: {len(FAILURES)} run(s) failed: "
+              + "; ".join(f"{name}: {why}" for name, why in FAILURES), file=sys.stderr)
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

@@ -94,7 +94,7 @@ def test_trainer_builds(option: str) -> None:
 
 @pytest.mark.parametrize("option", group_options("logger"))
 def test_logger_builds(option: str, tmp_path: Path) -> None:
-    from src.build import build_logger
+    from src.loggers import build_logger
 
     cfg = cfg_with(f"logger={option}")
     OmegaConf.set_struct(cfg, False)

@@ -12,13 +12,12 @@ samples) stays the same whatever the mixture, so that mixtures compare fairly.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
-from torch.utils.data import Sampler
-
 from src.data.errors import DataError
 from src.data.manifest import MODALITIES
+from src.data.order import Order
 
 
 def check_shares(shares: Mapping[str, float], name: str = "mixture") -> dict[str, float]:
@@ -45,11 +44,12 @@ def epoch_counts(shares: Mapping[str, float], size: int) -> dict[str, int]:
     return counts
 
 
-class MixtureSampler(Sampler[int]):
-    """Indices of one epoch with the mixture's shares; a new draw each epoch."""
+class MixtureSampler(Order):
+    """Indices of one epoch with the mixture's shares; a new draw each epoch (see Order)."""
 
     def __init__(self, modalities: Sequence[str], shares: Mapping[str, float],
                  epoch_size: int | None = None, seed: int = 0, name: str = "mixture") -> None:
+        super().__init__(seed)
         self.shares = check_shares(shares, name)
         self.pools = {m: np.flatnonzero(np.asarray(modalities) == m) for m in MODALITIES}
         lacking = [m for m in MODALITIES if self.shares[m] > 0 and len(self.pools[m]) == 0]
@@ -57,22 +57,16 @@ class MixtureSampler(Sampler[int]):
             have = {m: len(p) for m, p in self.pools.items() if len(p)}
             raise DataError(f"{name} asks for {', '.join(f'{self.shares[m]:.0%} {m}' for m in lacking)} "
                             f"samples, but the training data has none (it has {have})")
-        self.epoch_size = int(epoch_size or len(modalities))
-        if self.epoch_size < 1:
+        self._epoch_size = int(epoch_size or len(modalities))
+        if self._epoch_size < 1:
             raise DataError(f"{name}.epoch_size={epoch_size} is invalid; valid: an integer >= 1")
-        self.counts = epoch_counts(self.shares, self.epoch_size)
-        self.seed = seed
-        self.epoch = 0
+        self.counts = epoch_counts(self.shares, self._epoch_size)
 
-    def set_epoch(self, epoch: int) -> None:
-        """Lightning calls this at the start of every training epoch."""
-        self.epoch = epoch
+    @property
+    def epoch_size(self) -> int:
+        return self._epoch_size
 
-    def __len__(self) -> int:
-        return self.epoch_size
-
-    def __iter__(self) -> Iterator[int]:
-        rng = np.random.default_rng((self.seed, self.epoch))
+    def epoch_order(self, rng: np.random.Generator) -> np.ndarray:
         chosen = []
         for m in MODALITIES:
             pool, count = self.pools[m], self.counts[m]
@@ -82,4 +76,4 @@ class MixtureSampler(Sampler[int]):
                 chosen.append(order[:count])
         indices = np.concatenate(chosen)
         rng.shuffle(indices)
-        return iter(indices.tolist())
+        return indices

@@ -35,16 +35,54 @@ class VideoLMMModule(L.LightningModule):
         # per split: the samples left out (id -> why) and the frames that failed to decode
         self.skipped: dict[str, dict[str, str]] = {"train": {}, "test": {}}
         self.decode_errors: dict[str, int] = {"train": 0, "test": 0}
+        # where the schedule stands, saved in every checkpoint so that a run resumes there
+        self.stage_index = 0
+        self.stage_done = False
+        self.train_seconds = 0.0  # of the stages' fits, over every attempt of the run
+        self.train_loss: float | None = None  # of the last training step
+        self._fit_clock: float | None = None
         self.apply_stage(stage)
 
     def parts(self) -> dict[str, torch.nn.Module]:
         return {"vision": self.model.encoder, "connector": self.model.connector, "llm": self.model.llm}
 
-    def apply_stage(self, stage: Mapping[str, Any]) -> None:
+    def apply_stage(self, stage: Mapping[str, Any], index: int = 0) -> None:
         """Freeze the components whose learning rate is 0; frozen parts run in eval mode."""
         self.stage = dict(stage)
+        self.stage_index, self.stage_done = index, False
         for name, part in self.parts().items():
             part.requires_grad_(self.stage["lr"][name] > 0)
+
+    def on_train_start(self) -> None:
+        self._fit_clock = time.perf_counter()
+
+    def on_train_end(self) -> None:
+        self.train_seconds = self._seconds()
+        self._fit_clock = None
+
+    def _seconds(self) -> float:
+        running = time.perf_counter() - self._fit_clock if self._fit_clock is not None else 0.0
+        return self.train_seconds + running
+
+    def progress(self) -> dict[str, Any]:
+        """Where the run stands: saved in its checkpoints (plain types, for weights_only loading)."""
+        return {"stage": self.stage_index, "stage_done": self.stage_done,
+                "train_seconds": round(self._seconds(), 3), "train_loss": self.train_loss,
+                "skipped_train": dict(self.skipped["train"]),
+                "frames_not_decoded_train": self.decode_errors["train"]}
+
+    def restore_progress(self, progress: Mapping[str, Any]) -> None:
+        self.stage_index, self.stage_done = int(progress["stage"]), bool(progress["stage_done"])
+        self.train_seconds, self.train_loss = float(progress["train_seconds"]), progress["train_loss"]
+        self.skipped["train"] = dict(progress["skipped_train"])
+        self.decode_errors["train"] = int(progress["frames_not_decoded_train"])
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["apollo"] = self.progress()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.restore_progress(checkpoint["apollo"])
+        self._fit_clock = None
 
     def on_train_epoch_start(self) -> None:
         for name, part in self.parts().items():
@@ -70,6 +108,7 @@ class VideoLMMModule(L.LightningModule):
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss is {loss.item()} at step {self.global_step}")
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch.ids))
+        self.train_loss = float(loss.detach())
         return loss
 
     def configure_optimizers(self) -> dict[str, Any]:
