@@ -5,12 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import itertools
+
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from src.data.manifest import LETTERS, MODALITIES
 from src.models.connectors.connector import Connector
+from src.models.integration import timestamp_corpus
 from src.models.llm import build_llm, build_tokenizer
+from src.models.precision import apply_switches
 from src.models.videolmm import VideoLMM
 
 
@@ -41,13 +45,18 @@ def build_parts(cfg: DictConfig) -> Parts:
     mixture = OmegaConf.to_container(cfg.mixture, resolve=True) if "mixture" in cfg else None
     datamodule = instantiate(cfg.data, mixture=mixture, seed=cfg.seed)
     datamodule.prepare_data()
-    tokenizer = build_tokenizer(cfg.llm, cfg.profile, datamodule.corpus())
-    encoder = instantiate(cfg.encoder)
+    # with timestamp integration, its words too: the tiny word-level tokenizer must know them
+    corpus = itertools.chain(datamodule.corpus(), timestamp_corpus(cfg.integration.timestamps))
+    tokenizer = build_tokenizer(cfg.llm, cfg.profile, corpus)
+    encoder = apply_switches(instantiate(cfg.encoder), cfg.profile.dtype,
+                             cfg.profile.gradient_checkpointing, "encoder")
     llm = build_llm(cfg.llm, cfg.profile, vocab_size=len(tokenizer))
     width = int(llm.config.hidden_size)
     connector = Connector(instantiate(cfg.projector)(input_dim=encoder.embed_dim, output_dim=width),
                           instantiate(cfg.resampler)(dim=width))
-    model = VideoLMM(encoder, connector, llm, pad_token_id=tokenizer.pad_token_id)
+    integration = instantiate(cfg.integration)(dim=width, tokenizer=tokenizer)
+    model = VideoLMM(encoder, connector, llm, pad_token_id=tokenizer.pad_token_id,
+                     integration=integration)
     sampler = instantiate(cfg.sampler)
     datamodule.attach(sampler, tokenizer)
     max_options = max(len(s.options or ()) for s in (*datamodule.train_samples, *datamodule.eval_samples))
@@ -81,6 +90,9 @@ def design(cfg: DictConfig, parts: Parts) -> dict[str, Any]:
         "params": {
             "encoder": count_params(model.encoder),
             "connector": count_params(model.connector),
+            "projector": count_params(model.connector.projector),
+            "resampler": count_params(model.connector.resampler),
+            "integration": count_params(model.integration),
             "llm": count_params(model.llm),
             "total": count_params(model),
         },

@@ -11,6 +11,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from src.models.chat import FORMATS
+
 from src.data.manifest import EVAL_MODALITIES
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -99,6 +101,8 @@ def axis_keys(args: Sequence[str]) -> list[str]:
     return [k for k in keys if k not in NOT_AXES]
 
 
+DTYPE_NAMES = ("float32", "bfloat16", "float16")  # src/models/precision.py DTYPES (no torch here)
+CHAT_FORMATS = tuple(FORMATS)
 Rule = tuple[str, Callable[[Any], bool], str]
 RULES: list[Rule] = [
     ("sampler.fps", lambda v: v is None or v > 0, "> 0"),
@@ -112,6 +116,15 @@ RULES: list[Rule] = [
     ("data.num_workers", lambda v: isinstance(v, int) and v >= 0, "an integer >= 0"),
     ("mixture.epoch_size", lambda v: v is None or (isinstance(v, int) and v > 0), "an integer > 0, or null"),
     ("eval.batch_size", lambda v: isinstance(v, int) and v > 0, "an integer > 0"),
+    ("llm.lr", lambda v: isinstance(v, (int, float)) and v > 0, "a number > 0"),
+    ("llm.chat_template", lambda v: v in CHAT_FORMATS, " or ".join(CHAT_FORMATS)),
+    ("llm.dtype", lambda v: v in DTYPE_NAMES, ", ".join(DTYPE_NAMES)),
+    ("profile.dtype", lambda v: v in DTYPE_NAMES, ", ".join(DTYPE_NAMES)),
+    ("llm.gradient_checkpointing", lambda v: isinstance(v, bool), "true or false"),
+    ("profile.gradient_checkpointing", lambda v: isinstance(v, bool), "true or false"),
+    ("integration.timestamps", lambda v: v is None or (isinstance(v, str) and "{start}" in v
+                                                     and "{end}" in v),
+     "null, or a text holding {start} and {end}"),
     ("checkpoint.every_minutes", lambda v: v is None or (isinstance(v, (int, float)) and v > 0),
      "a number of minutes > 0, or null"),
     ("checkpoint.every_steps", lambda v: v is None or (isinstance(v, int) and v > 0),
@@ -151,6 +164,11 @@ def validate(cfg: DictConfig) -> None:
             check_shares(OmegaConf.to_container(shares), "mixture")
         except DataError as e:
             raise ConfigError(str(e)) from None
+    for part in ("projector", "resampler"):  # a connector option sets both; nothing may undo it
+        fixed = OmegaConf.select(cfg, f"connector.{part}")
+        if fixed is not None and cfg[part].name != fixed:
+            raise ConfigError(f"{part}={cfg[part].name} contradicts connector={cfg.connector.name}, "
+                              f"which sets {part}={fixed}; valid: leave {part}= out, or connector=parts")
     stages = cfg.schedule.stages
     if not stages:
         raise ConfigError("schedule.stages=[] is invalid; valid: at least one stage")

@@ -8,17 +8,18 @@ from typing import Any
 from hydra.utils import get_class
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-# ChatML, the format of the Qwen chat templates, for the tiny word-level tokenizer
-CHATML = (
-    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
-    "{{ message['content'] }}<|im_end|>\n{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
+from src.models.chat import FORMATS
+
 SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<unk>"]
 
 
-def build_word_tokenizer(corpus: Iterable[str]) -> PreTrainedTokenizerBase:
-    """A word-level tokenizer trained offline on the data's own text (`profile=tiny`)."""
+def build_word_tokenizer(corpus: Iterable[str], chat_template: str = "chatml") -> PreTrainedTokenizerBase:
+    """A word-level tokenizer trained offline on the data's own text (`profile=tiny`).
+
+    `chat_template` names the LLM family's chat format (src/models/chat.py); its markers
+    (Qwen3's `<think>`) are kept whole, like the ChatML tokens.
+    """
+    chat = FORMATS[chat_template]
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -26,12 +27,12 @@ def build_word_tokenizer(corpus: Iterable[str]) -> PreTrainedTokenizerBase:
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     # letters and digits are always in the vocabulary: they are the answers
     always = list("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
-    trainer = trainers.WordLevelTrainer(special_tokens=SPECIAL, min_frequency=1)
+    trainer = trainers.WordLevelTrainer(special_tokens=[*SPECIAL, *chat.tokens], min_frequency=1)
     tok.train_from_iterator([*always, *corpus], trainer=trainer)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>",
                                    pad_token="<|endoftext|>", eos_token="<|im_end|>",
-                                   additional_special_tokens=["<|im_start|>"])
-    fast.chat_template = CHATML
+                                   additional_special_tokens=["<|im_start|>", *chat.tokens])
+    fast.chat_template = chat.template
     return fast
 
 
@@ -44,16 +45,23 @@ def build_tokenizer(llm: Mapping[str, Any], profile: Mapping[str, Any],
         if tok.pad_token is None:
             tok.pad_token = tok.eos_token
         return tok
-    return build_word_tokenizer(corpus)
+    return build_word_tokenizer(corpus, llm["chat_template"])
 
 
 def build_llm(llm: Mapping[str, Any], profile: Mapping[str, Any], vocab_size: int) -> PreTrainedModel:
-    """The causal LM of an `llm` option; takes `inputs_embeds`."""
-    if profile["name"] == "pretrained":
-        return get_class(llm["model_class"]).from_pretrained(llm["pretrained"])
-    from src.models.shrink import shrink_arch
+    """The causal LM of an `llm` option; takes `inputs_embeds`.
 
-    arch = shrink_arch(llm["arch"], profile)
-    arch["vocab_size"] = vocab_size
-    config = get_class(llm["config_class"])(**arch)
-    return get_class(llm["model_class"])(config)
+    Its weights in `llm.dtype` (a pretrained checkpoint is loaded straight into it), with
+    gradient checkpointing if `llm.gradient_checkpointing`.
+    """
+    from src.models.precision import apply_switches, torch_dtype
+
+    if profile["name"] == "pretrained":
+        model = get_class(llm["model_class"]).from_pretrained(llm["pretrained"], dtype=torch_dtype(llm["dtype"]))
+    else:
+        from src.models.shrink import shrink_arch
+
+        arch = shrink_arch(llm["arch"], profile)
+        arch["vocab_size"] = vocab_size
+        model = get_class(llm["model_class"])(get_class(llm["config_class"])(**arch))
+    return apply_switches(model, llm["dtype"], llm["gradient_checkpointing"], "llm")

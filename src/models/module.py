@@ -44,7 +44,10 @@ class VideoLMMModule(L.LightningModule):
         self.apply_stage(stage)
 
     def parts(self) -> dict[str, torch.nn.Module]:
-        return {"vision": self.model.encoder, "connector": self.model.connector, "llm": self.model.llm}
+        # the integration's learned start/end embeddings are new weights, like the
+        # connector's: they train (and freeze) with it
+        connector = torch.nn.ModuleList([self.model.connector, self.model.integration])
+        return {"vision": self.model.encoder, "connector": connector, "llm": self.model.llm}
 
     def apply_stage(self, stage: Mapping[str, Any], index: int = 0) -> None:
         """Freeze the components whose learning rate is 0; frozen parts run in eval mode."""
