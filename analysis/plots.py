@@ -26,7 +26,8 @@ from matplotlib.figure import Figure
 from analysis.stats import least_squares_line
 
 
-def _new_figure(width: float, height: float) -> Figure:
+def new_figure(width: float, height: float) -> Figure:
+    """An empty constrained-layout Figure on an Agg canvas (no pyplot, no GUI)."""
     fig = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(fig)  # an Agg canvas: renders and saves PNGs without any GUI backend
     return fig
@@ -47,7 +48,7 @@ def r2_curve_figure(
     metric: str = "",
 ) -> Figure:
     """R² with the `reference` (largest) size against size, with the a·ln(x) + b fit."""
-    fig = _new_figure(5.0, 3.6)
+    fig = new_figure(5.0, 3.6)
     ax = fig.subplots()
     x = np.asarray(sizes, dtype=float)
     y = np.asarray(r2s, dtype=float)
@@ -79,7 +80,7 @@ def scatter_figure(
     labels: Sequence[str] | None = None,
 ) -> Figure:
     """Per-variant scores at `size_a` (x) against `size_b` (y) with the least-squares line."""
-    fig = _new_figure(5.0, 4.6)
+    fig = new_figure(5.0, 4.6)
     ax = fig.subplots()
     xs = np.asarray(x, dtype=float)
     ys = np.asarray(y, dtype=float)
@@ -109,7 +110,7 @@ def r2_data_figure(
     metric: str = "",
 ) -> Figure:
     """Per model size, R² with (ref_size, ref_data) against training-set size, log x axis."""
-    fig = _new_figure(5.0, 3.6)
+    fig = new_figure(5.0, 3.6)
     ax = fig.subplots()
     ticks: set[float] = set()
     for i, (size, (data, r2s)) in enumerate(lines.items()):
@@ -130,7 +131,7 @@ def heatmap_figure(matrix: np.ndarray, labels: Sequence[str], *, title: str) -> 
     """A correlation matrix in [-1, 1] with its values written in the cells (Apollo, Fig. 2 right)."""
     n = len(labels)
     side = max(4.0, 0.7 * n + 2.0)
-    fig = _new_figure(side + 1.0, side)
+    fig = new_figure(side + 1.0, side)
     ax = fig.add_subplot()
     image = ax.imshow(np.asarray(matrix, dtype=float), vmin=-1, vmax=1, cmap="RdBu_r")
     ax.set_xticks(range(n), labels, rotation=45, ha="right")
