@@ -15,7 +15,9 @@ import pandas as pd
 REFERENCE = Path(__file__).resolve().parent / "reference" / "apollo_2412.10360"
 SOURCE = "Apollo (arXiv 2412.10360)"
 # our encoder option -> the paper's name for the same checkpoint (Table 9)
-ENCODER_NAMES = {"siglip": "SigLIP-SO400M", "dinov2": "DINOv2"}
+ENCODER_NAMES = {"siglip": "SigLIP-SO400M", "dinov2": "DINOv2", "languagebind_image": "LanguageBind-Image",
+                 "languagebind_video": "LanguageBind-Video", "internvideo2": "InternVideo2",
+                 "videomae": "VideoMAE", "vjepa": "V-JEPA"}
 
 
 def table(name: str) -> pd.DataFrame:
@@ -59,7 +61,7 @@ def encoders() -> pd.DataFrame:
 
 def paper_encoder_name(ours: str) -> str | None:
     """`siglip` -> `SigLIP-SO400M`; a fused pair `siglip+dinov2` -> the paper's pair name order-free."""
-    parts = [p for p in ours.replace("_", "+").replace(",", "+").split("+") if p]
+    parts = [p for p in ours.split("+") if p]
     names = [ENCODER_NAMES.get(p) for p in parts]
     if not names or None in names:
         return None

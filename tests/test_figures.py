@@ -105,7 +105,10 @@ def test_figures_without_their_columns_are_skipped_with_reasons() -> None:
 def test_paper_tables_and_names() -> None:
     assert len(paper.fps_tps()) == 28 and len(paper.encoders()) == 19 and len(paper.mixtures()) == 13
     assert paper.paper_encoder_name("siglip") == "SigLIP-SO400M"
+    assert paper.paper_encoder_name("siglip+internvideo2") == "InternVideo2+SigLIP-SO400M"  # order-free
+    assert paper.paper_encoder_name("languagebind_video+dinov2") == "LanguageBind-Video+DINOv2"
     assert paper.paper_encoder_name("dinov2+siglip") is None  # the paper has no such pair
+    assert paper.paper_encoder_name("clip") is None  # not in Table 9
     assert paper.paper_encoder_name("nope") is None
     by_fps = paper.trends()["design.fps"].set_index("design.fps")
     assert by_fps.loc[4.0, "n"] == 7 and by_fps.loc[4.0, "min"] == 21.5  # Table 10, rows 1..28 at 4 fps
