@@ -32,11 +32,13 @@ demo: data
 	$(PY) -m analysis.collect $(SWEEP_DIR) -o $(SWEEP_DIR)/results.csv
 	$(PY) -m analysis.scaling $(SWEEP_DIR)/results.csv --metric test/synthetic/overall --out $(SWEEP_DIR)/scaling
 	$(PY) -m analysis.correlations $(SWEEP_DIR)/results.csv --out $(SWEEP_DIR)/correlations
+	$(PY) -m analysis.report $(SWEEP_DIR) --paper
 	@echo
 	@echo "Runs (one result.json each): $(SWEEP_DIR)/"
 	@echo "Results table:               $(SWEEP_DIR)/results.csv"
 	@echo "Scaling analysis:            $(SWEEP_DIR)/scaling/"
 	@echo "Category correlations:       $(SWEEP_DIR)/correlations/"
+	@echo "Report (open in a browser):  $(SWEEP_DIR)/report/report.html (and report.md)"
 	@echo "W&B (offline):               wandb sync $(SWEEP_DIR)/*/wandb/offline-run-*"
 
 # `make sweep SWEEP=demo`: a sweep file of sweeps/, then its table and Scaling Consistency.
@@ -47,6 +49,7 @@ sweep: data
 	$(PY) -m analysis.collect outputs/sweeps/$(SWEEP) -o outputs/sweeps/$(SWEEP)/results.csv
 	$(PY) -m analysis.scaling outputs/sweeps/$(SWEEP)/results.csv --metric test/synthetic/overall --out outputs/sweeps/$(SWEEP)/scaling
 	$(PY) -m analysis.correlations outputs/sweeps/$(SWEEP)/results.csv --out outputs/sweeps/$(SWEEP)/correlations
+	$(PY) -m analysis.report outputs/sweeps/$(SWEEP) --paper
 
 test: venv
 	$(PY) -m pytest
