@@ -52,6 +52,13 @@ def check_overrides(args: Sequence[str], conf_dir: Path = CONF_DIR) -> None:
         values = list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.get_value_element_as_str()]
         valid = group_options(group, conf_dir)
         for v in values:
+            if v not in valid and group == "encoder" and "+" in v:  # a pair in the other order
+                from src.models.encoders.pairs import canonical_pair
+
+                pair = canonical_pair(v, conf_dir)
+                if pair in valid:
+                    raise ConfigError(f"{group}={v} is not an option of '{group}'; a pair has one name "
+                                      f"(video encoder first, else alphabetical): {group}={pair}")
             if v not in valid:
                 raise ConfigError(f"{group}={v} is not an option of '{group}'; "
                                   f"valid choices: {', '.join(valid)}")
@@ -169,6 +176,7 @@ def validate(cfg: DictConfig) -> None:
         if fixed is not None and cfg[part].name != fixed:
             raise ConfigError(f"{part}={cfg[part].name} contradicts connector={cfg.connector.name}, "
                               f"which sets {part}={fixed}; valid: leave {part}= out, or connector=parts")
+    check_encoder(cfg)
     stages = cfg.schedule.stages
     if not stages:
         raise ConfigError("schedule.stages=[] is invalid; valid: at least one stage")
@@ -186,6 +194,30 @@ def validate(cfg: DictConfig) -> None:
         if not isinstance(stage.epochs, int) or stage.epochs < 1:
             raise ConfigError(f"schedule.stages[{i}].epochs={stage.epochs!r} is invalid; "
                               "valid: an integer >= 1")
+
+
+def check_encoder(cfg: DictConfig) -> None:
+    """Remote code needs the user's consent; `select_layer` names a layer the tiny tower has.
+
+    An option that loads its checkpoint's own code says so with a `trust_remote_code` key
+    (a pair passes its value on to such a member).
+    """
+    enc = cfg.encoder
+    if cfg.profile.name == "pretrained" and enc.get("trust_remote_code") is False:
+        raise ConfigError(f"encoder.trust_remote_code=false is invalid with profile=pretrained: "
+                          f"encoder={enc.name} runs its checkpoint's own Python code; valid: true "
+                          f"(set encoder.trust_remote_code=true to allow it)")
+    if cfg.profile.name != "tiny":  # a checkpoint's depth is known once it loads
+        return
+    nodes = {"encoder": enc, **{f"encoder.members.{k}": v for k, v in (enc.get("members") or {}).items()}}
+    for key, node in nodes.items():
+        layer, depth = node.get("select_layer"), OmegaConf.select(node, "arch.num_hidden_layers")
+        if layer is None or depth is None:
+            continue
+        depth = -(-depth // cfg.profile.depth_div)  # as src/models/shrink.py rounds
+        if not isinstance(layer, int) or not -(depth + 1) <= layer <= depth:
+            raise ConfigError(f"{key}.select_layer={layer!r} is invalid; valid: an integer from "
+                              f"{-(depth + 1)} to {depth} (the tiny {node.name} has {depth} layers)")
 
 
 def check_launcher(cfg: DictConfig) -> None:

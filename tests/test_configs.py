@@ -41,7 +41,7 @@ def test_encoder_builds_and_encodes(option: str) -> None:
     enc = instantiate(cfg_with(f"encoder={option}").encoder)
     frames = torch.randint(0, 255, (3, enc.frames_per_clip, 64, 64, 3), dtype=torch.uint8)
     grid = enc.encode(frames)
-    assert grid.shape == (3, enc.frames_per_clip, enc.grid, enc.grid, enc.embed_dim)
+    assert grid.shape == (3, *enc.grid_shape(enc.frames_per_clip), enc.embed_dim)
     assert torch.isfinite(grid).all()
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from hydra.utils import get_class
 
-from src.models.encoders.base import VisionEncoder
+from src.models.encoders.base import VisionEncoder, check_select_layer
 from src.models.shrink import shrink_arch, shrink_vision_input
 
 
@@ -44,6 +44,7 @@ class HFImageEncoder(VisionEncoder):
         self.patch_size = int(self.model.config.patch_size)
         self.embed_dim = int(self.model.config.hidden_size)
         self.grid = self.input_size // self.patch_size
+        check_select_layer(select_layer, int(self.model.config.num_hidden_layers), name)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         n, t = frames.shape[:2]
