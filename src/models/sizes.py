@@ -11,7 +11,7 @@ import argparse
 from typing import Any
 
 import torch
-from hydra.utils import get_class
+from hydra.utils import get_class, instantiate
 from omegaconf import OmegaConf
 
 from src.config import CONF_DIR, group_options
@@ -37,11 +37,16 @@ def llm_params(option: str, profile: dict[str, Any], vocab_size: int | None = No
 
 
 def encoder_params(option: str, profile: dict[str, Any]) -> int:
-    cfg = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "encoder" / f"{option}.yaml"))
-    arch = shrink_arch(cfg["arch"], profile)
-    size, patch = shrink_vision_input(cfg["input_size"], arch["patch_size"], profile)
-    arch.update(image_size=size, patch_size=patch)
-    return _count(cfg["model_class"], cfg["config_class"], arch, meta=profile["name"] != "tiny")
+    """Built by the option's own class, from its architecture shrunk by `profile` (never loaded:
+    the pretrained profile's factors, all 1, give the real architecture); a pair: its members' sum.
+    """
+    if "+" in option:
+        return sum(encoder_params(member, profile) for member in option.split("+"))
+    cfg = OmegaConf.load(CONF_DIR / "encoder" / f"{option}.yaml")
+    cfg.profile = {**profile, "name": "architecture"}  # any name but `pretrained`: build, not load
+    with torch.device("meta" if profile["name"] != "tiny" else "cpu"):
+        encoder = instantiate(cfg)
+    return sum(p.numel() for p in encoder.parameters())
 
 
 def _fmt(n: int) -> str:
@@ -56,10 +61,13 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|")
     for group, count in (("llm", llm_params), ("encoder", encoder_params)):
         for option in group_options(group):
+            if "+" in option:  # a pair of encoders counts its members' sum
+                continue
             kwargs = {"vocab_size": args.vocab} if group == "llm" else {}
             real = count(option, REAL)
             tiny = count(option, TINY, **kwargs)
             print(f"| {group}={option} | {_fmt(real)} | {_fmt(tiny)} | {real / tiny:,.0f} |")
+    print("\nA pair of encoders (`encoder=a+b`) has the sum of its members' parameters.")
     return 0
 
 
