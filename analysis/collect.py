@@ -5,7 +5,8 @@
 
 Arguments are run directories, sweep directories (searched recursively), result.json
 files, or W&B projects (`wandb:ENTITY/PROJECT`, read through the public API by
-analysis.wandb_runs into the same records; `--group` keeps one sweep). Nothing is dropped silently: failed runs are rows with status "failed" and their
+analysis.wandb_runs into the same records; `--group` keeps one sweep). Nothing is
+dropped silently: failed runs are rows with status "failed" and their
 reason (also listed on stderr), and directories that look like run directories (they hold
 `.hydra/`, `ckpt` or `wandb/`) but have no result.json are rows with status "missing"
 (also listed on stderr; their choices are read from `.hydra/overrides.yaml` if present).

@@ -22,7 +22,8 @@ from analysis.plots import new_figure
 PAPER_Y = "ApolloBench overall (%)"
 
 
-def _axes(paper: bool, width: float = 5.0, height: float = 3.8, rows: int = 1, cols: int = 1) -> tuple[Figure, np.ndarray]:
+def _axes(paper: bool, width: float = 5.0, height: float = 3.8, rows: int = 1,
+          cols: int = 1) -> tuple[Figure, np.ndarray]:
     """A figure with `cols` axes of ours, doubled (paper's to the right or below) with `paper`."""
     shape = (rows * (2 if paper and cols > 1 else 1), cols * (2 if paper and cols == 1 else 1))
     fig = new_figure(width * shape[1], height * shape[0])
@@ -122,7 +123,8 @@ def fps_tps_figure(ours: pd.DataFrame, metric: str, paper: pd.DataFrame | None =
 def encoders_figure(ours: pd.DataFrame, metric: str, paper: pd.DataFrame | None = None,
                     highlight: Collection[str] = ()) -> Figure:
     """Fig. 5: the metric per encoder (best on top); the paper's 19, ours in its list outlined."""
-    fig, axes = _axes(paper is not None, height=max(3.0, 0.3 * (len(paper) if paper is not None else len(ours)) + 1))
+    bars = len(paper) if paper is not None else len(ours)
+    fig, axes = _axes(paper is not None, height=max(3.0, 0.3 * bars + 1))
     colors = ["C1" if "+" in str(e) else "C0" for e in ours["encoder"]]
     _bars(axes[0], [f"{e} (n={n})" for e, n in zip(ours["encoder"], ours["n"], strict=True)], ours, colors, True)
     axes[0].set(xlabel=metric, ylabel="vision encoder", title="Ours: vision encoders")

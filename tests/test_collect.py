@@ -204,7 +204,8 @@ def test_wandb_runs_become_the_same_rows() -> None:
     rows = frame.set_index("run_dir")
     ok = rows.loc["wandb:me/proj/a1"]
     assert (ok["status"], ok["sweep"], ok["encoder"], ok["llm"], ok["seed"]) == ("ok", "demo", "siglip", "qwen0.5b", 3)
-    assert (ok["llm_size_b"], ok["design.fps"], ok["design.tokens_per_frame"], ok["design.params.total"]) == (0.5, 2.0, 4, 30)
+    design = (ok["llm_size_b"], ok["design.fps"], ok["design.tokens_per_frame"], ok["design.params.total"])
+    assert design == (0.5, 2.0, 4, 30)
     assert (ok[METRIC], ok["train/loss"], ok["costs.wandb_runtime_seconds"]) == (0.6, 0.4, 12.5)
     assert "_step" not in frame.columns and "epoch" not in frame.columns and "_wandb" not in frame.columns
     old = rows.loc["wandb:me/proj/b2"]
@@ -212,8 +213,9 @@ def test_wandb_runs_become_the_same_rows() -> None:
         "dinov2", "qwen4b", 4.0, 1.0, 99)
     assert rows.loc["wandb:me/proj/c3", "status"] == "failed"
     assert rows.loc["wandb:me/proj/c3", "reason"] == "W&B state crashed"
-    assert rows.loc["wandb:me/proj/d4", "status"] == "failed" and "no test/ metric" in rows.loc["wandb:me/proj/d4", "reason"]
-    assert (rows.loc["wandb:me/proj/e5", "status"], rows.loc["wandb:me/proj/e5", "reason"]) == ("missing", "W&B state running")
+    assert rows.loc["wandb:me/proj/d4", "status"] == "failed"
+    assert "no test/ metric" in rows.loc["wandb:me/proj/d4", "reason"]
+    assert tuple(rows.loc["wandb:me/proj/e5", ["status", "reason"]]) == ("missing", "W&B state running")
 
 
 def test_cli_reads_a_wandb_project_group(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,

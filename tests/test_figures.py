@@ -57,8 +57,10 @@ def test_every_figure_has_its_axes_and_labels() -> None:
     figs = figures.make_figures(sweep_table(), with_paper=True)
     assert figs.metric == METRIC and set(figs.made) == set(figures.FILES) and figs.skipped == {}
     ours, ref = figs.made["sampling"].axes
-    assert (ours.get_title(), ours.get_xlabel(), ours.get_ylabel()) == ("Ours: uniform vs fps sampling", "sampling", METRIC)
-    assert [t.get_text() for t in ours.get_xticklabels()] == ["fps 1/s (n=8)", "fps 2/s (n=8)", "uniform 8 frames (n=8)"]
+    assert (ours.get_title(), ours.get_xlabel(), ours.get_ylabel()) == (
+        "Ours: uniform vs fps sampling", "sampling", METRIC)
+    assert [t.get_text() for t in ours.get_xticklabels()] == [
+        "fps 1/s (n=8)", "fps 2/s (n=8)", "uniform 8 frames (n=8)"]
     assert ref.get_title() == "Apollo (arXiv 2412.10360), Table 11" and ref.get_ylabel() == "ApolloBench overall (%)"
     assert [t.get_text() for t in ref.get_legend().get_texts()] == ["tested at 2 fps", "tested uniform"]
     heat = [a for a in figs.made["fps_tps"].axes if a.get_label() != "<colorbar>"]
@@ -66,7 +68,8 @@ def test_every_figure_has_its_axes_and_labels() -> None:
     assert all((a.get_xlabel(), a.get_ylabel(), a.get_xscale()) == ("tokens per second", "frames per second", "log")
                for a in heat)
     assert len(heat[0].get_lines()) == 2 and len(heat[1].get_lines()) == 7  # iso-tpf lines: 4, 16 / 2..128
-    assert sorted(t.get_text() for t in heat[0].texts if "/frame" not in t.get_text()) == ["0.375", "0.405", "0.405", "0.435"]
+    cells = sorted(t.get_text() for t in heat[0].texts if "/frame" not in t.get_text())
+    assert cells == ["0.375", "0.405", "0.405", "0.435"]
     ours, ref = figs.made["encoders"].axes
     assert [t.get_text() for t in ours.get_yticklabels()] == ["siglip (n=12)", "dinov2 (n=12)"]
     assert ours.get_xlabel() == METRIC and len(ref.patches) == 19

@@ -139,5 +139,6 @@ def test_figures_go_to_wandb_only_when_online(sweep: Path, monkeypatch: pytest.M
     fake.logged.clear()
     monkeypatch.delenv("WANDB_API_KEY")
     monkeypatch.setenv("NETRC", str(sweep / "no-netrc"))
-    assert report_wandb.log_report("tiny", {}, {}) == "W&B: report not logged (no W&B API key for https://wandb.example)"
+    line = report_wandb.log_report("tiny", {}, {})
+    assert line == "W&B: report not logged (no W&B API key for https://wandb.example)"
     assert fake.logged == {}
