@@ -140,3 +140,24 @@ def test_data_option_builds(data_dir: Path) -> None:
 
     assert modality_counts(dm.train_samples) == {"text": 2, "image": 2, "multi_image": 2, "video": 10}
     assert len(dm.eval_samples) == 5
+
+
+def test_model_zoo_options_exist() -> None:
+    assert set(group_options("connector")) == {"parts", "conv_avgpool", "mlp_avgpool", "perceiver"}
+    assert set(group_options("integration")) == {"none", "tokens", "timestamps", "both"}
+    assert {"linear", "mlp2x_gelu", "conv2"} <= set(group_options("projector"))
+    assert {"perceiver", "avgpool", "attnpool"} <= set(group_options("resampler"))
+    assert {"qwen3-0.6b", "qwen3-1.7b", "qwen3-4b", "qwen3-8b"} <= set(group_options("llm"))
+    assert cfg_with().integration.name == "none" and cfg_with().connector.name == "parts"  # today's defaults
+
+
+@pytest.mark.parametrize("option", group_options("integration"))
+def test_integration_builds_and_lays_out_a_clip(option: str) -> None:
+    from src.models.integration import CLIP, timestamp_corpus
+
+    cfg = cfg_with(f"integration={option}")
+    tok = build_word_tokenizer(["a corpus", *timestamp_corpus(cfg.integration.timestamps)])
+    integ = instantiate(cfg.integration)(dim=8, tokenizer=tok)
+    ids = integ.layout(1, 2, torch.tensor([[0.0, 1.0]]))
+    assert ids.count(CLIP) == 2 and tok.unk_token_id not in ids
+    assert len(ids) == 2 + 2 * cfg.integration.start_end_tokens + (10 if cfg.integration.timestamps else 0)

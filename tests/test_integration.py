@@ -169,3 +169,20 @@ def test_misconfigured_integration_fails_clearly() -> None:
         ClipIntegration(timestamps=TEMPLATE)
     with pytest.raises(ValueError, match="LLM's width"):
         ClipIntegration(start_end_tokens=True)
+
+
+@pytest.mark.slow
+def test_a_run_with_timestamps_writes_its_record(data_dir: Path, tmp_path: Path) -> None:
+    from tests.conftest import run_train
+    from tests.test_train import TINY_DATA, records
+
+    proc = run_train(["resampler=perceiver", "integration=timestamps", "logger=none", *TINY_DATA], data_dir, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    [rec] = records(tmp_path)
+    assert rec["status"] == "ok", rec["reason"]
+    assert rec["choices"]["integration"] == "timestamps" and rec["choices"]["connector"] == "parts"
+    p = rec["design"]["params"]
+    assert p["total"] == p["encoder"] + p["connector"] + p["integration"] + p["llm"]
+    assert p["connector"] == p["projector"] + p["resampler"] and min(p["projector"], p["resampler"]) > 0
+    assert p["integration"] == 0  # timestamps are text: no weights of their own
+    assert 0 <= rec["metrics"]["test/synthetic/overall"] <= 1
