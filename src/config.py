@@ -256,18 +256,3 @@ def check_launcher(cfg: DictConfig) -> None:
             raise ConfigError(f"trainer.devices={devices} is invalid with hydra/launcher={choice}, "
                               "which starts one process per run; valid: trainer.devices=1, or "
                               "hydra/launcher=basic (Lightning starts the ranks) or a SLURM preset")
-
-
-def _slurm_plugins() -> list[dict[str, Any]]:
-    """`trainer.plugins`: in a SLURM job, Lightning's SLURM environment with its own requeue
-    off, so that only submitit requeues (on SIGUSR2, resubmitting the same grid point);
-    elsewhere none, and Lightning detects its environment itself."""
-    from lightning.fabric.plugins.environments import SLURMEnvironment
-
-    if not SLURMEnvironment.detect():
-        return []
-    return [{"_target_": "lightning.pytorch.plugins.environments.SLURMEnvironment",
-             "auto_requeue": False}]
-
-
-OmegaConf.register_new_resolver("apollo.slurm_plugins", _slurm_plugins, replace=True)

@@ -1,0 +1,183 @@
+"""Who owns a run directory: one process trains a grid point at a time.
+
+A run's directory is named by its sweep and its overrides, so the same grid point
+launched twice (the same sweep started twice in the same second, or again while the
+first is still running) lands in the same directory. The first process claims it by
+creating `.owner.json` (exclusively), keeps the file's mtime fresh from a background
+thread, and removes it when the run ends. A second process waits for the owner to end,
+then goes on; `src.train` then finds the finished record and skips, or resumes from the
+checkpoint. An owner is gone when its process is dead (same host), when it is this very
+SLURM job before a requeue, or when its heartbeat is older than `stale_s`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+OWNER = ".owner.json"
+log = logging.getLogger(__name__)
+
+
+def me() -> dict[str, Any]:
+    """This process, as written into the claim."""
+    return {"host": socket.gethostname(), "pid": os.getpid(), "slurm_job": slurm_job_id(),
+            "since": time.time()}
+
+
+def slurm_job_id() -> str | None:
+    """The SLURM job (array task included); a requeued job keeps it."""
+    if os.environ.get("SLURM_ARRAY_JOB_ID"):
+        return f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ.get('SLURM_ARRAY_TASK_ID', '')}"
+    return os.environ.get("SLURM_JOB_ID")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def owner_gone(owner: dict[str, Any], age_s: float, stale_s: float) -> bool:
+    """Whether a claim's owner can no longer be running this grid point."""
+    mine = me()
+    if owner.get("slurm_job") and owner.get("slurm_job") == mine["slurm_job"]:
+        return True  # this job, before SLURM or submitit requeued it
+    if owner.get("host") == mine["host"] and not _pid_alive(int(owner.get("pid", -1))):
+        return True
+    return age_s > stale_s
+
+
+def read_owner(run_dir: str | Path) -> dict[str, Any] | None:
+    """The claim on a run directory, or None when nobody holds it."""
+    try:
+        return json.loads((Path(run_dir) / OWNER).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+class Claim:
+    """A held run directory; `release()` (or the process's end) gives it up."""
+
+    def __init__(self, path: Path, heartbeat_s: float) -> None:
+        self.path = path
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, args=(heartbeat_s,), daemon=True,
+                                        name="rundir-heartbeat")
+        self._thread.start()
+
+    def _beat(self, every_s: float) -> None:
+        while not self._stop.wait(every_s):
+            try:
+                os.utime(self.path)
+            except FileNotFoundError:  # taken over after a long stall; nothing left to keep
+                return
+
+    def release(self) -> None:
+        self._stop.set()
+        owner = read_owner(self.path.parent)
+        if owner and owner.get("pid") == os.getpid() and owner.get("host") == socket.gethostname():
+            self.path.unlink(missing_ok=True)
+
+
+def _remove_if_gone(path: Path, stale_s: float) -> dict[str, Any] | None:
+    """Remove a claim whose owner is gone; return the live owner otherwise (None: free now).
+
+    The look and the removal happen under a lock, so that of several waiters that saw the
+    same dead owner, none removes the claim that another has just made.
+    """
+    with open(path.with_name(OWNER + ".lock"), "w") as guard:
+        fcntl.flock(guard, fcntl.LOCK_EX)
+        try:
+            age = time.time() - path.stat().st_mtime
+        except FileNotFoundError:
+            return None
+        owner = read_owner(path.parent)
+        if owner is None and age < 2.0:  # being written right now
+            return {"host": "?", "pid": "?", "writing": True}
+        if owner is None or owner_gone(owner, age, stale_s):
+            path.unlink(missing_ok=True)
+            return None
+        return owner
+
+
+def claim(run_dir: str | Path, stale_s: float = 120.0, poll_s: float = 5.0,
+          timeout_s: float | None = None, on_wait: Callable[[dict[str, Any]], None] | None = None) -> Claim:
+    """Own `run_dir`, waiting while another live process owns it.
+
+    Raises TimeoutError after `timeout_s` (None: wait as long as the owner lives).
+    """
+    path = Path(run_dir) / OWNER
+    path.parent.mkdir(parents=True, exist_ok=True)
+    start = time.monotonic()
+    told = False
+    while True:
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            owner = _remove_if_gone(path, stale_s)
+            if owner is None:
+                continue
+            if timeout_s is not None and time.monotonic() - start > timeout_s:
+                raise TimeoutError(f"{run_dir} is owned by {owner}") from None
+            if not told and "writing" not in owner:
+                (on_wait or (lambda o: log.info("waiting: %s is running this grid point", o)))(owner)
+                told = True
+            time.sleep(min(poll_s, 0.1) if "writing" in owner else poll_s)
+            continue
+        with os.fdopen(fd, "w") as f:
+            json.dump(me(), f)
+        return Claim(path, heartbeat_s=max(stale_s / 4, 0.05))
+
+
+def _overridden(overrides: list[str]) -> set[str]:
+    """The keys (or config groups) that command-line overrides set."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    return {o.key_or_group for o in OverridesParser.create().parse_overrides(overrides)}
+
+
+def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(node, dict):
+        out: dict[str, Any] = {}
+        for k, v in node.items():
+            out.update(_flat(v, f"{prefix}{k}."))
+        return out or {prefix[:-1]: {}}
+    return {prefix[:-1]: node}
+
+
+def sweep_conflict(old: Any, new: Any) -> str | None:
+    """How the sweep in a sweep folder (`old`, its multirun.yaml) and a new launch into the
+    same folder (`new`) differ, apart from what their overrides set; None when they agree.
+
+    Overrides name each run's directory, so they never mix runs; anything else (the sweep
+    file's settings, the defaults of conf/) does not, and would silently mix two studies.
+    """
+    from omegaconf import OmegaConf
+
+    skip = set(new.hydra.job.config.override_dirname.exclude_keys)
+    skip |= _overridden(list(old.hydra.overrides.task)) | _overridden(list(new.hydra.overrides.task))
+
+    def job(cfg: Any) -> dict[str, Any]:
+        tree = OmegaConf.to_container(cfg, resolve=False)
+        tree.pop("hydra", None)
+        return {k: v for k, v in _flat(tree).items()
+                if not any(k == s or k.startswith(s + ".") for s in skip)}
+
+    a, b = job(old), job(new)
+    for key in sorted(a.keys() | b.keys()):
+        if a.get(key, "<absent>") != b.get(key, "<absent>"):
+            return f"{key}={a.get(key, '<absent>')!r} there, {key}={b.get(key, '<absent>')!r} now"
+    return None
