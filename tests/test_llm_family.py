@@ -146,3 +146,15 @@ def test_encoder_switches() -> None:
     assert hf and hf[0].is_activation_checkpointing and {p.dtype for p in enc.parameters()} == {torch.bfloat16}
     grid = enc.encode(torch.randint(0, 255, (2, enc.frames_per_clip, 32, 32, 3), dtype=torch.uint8))
     assert grid.dtype == torch.bfloat16 and torch.isfinite(grid.float()).all()
+
+
+def test_memory_estimate_counts_four_copies_and_checkpointing_saves() -> None:
+    from src.models.memory import activation_numbers, estimate
+    from src.models.sizes import REAL, llm_params
+
+    e = estimate("qwen2.5-7b", tokens=4096)
+    assert e["static_bf16"] == pytest.approx(8 * llm_params("qwen2.5-7b", REAL) / 1e9)  # w, grad, 2 moments
+    assert e["static_fp32"] == 2 * e["static_bf16"] and e["act_ckpt"] < e["act_full"] / 10
+    full, kept = activation_numbers({"hidden_size": 8, "num_attention_heads": 2, "num_key_value_heads": 1,
+                                     "intermediate_size": 20})
+    assert (full, kept) == (4 * 8 + 2 * 8 + 2 * 4 + 4 * 20, 8)
