@@ -15,7 +15,7 @@ from hydra.utils import get_class, instantiate
 from omegaconf import OmegaConf
 
 from src.config import CONF_DIR, group_options
-from src.models.shrink import shrink_arch, shrink_vision_input
+from src.models.shrink import shrink_arch
 
 TINY = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "profile" / "tiny.yaml"))
 REAL = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "profile" / "pretrained.yaml"))
