@@ -158,3 +158,14 @@ def test_memory_estimate_counts_four_copies_and_checkpointing_saves() -> None:
     full, kept = activation_numbers({"hidden_size": 8, "num_attention_heads": 2, "num_key_value_heads": 1,
                                      "intermediate_size": 20})
     assert (full, kept) == (4 * 8 + 2 * 8 + 2 * 4 + 4 * 20, 8)
+
+
+def test_pretrained_checkpoint_loads_into_bf16_with_checkpointing(tmp_path) -> None:
+    cfg = cfg_with("llm=qwen3-0.6b")
+    saved = build_llm(cfg.llm, cfg.profile, vocab_size=40)
+    saved.save_pretrained(tmp_path / "llm")
+    pre = cfg_with("llm=qwen3-0.6b", "profile=pretrained", f"llm.pretrained={tmp_path / 'llm'}")
+    loaded = build_llm(pre.llm, pre.profile, vocab_size=40)
+    assert loaded.is_activation_checkpointing and {p.dtype for p in loaded.parameters()} == {torch.bfloat16}
+    for (name, a), b in zip(saved.named_parameters(), loaded.parameters()):
+        assert torch.equal(a.to(torch.bfloat16), b), name
