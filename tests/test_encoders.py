@@ -238,6 +238,20 @@ def test_fused_encoder_checks_its_clip_length() -> None:
         FusedEncoder(members, name="bad", frames_per_clip=6)
 
 
+@pytest.mark.parametrize("option", ["internvideo2", "languagebind_video", "videomae"])
+def test_bf16_and_gradient_checkpointing_switches_reach_the_encoder(option: str) -> None:
+    # profile=pretrained's defaults (src/models/precision.py) on the in-house towers and one
+    # whose embedding does not cast its input
+    from src.models.precision import apply_switches, enable_gradient_checkpointing
+
+    enc = apply_switches(build(option), "bfloat16", False, "encoder")
+    assert enable_gradient_checkpointing(enc, "encoder") == 1
+    enc.train()
+    grid = enc.encode(frames(2, enc.frames_per_clip))
+    assert grid.dtype == torch.bfloat16
+    grid.float().pow(2).mean().backward()
+    assert all(p.grad is not None for n, p in enc.named_parameters() if "patch" in n)
+
 def test_sizes_count_pairs_as_sums_and_internvideo2_at_1b() -> None:
     from src.models.sizes import REAL, TINY as TINY_PROFILE, encoder_params
 

@@ -47,8 +47,9 @@ class VisionEncoder(nn.Module):
         return x.reshape(n, t, c, self.input_size, self.input_size)
 
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
-        """uint8 frames (N, T, H, W, C) -> features (N, t, h, w, D)."""
-        return self(self.preprocess(frames))
+        """uint8 frames (N, T, H, W, C) -> features (N, t, h, w, D), in the weights' dtype."""
+        dtype = next(self.parameters()).dtype  # bf16 weights take bf16 pixels (not every model casts)
+        return self(self.preprocess(frames).to(dtype))
 
 
 def check_select_layer(select_layer: int, num_layers: int, name: str) -> None:

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
 from transformers import initialization as init
+from transformers.modeling_layers import GradientCheckpointingLayer
 
 
 class InternVideo2Config(PretrainedConfig):
@@ -133,7 +134,7 @@ class Mlp(nn.Module):
         return self.fc2(self.act(self.fc1(x)))
 
 
-class Block(nn.Module):
+class Block(GradientCheckpointingLayer):
     def __init__(self, config: InternVideo2Config, index: int) -> None:
         super().__init__()
         dim, eps = config.hidden_size, config.rms_norm_eps
@@ -169,6 +170,7 @@ class InternVideo2Model(PreTrainedModel):
     config_class = InternVideo2Config
     base_model_prefix = "internvideo2"
     main_input_name = "pixel_values"
+    supports_gradient_checkpointing = True
 
     def __init__(self, config: InternVideo2Config) -> None:
         super().__init__(config)
