@@ -48,14 +48,24 @@ class Report:
         self.tables[name] = frame
 
 
+# design numbers worth a column in the runs table when they differ between runs
+DESIGN_SHOWN = ("design.fps", "design.num_frames", "design.tokens_per_frame", "design.tokens_per_second",
+                "design.train_set_size", "design.mixture.text")
+
+
 def runs_section(rep: Report, frame: pd.DataFrame, metric: str | None) -> None:
     """Every run: status, the choices that vary, size and the test/ scores; then the problems."""
     choices = choice_columns(frame, "llm_size_b") + (["llm"] if "llm" in frame.columns else [])
     varying = [c for c in choices if frame[c].astype(str).nunique() > 1]
+    varying += [c for c in DESIGN_SHOWN if c in frame.columns and frame[c].astype(str).nunique() > 1]
     fixed = {c: frame[c].dropna().iloc[0] for c in choices if c not in varying and frame[c].notna().any()}
     scores = sorted(c for c in frame.columns if str(c).startswith("test/"))
-    table = frame[["run_dir", "status", *varying, "llm_size_b", *scores]].copy()
-    table["run_dir"] = table["run_dir"].map(lambda p: Path(str(p)).name)
+    names = frame["run_dir"].map(lambda p: Path(str(p)).name)
+    # Hydra names a run by its overrides: long names are left to results.csv and the list below
+    shown = ["run_dir"] if names.str.len().max() <= 40 else []
+    table = frame[[*shown, "status", *varying, "llm_size_b", *scores]].copy()
+    if shown:
+        table["run_dir"] = names
     counts = frame["status"].value_counts().to_dict()
     rep.blocks += [rr.Heading("Runs"), rr.Para(
         f"{len(frame)} runs: {counts.get('ok', 0)} ok, {counts.get('failed', 0)} failed, "
@@ -82,7 +92,8 @@ def scaling_section(rep: Report, frame: pd.DataFrame, metric: str, out: Path, n_
     pairs = pd.DataFrame([{"size_a": p.size_a, "size_b": p.size_b, "n": p.n, "R²": p.r2,
                            "95% CI": f"[{rr.cell(p.ci[0])}, {rr.cell(p.ci[1])}]", "Spearman": p.spearman,
                            "Kendall": p.kendall, "same best": p.same_best, "note": p.note} for p in result.pairs])
-    rep.blocks.append(rr.Para(f"Variants by {', '.join(result.variant_cols) or '(none)'}; "
+    by = [c for c in result.variant_cols if ok[c].astype(str).nunique() > 1]
+    rep.blocks.append(rr.Para(f"Variants by {', '.join(by) or '(none: one variant)'}; "
                               f"{len(scores)} variants; scores of {metric}. Two variants always fit a "
                               "line, so R² needs three or more."))
     rep.table("scaling_pairs", pairs)
@@ -90,7 +101,9 @@ def scaling_section(rep: Report, frame: pd.DataFrame, metric: str, out: Path, n_
               "Mean score per variant (rows) and LLM size (columns)")
     if result.data_scaling:
         rep.blocks.append(rr.Para(scaling.format_data(result.data_scaling)))
-    rep.blocks.append(rr.Bullets(result.notes + [f"missing: {m['variant']} at {m['size']:g}" for m in result.missing]))
+    notes = result.notes + [f"missing: {m['variant']} at {m['size']:g}" for m in result.missing]
+    if notes:
+        rep.blocks.append(rr.Bullets(notes))
     captions = {"r2_curve": "R² with the largest LLM against LLM size (Fig. 3 left)",
                 "r2_data": "R² against training-set size (Fig. 3 right)"}
     for path in written[1:]:

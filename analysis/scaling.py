@@ -116,7 +116,8 @@ def analyse(frame: pd.DataFrame, metric: str, size_col: str = "llm_size_b",
     """
     if "status" in frame.columns:
         ok = frame[frame["status"] == "ok"]
-        notes = [f"left out {len(frame) - len(ok)} of {len(frame)} rows whose status is not ok"]
+        dropped = len(frame) - len(ok)
+        notes = [f"left out {dropped} of {len(frame)} rows whose status is not ok"] if dropped else []
     else:
         ok, notes = frame, ["no status column: every row used"]
     ok = ok[ok[size_col].notna()]
