@@ -90,7 +90,7 @@ def to_markdown(blocks: list[Block]) -> str:
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:.9em}th,td{border:1px solid #ccc;padding:.25em .6em}
 th{background:#f3f3f3}td{text-align:right}td:first-child{text-align:left}figure{margin:1em 0 2em}
-img{max-width:100%;border:1px solid #eee}figcaption{font-style:italic;color:#555}code{background:#f5f5f5}"""
+img{max-width:100%;border:1px solid #eee}.wide{overflow-x:auto}figcaption{font-style:italic;color:#555}code{background:#f5f5f5}"""
 
 
 def _image_src(root: Path, rel: str, embed: bool) -> str:
@@ -115,7 +115,7 @@ def to_html(blocks: list[Block], root: Path, title: str, embed: bool = True) -> 
             rows = "".join("<tr>" + "".join(f"<td>{html.escape(cell(v))}</td>" for v in r) + "</tr>"
                            for r in b.frame.itertuples(index=False))
             cap = f"<caption>{html.escape(b.caption)}</caption>" if b.caption else ""
-            body.append(f"<table>{cap}<tr>{head}</tr>{rows}</table>")
+            body.append(f'<div class="wide"><table>{cap}<tr>{head}</tr>{rows}</table></div>')
         elif isinstance(b, Image):
             src = _image_src(root, b.path, embed)
             body.append(f'<figure><img src="{src}" alt="{html.escape(b.caption)}">'

@@ -73,6 +73,7 @@ def test_every_figure_has_its_axes_and_labels() -> None:
     ours, ref = figs.made["encoders"].axes
     assert [t.get_text() for t in ours.get_yticklabels()] == ["siglip (n=12)", "dinov2 (n=12)"]
     assert ours.get_xlabel() == METRIC and len(ref.patches) == 19
+    assert ref.get_title(loc="right").startswith("Apollo (arXiv 2412.10360), Table 9")
     outlined = [t.get_text() for t, p in zip(ref.get_yticklabels(), ref.patches, strict=True) if p.get_linewidth() == 2]
     assert sorted(outlined) == ["DINOv2", "SigLIP-SO400M"]
     ours, ref = figs.made["mixtures"].axes
