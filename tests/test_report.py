@@ -93,6 +93,12 @@ def test_report_of_an_empty_folder_is_one_line(tmp_path: Path, capsys: pytest.Ca
     assert "no such directory" in capsys.readouterr().err
 
 
+def test_report_with_an_unknown_metric_is_one_line(sweep: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert report.main([str(sweep), "--metric", "test/synthetic/nope"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0] == f"error: no column 'test/synthetic/nope' (--metric) in the results of {sweep}"
+
+
 class FakeWandb(types.ModuleType):
     """Enough of the wandb module for log_report: init, Image, Table, a run that logs."""
 
