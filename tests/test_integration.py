@@ -35,7 +35,8 @@ def samples(tmp_path_factory: pytest.TempPathFactory) -> list[Sample]:
     return [Sample("v", [("video", str(d / "v.mp4"))],
                    [("user", mcq_prompt("Which colour?", ["red", "green"])), ("assistant", "B")],
                    "perception", "toy", options=["red", "green"], answer="B"),
-            Sample("i", [("image", str(d / "i.png"))], [("user", "<image>\nWhat is it?"), ("assistant", "a card")],
+            Sample("i", [("image", str(d / "i.png"))],
+                   [("user", "<image>\nWhat is it?"), ("assistant", "a card")],
                    "none", "toy")]
 
 
@@ -176,7 +177,8 @@ def test_a_run_with_timestamps_writes_its_record(data_dir: Path, tmp_path: Path)
     from tests.conftest import run_train
     from tests.test_train import TINY_DATA, records
 
-    proc = run_train(["resampler=perceiver", "integration=timestamps", "logger=none", *TINY_DATA], data_dir, tmp_path)
+    args = ["resampler=perceiver", "integration=timestamps", "logger=none", *TINY_DATA]
+    proc = run_train(args, data_dir, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     [rec] = records(tmp_path)
     assert rec["status"] == "ok", rec["reason"]

@@ -102,7 +102,8 @@ class ClipIntegration(nn.Module):
         for c in range(num_clips):
             if self.timestamps and times is not None:
                 ids += self.text_ids(float(times[c, 0]), float(times[c, 1]))
-            ids += [START] * (self.start is not None) + [CLIP] * tokens_per_clip + [END] * (self.end is not None)
+            se = self.start is not None
+            ids += [START] * se + [CLIP] * tokens_per_clip + [END] * se
         return ids
 
     def expand(self, ids: Sequence[int], labels: Sequence[int], clips: Sequence[int],
@@ -113,7 +114,8 @@ class ClipIntegration(nn.Module):
         """
         slots = [k for k, t in enumerate(ids) if t == MEDIA]
         if len(slots) != len(clips) or len(times) != len(clips):
-            raise ValueError(f"{len(slots)} media slots for {len(clips)} media items and {len(times)} clip times")
+            raise ValueError(f"{len(slots)} media slots for {len(clips)} media items "
+                             f"and {len(times)} clip times")
         out_ids: list[int] = []
         out_labels: list[int] = []
         prev = 0

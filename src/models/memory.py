@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--encoder-gb", type=float, default=0.9, help="the frozen vision encoder's bf16 weights")
     args = p.parse_args(argv)
     print(f"| llm | params | weights+grads+AdamW bf16 / fp32 | activations, {args.tokens} tokens: "
-          "checkpointing on / off | total: bf16 + checkpointing | bf16, no checkpointing | fp32 + checkpointing |")
+          "checkpointing on / off | total: bf16 + checkpointing | bf16, no checkpointing "
+          "| fp32 + checkpointing |")
     print("|---|---|---|---|---|---|---|")
     for option in group_options("llm"):
         e = estimate(option, args.tokens)

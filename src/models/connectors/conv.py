@@ -19,7 +19,7 @@ class ConvProjector(nn.Module):
                  name: str = "conv2") -> None:
         super().__init__()
         if kernel_size % 2 == 0:
-            raise ValueError(f"conv projector kernel_size={kernel_size} must be odd (to keep the grid's size)")
+            raise ValueError(f"conv projector kernel_size={kernel_size} must be odd (to keep the grid size)")
         self.name = name
         layers: list[nn.Module] = [nn.Conv2d(input_dim, output_dim, kernel_size, padding=kernel_size // 2)]
         for _ in range(depth - 1):
@@ -28,7 +28,7 @@ class ConvProjector(nn.Module):
 
     def forward(self, grid: torch.Tensor) -> torch.Tensor:
         if grid.dim() != 5:
-            raise ValueError(f"the conv projector needs a (N, t, h, w, D) grid, got shape {tuple(grid.shape)}")
+            raise ValueError(f"the conv projector needs a (N, t, h, w, D) grid, got {tuple(grid.shape)}")
         n, t, h, w, d = grid.shape
         x = self.net(grid.reshape(n * t, h, w, d).permute(0, 3, 1, 2))  # (N*t, D_llm, h, w)
         return x.permute(0, 2, 3, 1).reshape(n, t, h, w, -1)
