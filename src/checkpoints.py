@@ -49,7 +49,7 @@ def save(trainer: L.Trainer, run_dir: str | Path) -> Path:
     tmp = folder / f".{LAST}.tmp"
     if trainer.is_global_zero:
         folder.mkdir(parents=True, exist_ok=True)
-    trainer.save_checkpoint(tmp)  # written by rank 0 only; a barrier inside
+    trainer.save_checkpoint(tmp, weights_only=False)  # by rank 0 only; a barrier inside
     if trainer.is_global_zero:
         os.replace(tmp, final)
     trainer.strategy.barrier("checkpoint saved")

@@ -35,16 +35,19 @@ def hydra_child_command(local_rank: int) -> tuple[Sequence[str], str]:
         if source.provider == "command-line" and source.schema == "file":
             command.append(f"--config-dir={source.path}")
     command += list(hc.overrides.task)
-    command += [f"hydra.run.dir={hc.runtime.output_dir}", "hydra.output_subdir=null",
+    quoted = hc.runtime.output_dir.replace("\\", "\\\\").replace('"', '\\"')  # '=' ',' '~' inside
+    command += [f'hydra.run.dir="{quoted}"', "hydra.output_subdir=null",
                 f"hydra.job.name=ddp_rank{local_rank}"]
     return command, get_original_cwd()
 
 
 def launch_children_as_this_job() -> None:
     """Point Lightning's process launcher at `hydra_child_command` (see the module's docstring)."""
-    from lightning.fabric.strategies.launchers import subprocess_script
+    from lightning.fabric.strategies.launchers import subprocess_script as fabric_launcher
+    from lightning.pytorch.strategies.launchers import subprocess_script as trainer_launcher
 
-    subprocess_script._hydra_subprocess_cmd = hydra_child_command
+    for module in (fabric_launcher, trainer_launcher):  # each imported the function by name
+        module._hydra_subprocess_cmd = hydra_child_command
 
 
 class Processes:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from typing import Any
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from src.redact import redact
+from src.redact import redact, redact_override
 
 AXIS_ENV = "APOLLO_AXIS"
 ID_FILE = "wandb_id"
@@ -62,7 +63,12 @@ def build_logger(cfg: DictConfig, run_dir: Path, run_name: str, choices: Mapping
     if cfg.logger.name != "wandb":
         return instantiate(cfg.logger, save_dir=str(run_dir))
     logger = instantiate(cfg.logger, **wandb_settings(cfg, run_dir, run_name, choices))
-    logger.log_hyperparams(redact(OmegaConf.to_container(cfg, resolve=True)))
+    argv = sys.argv
+    sys.argv = [redact_override(a) for a in argv]  # W&B keeps the command line in the run's metadata
+    try:
+        logger.log_hyperparams(redact(OmegaConf.to_container(cfg, resolve=True)))  # starts the run
+    finally:
+        sys.argv = argv
     return logger
 
 

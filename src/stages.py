@@ -99,3 +99,5 @@ def evaluate(cfg: DictConfig, module: VideoLMMModule, datamodule: Any, logger: A
         module.skipped["test"] = {k: v for _, skipped, _ in shards for k, v in skipped.items()}
         module.decode_errors["test"] = sum(n for _, _, n in shards)
         module.metrics = accuracy_metrics(module.results)
+    if logger:
+        logger.log_metrics(module.metrics, step=trainer.global_step)

@@ -9,6 +9,7 @@ ok, or failed with the reason) in the run's directory.
 from __future__ import annotations
 
 import csv
+import hashlib
 import logging
 import sys
 import time
@@ -26,7 +27,8 @@ from src.data.errors import DataError
 from src.records import is_finished, now, read_record, versions, write_record
 
 log = logging.getLogger("src.train")
-FAILURES: list[tuple[str, str]] = []  # (run, reason) of this process's failed runs
+FAILURES: list[tuple[str, str]] = []
+MAX_NAME = 200  # bytes of a run's folder name  # (run, reason) of this process's failed runs
 
 
 def _run_name(override_dirname: str) -> str:
@@ -39,7 +41,11 @@ def _run_name(override_dirname: str) -> str:
             items.append(item)
         else:
             items[-1] += "," + item
-    return ",".join(redact_override(i) for i in items).replace("/", "_") or "base"
+    name = ",".join(redact_override(i) for i in items).replace("/", "_") or "base"
+    if len(name.encode()) > MAX_NAME:  # a file name has at most 255 bytes: keep it unique with a hash
+        digest = hashlib.sha1(name.encode()).hexdigest()[:12]
+        name = name.encode()[: MAX_NAME - 14].decode(errors="ignore") + f"~{digest}"
+    return name
 
 
 OmegaConf.register_new_resolver("apollo.run_name", _run_name, replace=True)
@@ -80,6 +86,8 @@ def _one_log_stream() -> None:
             handler.addFilter(_DropTips())
     # raised inside Lightning's own code at every fit; nothing a user can act on
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+    # frozen parts run in eval mode on purpose (VideoLMMModule.on_train_epoch_start)
+    warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
 
 
 def train_and_evaluate(cfg: DictConfig, run_dir: Path, run_name: str,
@@ -201,6 +209,8 @@ def run(cfg: DictConfig) -> float | None:
         log.error("run %s failed; the sweep goes on (record: %s)", run_name, run_dir / "result.json")
         return None
     overall = record["metrics"].get(f"test/{cfg.data.name}/overall")
+    if not main_rank:
+        return overall
     if overall is None:  # the eval rows name other benchmarks than data.name
         log.info("done: record %s", run_dir / "result.json")
     else:

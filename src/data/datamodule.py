@@ -121,6 +121,10 @@ class VideoQADataModule(L.LightningDataModule):
                                   name=f"mixture={self.mixture.get('name')}")
         return Shuffled(range(len(self.train_samples)), seed=seed)
 
+    def train_batches(self) -> int:
+        """Batches in an epoch of the current stage, on this rank."""
+        return -(-len(self.train_order()) // self.batch_size)
+
     def _trained_batches(self) -> int:
         """Batches of the current epoch the model has trained on (for the loader's checkpoint state)."""
         return int(self.trainer.fit_loop.epoch_loop.batch_progress.current.processed)
