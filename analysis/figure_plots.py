@@ -20,6 +20,7 @@ from analysis.paper import SOURCE
 from analysis.plots import new_figure
 
 PAPER_Y = "ApolloBench overall (%)"
+SAMPLER_COLORS = {"fps": "C2", "uniform": "C3"}
 
 
 def _axes(paper: bool, width: float = 5.0, height: float = 3.8, rows: int = 1,
@@ -58,7 +59,8 @@ def sampling_figure(ours: pd.DataFrame, metric: str, paper: pd.DataFrame | None 
     """Fig. 4 left: the metric per sampling setting; the paper's uniform-N, tested two ways."""
     fig, axes = _axes(paper is not None)
     kinds = sorted(ours["sampler"].astype(str).unique())
-    colors = [f"C{kinds.index(str(s))}" for s in ours["sampler"]]
+    # fps green and uniform red in both panels, as in the paper's legend; other samplers blue...
+    colors = [SAMPLER_COLORS.get(str(s), f"C{4 + kinds.index(str(s))}") for s in ours["sampler"]]
     _bars(axes[0], [f"{s} (n={n})" for s, n in zip(ours["setting"], ours["n"], strict=True)], ours, colors)
     axes[0].set(xlabel="sampling", ylabel=metric, title="Ours: uniform vs fps sampling")
     if paper is not None:
@@ -66,7 +68,8 @@ def sampling_figure(ours: pd.DataFrame, metric: str, paper: pd.DataFrame | None 
         frames = sorted(paper["train_frames"].unique())
         for i, (tested, t) in enumerate(paper.groupby("tested", sort=True)):
             t = t.set_index("train_frames").reindex(frames)
-            ax.bar(np.arange(len(frames)) + (i - 0.5) * 0.4, t["mean"], width=0.4, label=str(tested), color=f"C{i + 2}")
+            color = SAMPLER_COLORS["fps" if "fps" in str(tested) else "uniform"]
+            ax.bar(np.arange(len(frames)) + (i - 0.5) * 0.4, t["mean"], width=0.4, label=str(tested), color=color)
         ax.set_xticks(np.arange(len(frames)), [str(f) for f in frames])
         ax.set(xlabel="frames sampled uniformly in training", ylabel=PAPER_Y, title=f"{SOURCE}, Table 11")
         ax.set_ylim(0, paper["mean"].max() * 1.25)  # room for the legend above the bars
@@ -202,6 +205,6 @@ def modality_figure(table: pd.DataFrame, title: str = "Accuracy by input modalit
         ax.bar(pos, t["mean"], width=width, label=m, color=f"C{i}")
     ax.set_xticks(np.arange(len(groups)), groups, rotation=20, ha="right")
     ax.set(xlabel="benchmark / category", ylabel="accuracy (mean over runs)", title=title)
-    ax.legend(title="input", fontsize="small")
+    ax.legend(title="input", fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.grid(True, axis="y", alpha=0.3)
     return fig

@@ -120,8 +120,9 @@ def correlations_section(rep: Report, frame: pd.DataFrame, out: Path) -> None:
     result = correlations.correlations(frame, cols)
     if result.left_out:
         rep.blocks.append(rr.Bullets([f"left out {c}: {why}" for c, why in result.left_out.items()]))
-    if not result.columns:
-        rep.blocks.append(rr.Para("Skipped: no category has scores that vary over three or more ok runs."))
+    if len(result.columns) < 2:
+        rep.blocks.append(rr.Para(f"Skipped: {len(result.columns)} category(ies) with scores that vary over "
+                                  "three or more ok runs; a correlation needs two."))
         return
     written = correlations.write_outputs(result, out / "correlations")
     matrix = result.matrix.rename(index=correlations.short, columns=correlations.short)
