@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,7 +53,7 @@ def make_figures(frame: pd.DataFrame, metric: str | None = None, with_paper: boo
     metric = metric or axes.default_metric(frame)
     result = Figures(metric)
 
-    def add(name: str, summary: pd.DataFrame | str, draw) -> None:  # noqa: ANN001 - a local drawer
+    def add(name: str, summary: pd.DataFrame | str, draw: Callable[[pd.DataFrame], Figure]) -> None:
         if isinstance(summary, str):
             result.skipped[name] = summary
         else:
