@@ -40,14 +40,17 @@ def option_token_ids(tokenizer: Any, n: int) -> list[int]:
     return [t[0] for t in ids]
 
 
-def build_parts(cfg: DictConfig) -> Parts:
-    """Data first (the tiny tokenizer is built from its text), then the model's components."""
+def build_parts(cfg: DictConfig, tokenizer: Any = None) -> Parts:
+    """Data first (the tiny tokenizer is built from its text), then the model's components.
+
+    `tokenizer`: the one a run trained with (src.eval), instead of building it again.
+    """
     mixture = OmegaConf.to_container(cfg.mixture, resolve=True) if "mixture" in cfg else None
     datamodule = instantiate(cfg.data, mixture=mixture, seed=cfg.seed)
     datamodule.prepare_data()
     # with timestamp integration, its words too: the tiny word-level tokenizer must know them
     corpus = itertools.chain(datamodule.corpus(), timestamp_corpus(cfg.integration.timestamps))
-    tokenizer = build_tokenizer(cfg.llm, cfg.profile, corpus)
+    tokenizer = tokenizer or build_tokenizer(cfg.llm, cfg.profile, corpus)
     encoder = apply_switches(instantiate(cfg.encoder), cfg.profile.dtype,
                              cfg.profile.gradient_checkpointing, "encoder")
     llm = build_llm(cfg.llm, cfg.profile, vocab_size=len(tokenizer))
@@ -65,10 +68,9 @@ def build_parts(cfg: DictConfig) -> Parts:
 
 def design(cfg: DictConfig, parts: Parts) -> dict[str, Any]:
     """The numbers that place this run in the design space."""
-    from src.data.samplers import tokens_design
+    from src.data.samplers import sampling_design
 
     model = parts.model
-    fps = OmegaConf.select(cfg, "sampler.fps")
     stages = cfg.schedule.stages
     data = parts.datamodule
     train_size = len(data.train_samples)
@@ -77,9 +79,8 @@ def design(cfg: DictConfig, parts: Parts) -> dict[str, Any]:
         "encoder": cfg.encoder.name,
         "llm": cfg.llm.name,
         "llm_size_b": float(cfg.llm.size_b),
-        "fps": None if fps is None else float(fps),
-        "num_frames": OmegaConf.select(cfg, "sampler.num_frames"),  # uniform sampling's N
-        **tokens_design(fps, model.encoder.frames_per_clip, model.connector.tokens_per_clip),
+        # fps (also when a token rate sets it) or uniform's N; tokens per frame, clip, second
+        **sampling_design(parts.sampler, model.encoder.frames_per_clip, model.connector.tokens_per_clip),
         "frames_per_clip": model.encoder.frames_per_clip,
         "train_set_size": train_size,
         "schedule": cfg.schedule.name,

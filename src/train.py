@@ -110,6 +110,8 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, run_name: str,
                             weight_decay=cfg.schedule.weight_decay,
                             warmup_ratio=cfg.schedule.warmup_ratio)
     main = is_main_process()
+    if main:  # src.eval scores the run later with the very tokenizer it trained with
+        parts.tokenizer.save_pretrained(run_dir / "tokenizer")
     logger = build_logger(cfg, run_dir, run_name, choices) if main else False
     info = design(cfg, parts)
     if logger:
