@@ -114,6 +114,19 @@ class VideoLMMModule(L.LightningModule):
         self.train_loss = float(loss.detach())
         return loss
 
+    def configure_gradient_clipping(self, optimizer: torch.optim.Optimizer,
+                                    gradient_clip_val: float | None = None,
+                                    gradient_clip_algorithm: str | None = None) -> None:
+        """Clip at `gradient_clip_val` (1.0). Under FSDP the gradients are sharded: only the
+        root sharded module computes the true norm (Lightning refuses to clip by norm there)."""
+        from torch.distributed.fsdp import FullyShardedDataParallel
+
+        root = self.trainer.strategy.model
+        if gradient_clip_val and isinstance(root, FullyShardedDataParallel):
+            root.clip_grad_norm_(gradient_clip_val)
+            return
+        self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
+
     def configure_optimizers(self) -> dict[str, Any]:
         groups = [{"params": [p for p in part.parameters() if p.requires_grad],
                    "lr": self.stage["lr"][name], "name": name}
