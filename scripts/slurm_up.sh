@@ -92,7 +92,7 @@ JobCompType=jobcomp/none
 SlurmdTimeout=60
 InactiveLimit=0
 MinJobAge=300
-KillWait=10
+KillWait=5
 Waittime=0
 NodeName=$HOST NodeAddr=127.0.0.1 CPUs=$CPUS ${LAYOUT}RealMemory=$MEM_MB State=UNKNOWN
 PartitionName=$PARTITION Nodes=$HOST Default=YES MaxTime=INFINITE State=UP

@@ -6,6 +6,10 @@ Registered in conf/train.yaml (`hydra.callbacks.launch`), so sweep files get it 
 - at the start of each job (rank zero only; DDP ranks join rank zero's run, src/dist.py):
   the job claims its run directory, waiting while another process runs the same grid
   point (src.rundir.claim), and gives it up at the job's end;
+- in a SLURM job, a SIGTERM (the job requeued, preempted, or at its time limit, where
+  submitit requeues it) ends the run's training; the job then returns nothing and waits
+  for SLURM to stop it, so that the launcher waits for the requeued job, which resumes the
+  run from its checkpoint, instead of taking this attempt's failure as the run's result;
 - at the end of a sweep whose runs ran in other processes (submitit, SLURM): the runs that
   failed, named with their reasons, and exit status 1, as `src.train` does for its own.
 """
@@ -13,6 +17,8 @@ Registered in conf/train.yaml (`hydra.callbacks.launch`), so sweep files get it 
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,7 +28,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from src.config import ConfigError, check_launcher
 from src.dist import is_main_process
-from src.rundir import Claim, claim, sweep_conflict
+from src.records import is_finished
+from src.rundir import Claim, claim, slurm_job_id, sweep_conflict
 
 log = logging.getLogger("src.launch")
 
@@ -39,6 +46,7 @@ class LaunchCallback(Callback):
         self.stale_s = stale_s
         self.poll_s = poll_s
         self._claim: Claim | None = None
+        self._terminated = False
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._check_launcher(config)
@@ -54,6 +62,9 @@ class LaunchCallback(Callback):
                       "valid: another name (sweep=NAME), or overwrite=true to train every grid point again")
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._terminated = False
+        if os.environ.get("SLURM_JOB_ID"):
+            self._note_sigterm()
         if not is_main_process():
             return
         run_dir = Path(str(config.hydra.runtime.output_dir))
@@ -62,9 +73,26 @@ class LaunchCallback(Callback):
             o.get("host"), o.get("pid"), o.get("slurm_job")))
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        run_dir = Path(str(config.hydra.runtime.output_dir))
+        if self._terminated and not is_finished(run_dir):
+            log.warning("SIGTERM: SLURM job %s was requeued or preempted; this attempt returns no "
+                        "result, and the job's next start resumes the run from its checkpoint", slurm_job_id())
+            while True:  # keep the claim (its SLURM job id) until SLURM kills this attempt
+                signal.pause()
         if self._claim is not None:
             self._claim.release()
             self._claim = None
+
+    def _note_sigterm(self) -> None:
+        # Lightning, at fit, chains the handler it finds (this one; it calls submitit's)
+        previous = signal.getsignal(signal.SIGTERM)
+
+        def on_sigterm(signum: int, frame: Any) -> None:
+            self._terminated = True
+            if callable(previous):
+                previous(signum, frame)
+
+        signal.signal(signal.SIGTERM, on_sigterm)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if str(config.hydra.launcher.get("_target_", "")).endswith("BasicLauncher"):
