@@ -74,7 +74,8 @@ def to_markdown(blocks: list[Block]) -> str:
         elif isinstance(b, Para):
             out.append(b.text)
         elif isinstance(b, Bullets):
-            out.append("\n".join(f"- {item}" for item in b.items))
+            # a multi-line reason (a Hydra error) stays one bullet
+            out.append("\n".join(f"- {' '.join(item.split())}" for item in b.items))
         elif isinstance(b, Table):
             cols = [str(c) for c in b.frame.columns]
             rows = ["| " + " | ".join(_md_escape(c) for c in cols) + " |",
