@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, read_write
 
 from src.config import CONF_DIR, ConfigError, check_launcher, check_overrides, sweep_file_overrides, validate
 
@@ -78,6 +78,8 @@ def compose_points(args: list[str]) -> tuple[DictConfig, list[tuple[list[str], D
         params = sweeper_params(launch)
         task = [o for o in overrides if not o.startswith("hydra.") and not o.startswith("hydra/")]
         hydra_args = [o for o in overrides if o not in task]
+        with read_write(launch.hydra):  # as Hydra's multirun holds them: the sweeps' too
+            launch.hydra.overrides.task = task
         points = []
         for point in grid(task, params):
             cfg = compose(name, overrides=[*search, *hydra_args, *point], return_hydra_config=True)

@@ -2,29 +2,23 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig
 
-from src.config import CONF_DIR, check_overrides, sweep_file_overrides, validate
+import src.sweep
+from src.config import CONF_DIR, check_launcher, check_overrides, sweep_file_overrides, validate
 from tests.conftest import ROOT, run_train
 
 SWEEPS = sorted((ROOT / "sweeps").glob("*.yaml"))
 
 
 def grid(sweep: Path) -> list[list[str]]:
-    """Every grid point of a sweep file, as overrides."""
-    args = sweep_file_overrides(["--config-dir", str(sweep.parent), "--config-name", sweep.stem])
-    axes = []
-    for o in OverridesParser.create().parse_overrides(args):
-        values = list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.get_value_element_as_str()]
-        axes.append([f"{o.key_or_group}={v}" for v in values])
-    return [list(point) for point in itertools.product(*axes)]
+    """Every grid point of a sweep file, as overrides, expanded as Hydra's sweeper does."""
+    return src.sweep.grid([], src.sweep.sweeper_params(compose_sweep(sweep, [])))
 
 
 def compose_sweep(sweep: Path, point: list[str]) -> DictConfig:
@@ -41,11 +35,14 @@ def test_there_are_sweep_files() -> None:
 
 @pytest.mark.parametrize("sweep", SWEEPS, ids=[p.stem for p in SWEEPS])
 def test_every_grid_point_composes_and_validates(sweep: Path) -> None:
-    points = grid(sweep)
+    # what `python -m src.sweep dry-run --config-dir sweeps --config-name <sweep>` composes
+    launch, points = src.sweep.compose_points(["--config-dir", str(sweep.parent), "--config-name", sweep.stem])
     assert len(points) >= 2, f"{sweep.name} sweeps nothing"
-    for point in points:
+    assert [p for p, _, _ in points] == grid(sweep)
+    assert len({d for _, _, d in points}) == len(points)  # a directory per grid point
+    check_launcher(launch)
+    for point, cfg, _ in points:
         check_overrides(point)
-        cfg = compose_sweep(sweep, point)
         validate(cfg)
         for o in point:
             group, option = o.split("=", 1)
