@@ -113,6 +113,7 @@ CHAT_FORMATS = tuple(FORMATS)
 Rule = tuple[str, Callable[[Any], bool], str]
 RULES: list[Rule] = [
     ("sampler.fps", lambda v: v is None or v > 0, "> 0"),
+    ("sampler.tokens_per_second", lambda v: v is None or v > 0, "> 0, or null"),
     ("sampler.num_frames", lambda v: v is None or (isinstance(v, int) and v > 0), "an integer > 0"),
     ("sampler.max_clips", lambda v: v is None or (isinstance(v, int) and v > 0), "an integer > 0, or null"),
     ("encoder.frames_per_clip", lambda v: isinstance(v, int) and v > 0, "an integer > 0"),
@@ -158,6 +159,11 @@ def validate(cfg: DictConfig) -> None:
             good = False
         if not good:
             raise ConfigError(f"{key}={value!r} is invalid; valid: {valid}")
+    rates = [OmegaConf.select(cfg, k) for k in ("sampler.fps", "sampler.tokens_per_second")]
+    if "tokens_per_second" in cfg.sampler and (rates[0] is None) == (rates[1] is None):
+        raise ConfigError(f"sampler.tokens_per_second={rates[1]!r} is invalid with sampler.fps="
+                          f"{rates[0]!r}; valid: exactly one of the two set (sampler.fps=null "
+                          "sampler.tokens_per_second=16 samples at 16 tokens a second)")
     for split in ("train", "eval"):  # a value the option leaves to the user (`???`)
         if split in cfg.data.keys() and OmegaConf.is_missing(cfg.data, split):
             raise ConfigError(f"data.{split} is not set; valid: the path of a JSON or JSONL manifest "

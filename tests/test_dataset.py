@@ -89,16 +89,21 @@ def test_an_unreadable_video_is_a_counted_skip(files: Path, tokenizer) -> None:
     assert item == "bad" and reason.startswith("VideoError") and "broken.mp4" in reason
 
 
-def test_a_batch_of_every_modality_trains_and_scores(files: Path, tokenizer) -> None:
+def tiny_model(tokenizer) -> tuple[VideoLMM, object]:
+    """The default tiny VideoLMM (and its connector), built as a run builds it."""
+    from src.models.connectors.connector import Connector
+
     cfg = cfg_with()
     encoder = instantiate(cfg.encoder)
     llm = build_llm(cfg.llm, cfg.profile, vocab_size=len(tokenizer))
-    from src.models.connectors.connector import Connector
-
     width = llm.config.hidden_size
     connector = Connector(instantiate(cfg.projector)(input_dim=encoder.embed_dim, output_dim=width),
                           instantiate(cfg.resampler)(dim=width))
-    model = VideoLMM(encoder, connector, llm, pad_token_id=tokenizer.pad_token_id)
+    return VideoLMM(encoder, connector, llm, pad_token_id=tokenizer.pad_token_id), connector
+
+
+def test_a_batch_of_every_modality_trains_and_scores(files: Path, tokenizer) -> None:
+    model, connector = tiny_model(tokenizer)
     ds = SampleDataset(samples(files), FpsSampler(fps=2), tokenizer)
     batch = collate([ds[k] for k in range(4)])
     loss = model.loss(batch)
@@ -112,3 +117,31 @@ def test_a_batch_of_every_modality_trains_and_scores(files: Path, tokenizer) -> 
     alone = model.option_scores(collate([ev[0]]), letters)
     mixed = model.option_scores(collate([ev[0], ds[3], ds[1]]), letters)[:1]
     assert torch.allclose(alone, mixed, atol=1e-5)
+
+
+@pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)`")
+def test_frames_that_fail_to_decode_are_counted_up_to_the_record(
+        files: Path, tokenizer, caplog: pytest.LogCaptureFixture) -> None:
+    """A corrupt stream gives the frames that decode, and the count reaches data_issues()
+    (the run record's data.issues); an unreadable file is a counted skip."""
+    from src.models.module import VideoLMMModule
+
+    corrupt = Path(__file__).parent / "fixtures" / "videos" / "decord__corrupted.mp4"  # 0..27 of 50 decode
+    mcq = mcq_prompt("Which colour?", ["red", "green"])
+    sample = Sample("c", [("video", str(corrupt))], [("user", mcq), ("assistant", "A")],
+                    "perception", "toy", options=["red", "green"], answer="A")
+    ds = SampleDataset([sample, samples(files)[4]], FpsSampler(fps=2), tokenizer)
+    with caplog.at_level("WARNING", logger="src.data.video"):
+        item = ds[0]
+    # 5 s at 2 fps: frames 0, 5, ..., 45; 30, 35, 40 and 45 do not decode
+    assert item["media"][0].shape[:2] == (10, 1) and item["decode_errors"] == 4
+    assert "4 of 10 requested frames failed to decode" in caplog.text and "decord__corrupted.mp4" in caplog.text
+    assert torch.equal(item["media"][0][6], item["media"][0][5])  # frame 30 -> nearest decoded (25)
+
+    model, _ = tiny_model(tokenizer)
+    module = VideoLMMModule(model, [0, 1], {"lr": {"vision": 0.0, "connector": 1e-3, "llm": 1e-3}})
+    module.training_step(collate([ds[0]]), 0)
+    module.training_step(collate([ds[1]]), 1)  # only the unreadable file: counted, not trained
+    issues = module.data_issues()["train"]
+    assert issues["frames_not_decoded"] == 4 and issues["skipped_samples"] == 1
+    assert issues["skipped_by_reason"] == {"VideoError": 1}

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from src.data.samplers import ClipPlan, FpsSampler, UniformSampler, fps_plan, tokens_design, uniform_plan
+from src.data.samplers import (ClipPlan, FpsSampler, UniformSampler, fps_for_tokens, fps_plan,
+                               sampling_design, tokens_design, uniform_plan)
 
 RATES = [Fraction(24), Fraction(25), Fraction(30), Fraction(60), Fraction(10), Fraction(1090000, 36301),
          Fraction(30000, 1001), Fraction(24000, 1001), Fraction(15000, 1001), Fraction(7, 2)]
@@ -133,6 +134,10 @@ def test_max_clips_spreads_clips_not_lowers_fps() -> None:
         (lambda: UniformSampler(8)(10, -30.0), "native_fps must be > 0"),
         (lambda: uniform_plan(10, 30.0, num_samples=8, frames_per_clip=3), "multiple"),
         (lambda: tokens_design(0, 1, 16), "fps must be > 0"),
+        (lambda: FpsSampler(), "exactly one of fps and tokens_per_second"),
+        (lambda: FpsSampler(fps=2, tokens_per_second=16, tokens_per_clip=8), "exactly one of"),
+        (lambda: FpsSampler(fps=None, tokens_per_second=16), "needs tokens_per_clip"),
+        (lambda: FpsSampler(fps=None, tokens_per_second=-1, tokens_per_clip=8), "tokens_per_second must be > 0"),
     ],
 )
 def test_invalid_parameters_raise(build: Callable[[], object], message: str) -> None:
@@ -151,3 +156,65 @@ def test_hydra_targets_build() -> None:
     assert sampler(60, 30.0).indices.tolist() == [[0, 15], [30, 45]]
     uniform = instantiate({"_target_": "src.data.samplers.UniformSampler", "num_frames": 8})
     assert uniform(80, 30.0).num_clips == 8
+
+
+@pytest.mark.parametrize("tps, fpc, tpc, fps", [(16, 1, 8, 2.0), (16, 4, 8, 8.0), (4, 16, 32, 2.0),
+                                                (10, 4, 3, 40 / 3)])
+def test_a_token_rate_sets_the_frame_rate(tps: float, fpc: int, tpc: int, fps: float) -> None:
+    """Tokens per second as the swept quantity: fps = tokens per second / tokens per frame."""
+    assert fps_for_tokens(tps, fpc, tpc) == pytest.approx(fps)
+    sampler = FpsSampler(fps=None, frames_per_clip=fpc, tokens_per_second=tps, tokens_per_clip=tpc)
+    assert sampler.fps == pytest.approx(fps)
+    same = FpsSampler(fps=fps, frames_per_clip=fpc)
+    assert np.array_equal(sampler(900, 30.0).indices, same(900, 30.0).indices)
+    d = sampling_design(sampler, fpc, tpc)
+    assert d["tokens_per_second"] == tps  # exactly the rate asked for, so sweeps group by it
+    assert d["fps"] == pytest.approx(fps) and d["tokens_per_frame"] == tpc / fpc
+    assert d["tokens_per_second"] == pytest.approx(d["fps"] * d["tokens_per_frame"])
+
+
+def test_sampling_design_of_each_sampler() -> None:
+    assert sampling_design(FpsSampler(fps=1, frames_per_clip=4), 4, 16) == {
+        "fps": 1.0, "num_frames": None, "tokens_per_frame": 4.0, "tokens_per_clip": 16, "tokens_per_second": 4.0}
+    assert sampling_design(UniformSampler(32, 4), 4, 16) == {
+        "fps": None, "num_frames": 32, "tokens_per_frame": 4.0, "tokens_per_clip": 16, "tokens_per_second": None}
+
+
+@pytest.mark.parametrize("encoder, fpc", [("siglip", 1), ("internvideo2", 4), ("languagebind_video", 8),
+                                          ("videomae", 16), ("vjepa", 16)])
+def test_clip_length_comes_from_the_encoder(encoder: str, fpc: int) -> None:
+    from hydra.utils import instantiate
+
+    from tests.test_configs import cfg_with
+
+    for option in ("fps", "uniform"):
+        extra = ["sampler.num_frames=32"] if option == "uniform" else []
+        cfg = cfg_with(f"encoder={encoder}", f"sampler={option}", *extra)
+        sampler = instantiate(cfg.sampler)
+        assert sampler.frames_per_clip == fpc == cfg.encoder.frames_per_clip
+        plan = sampler(30 * 60, 30.0)  # a minute at 30 fps
+        assert plan.frames_per_clip == fpc and np.all(plan.ends > plan.starts)
+    # fps sampling: 2 fps for 60 s is 120 frames, in clips of fpc, capped at 64 clips
+    assert instantiate(cfg_with(f"encoder={encoder}").sampler)(1800, 30.0).num_clips == min(120 // fpc, 64)
+
+
+def test_a_tokens_per_second_sweep_composes_and_is_checked() -> None:
+    from hydra.utils import instantiate
+
+    from src.config import ConfigError, validate
+    from tests.test_configs import cfg_with
+
+    for tps, tpc, fps in [(8, 4, 2.0), (32, 4, 8.0), (8, 16, 0.5)]:
+        cfg = cfg_with("sampler.fps=null", f"sampler.tokens_per_second={tps}", "resampler=avgpool",
+                       f"resampler.tokens_per_clip={tpc}")
+        validate(cfg)
+        sampler = instantiate(cfg.sampler)
+        assert sampler.fps == fps
+        assert sampling_design(sampler, 1, tpc)["tokens_per_second"] == tps
+    video = cfg_with("encoder=internvideo2", "sampler.fps=null", "sampler.tokens_per_second=16")
+    assert instantiate(video.sampler).fps == 16 / (8 / 4)  # perceiver: 8 tokens per 4-frame clip
+    for bad in (["sampler.tokens_per_second=16"], ["sampler.fps=null"]):
+        with pytest.raises(ConfigError, match=r"exactly one of the two set \(sampler.fps=null"):
+            validate(cfg_with(*bad))
+    with pytest.raises(ConfigError, match=r"sampler.tokens_per_second=-4 is invalid; valid: > 0"):
+        validate(cfg_with("sampler.fps=null", "sampler.tokens_per_second=-4"))

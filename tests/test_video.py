@@ -20,12 +20,14 @@ import numpy as np
 import pytest
 
 from src.data.check import KEYS, main
+from src.data.samplers import FpsSampler
 from src.data.video import VideoError, open_video
 
 FIXTURES = Path(__file__).parent / "fixtures" / "videos"
 MANIFEST = {row["file"]: row for row in csv.DictReader((FIXTURES / "MANIFEST.csv").open())}
 NO_DURATION = "moviepy__no_duration.webm"  # decord refuses it: PyAV's counts are the truth
 CORRUPTED = "decord__corrupted.mp4"  # 50 frames in the header, 28 decode
+LATE_START = "videollava__demo.mp4"  # its video stream starts at 0.3 s
 COLOURS = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (0, 255, 255),
            (255, 0, 255), (255, 255, 255), (0, 0, 0), (128, 128, 128), (32, 96, 192)]
 
@@ -86,6 +88,23 @@ def test_check_json_agrees_with_manifest(tmp_path: Path) -> None:
         frames, fps, width, height = expected(MANIFEST[Path(row["path"]).name])
         assert (row["frames"], row["width"], row["height"]) == (frames, width, height)
         assert row["fps"] == pytest.approx(fps, rel=1e-5)
+
+
+@pytest.mark.parametrize("backend", ["decord", "pyav"])
+def test_real_video_with_a_late_stream_start(backend: str) -> None:
+    # videollava__demo.mp4's stream starts at 0.3 s; decord alone reports 0
+    row = MANIFEST[LATE_START]
+    start, fps = float(row["stream_start_time_s"]), float(Fraction(row["avg_frame_rate"]))
+    assert start == 0.3
+    with open_video(FIXTURES / LATE_START, backend=backend) as video:
+        assert video.start_time == pytest.approx(start) and video.fps == pytest.approx(fps)
+        times = video.timestamps()
+        assert times[0] == pytest.approx(start) and np.allclose(np.diff(times), 1 / fps, atol=1e-4)
+        # the sampler's clips are in the video's time: the first starts at 0.3 s, not 0
+        plan = FpsSampler(fps=1, frames_per_clip=4)(video.num_frames, video.fps, video.start_time)
+        assert plan.starts[0] == pytest.approx(start) and plan.num_clips == 7  # 31.8 s at 1 fps
+        assert plan.starts[1] == pytest.approx(start + 4) and plan.ends[-1] <= start + video.duration
+        assert np.allclose(plan.starts, times[plan.indices[:, 0]])
 
 
 @pytest.mark.parametrize("angle", [0, 90, 180, 270])

@@ -3,11 +3,15 @@
 Named as in Apollo (arXiv 2412.10360, section 4): *fps sampling* takes frames at a
 fixed rate in video time, *uniform sampling* takes N frames spread over the whole
 video whatever its length. Each sampler returns a `ClipPlan`: frame indices grouped
-into clips of `frames_per_clip` (1 for an image encoder, e.g. 2 or 4 for a video
-encoder), with each clip's start and end in seconds of video time.
+into clips of `frames_per_clip` (the encoder's: 1 for an image encoder, 4 InternVideo2,
+8 LanguageBind-Video, 16 VideoMAE and V-JEPA), with each clip's start and end in seconds
+of video time.
 
 Each sampler is a function (`fps_plan`, `uniform_plan`) and a small callable class
 (`FpsSampler`, `UniformSampler`) so that a Hydra config can name it as `_target_`.
+The token budget of a design (tokens per frame, per clip, per second) is `tokens_design`;
+`fps_for_tokens` turns a token rate into a frame rate, so that tokens per second can be
+the swept quantity (`sampler.fps=null sampler.tokens_per_second=16`).
 
 Counting rule for fps sampling (floor, not ceil, so that no clip runs past the
 end of the video): with `duration = num_frames / native_fps`,
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -146,13 +151,28 @@ def uniform_plan(
 
 
 class FpsSampler:
-    """Fps sampling as a Hydra `_target_`: `FpsSampler(fps=2, frames_per_clip=1)`."""
+    """Fps sampling as a Hydra `_target_`: `FpsSampler(fps=2, frames_per_clip=1)`.
 
-    def __init__(self, fps: float, frames_per_clip: int = 1, max_clips: int | None = None) -> None:
+    The rate is `fps`, or a token rate: `FpsSampler(tokens_per_second=16, tokens_per_clip=8)`
+    samples at `fps_for_tokens(16, frames_per_clip, 8)` frames a second, so that a sweep
+    can hold tokens per second fixed (or vary it) whatever the tokens per frame. Exactly
+    one of `fps` and `tokens_per_second` is given.
+    """
+
+    def __init__(self, fps: float | None = None, frames_per_clip: int = 1, max_clips: int | None = None,
+                 tokens_per_second: float | None = None, tokens_per_clip: int | None = None) -> None:
+        if (fps is None) == (tokens_per_second is None):
+            raise ValueError(f"give exactly one of fps and tokens_per_second, got fps={fps!r}, "
+                             f"tokens_per_second={tokens_per_second!r}")
+        if tokens_per_second is not None:
+            if tokens_per_clip is None:
+                raise ValueError("tokens_per_second needs tokens_per_clip (the resampler's)")
+            fps = fps_for_tokens(tokens_per_second, frames_per_clip, tokens_per_clip)
         _check_fps(fps, frames_per_clip, max_clips)
         self.fps = float(fps)
         self.frames_per_clip = int(frames_per_clip)
         self.max_clips = None if max_clips is None else int(max_clips)
+        self.tokens_per_second = None if tokens_per_second is None else float(tokens_per_second)
 
     def __call__(self, num_frames: int, native_fps: float, start_time: float = 0.0) -> ClipPlan:
         return fps_plan(num_frames, native_fps, self.fps, self.frames_per_clip, self.max_clips, start_time)
@@ -180,6 +200,15 @@ class UniformSampler:
         return f"UniformSampler(num_frames={self.num_frames}, frames_per_clip={self.frames_per_clip})"
 
 
+def fps_for_tokens(tokens_per_second: float, frames_per_clip: int, tokens_per_clip: int) -> float:
+    """The frame rate that gives `tokens_per_second`: tokens_per_second / tokens per frame,
+    where a frame has `tokens_per_clip / frames_per_clip` tokens."""
+    _positive("tokens_per_second", tokens_per_second)
+    _positive("frames_per_clip", frames_per_clip, integer=True)
+    _positive("tokens_per_clip", tokens_per_clip, integer=True)
+    return tokens_per_second * frames_per_clip / tokens_per_clip
+
+
 def tokens_design(fps: float | None, frames_per_clip: int, tokens_per_clip: int) -> dict[str, float | int | None]:
     """The token budget of a sampling design: per frame, per clip and per second.
 
@@ -195,3 +224,18 @@ def tokens_design(fps: float | None, frames_per_clip: int, tokens_per_clip: int)
         "tokens_per_clip": int(tokens_per_clip),
         "tokens_per_second": None if fps is None else fps * tokens_per_frame,
     }
+
+
+def sampling_design(sampler: object, frames_per_clip: int, tokens_per_clip: int) -> dict[str, Any]:
+    """What the run record says of a sampler: its rate (fps sampling) or frame count
+    (uniform), and the token budget of `tokens_design`. A sampler set by a token rate
+    reports that rate exactly, so that runs of a tokens-per-second sweep group by it."""
+    fps = getattr(sampler, "fps", None)
+    out: dict[str, Any] = {
+        "fps": None if fps is None else float(fps),
+        "num_frames": getattr(sampler, "num_frames", None),  # uniform sampling's N
+        **tokens_design(fps, frames_per_clip, tokens_per_clip),
+    }
+    if getattr(sampler, "tokens_per_second", None) is not None:
+        out["tokens_per_second"] = float(sampler.tokens_per_second)  # type: ignore[attr-defined]
+    return out
