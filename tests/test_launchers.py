@@ -24,7 +24,7 @@ from tests.conftest import ROOT, run_train
 PRESETS = sorted(p.stem for p in (CONF_DIR / "hydra" / "launcher").glob("*.yaml"))
 # the trainer each preset is meant for
 FITS = {"local": ["trainer=cpu"], "slurm_cpu": ["trainer=cpu"], "slurm_1gpu": ["trainer=gpu"],
-        "slurm_8gpu": ["trainer=gpu", "trainer.devices=8"]}
+        "slurm_8gpu": ["trainer=ddp", "trainer.accelerator=gpu", "trainer.devices=8"]}
 
 
 def composed(*overrides: str) -> DictConfig:
