@@ -51,22 +51,17 @@ def _unavailable(reason: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def slurm_cluster(request: pytest.FixtureRequest) -> Iterator[None]:
-    say = request.config.pluginmanager.get_plugin("terminalreporter")
+def slurm_cluster() -> Iterator[None]:
     if _up():
         yield  # someone's cluster (make slurm-up): used, and left running
         return
     why = _cannot_start()
     if why:
         _unavailable(why)
-    start = time.perf_counter()
     proc = subprocess.run(["bash", str(ROOT / "scripts" / "slurm_up.sh")], capture_output=True, text=True,
                           timeout=900)
     if proc.returncode != 0 or not _up():
         _unavailable(f"scripts/slurm_up.sh failed ({proc.returncode}): {(proc.stdout + proc.stderr)[-1500:]}")
-    if say:
-        say.write_line(f"[slurm] cluster up in {time.perf_counter() - start:.1f} s "
-                       f"({'packages installed, ' if 'installing' in proc.stdout else ''}scripts/slurm_up.sh)")
     yield
     subprocess.run(["bash", str(ROOT / "scripts" / "slurm_down.sh")], capture_output=True, timeout=300)
 
