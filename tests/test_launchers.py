@@ -139,3 +139,14 @@ def test_the_local_launcher_runs_n_at_once_each_in_its_own_process(tmp_path: Pat
             if a is not b and a["start"] < b["end"] and b["start"] < a["end"]:
                 assert a["gpus"] != b["gpus"]
     assert (tmp_path / "sweep" / ".submitit").is_dir()
+
+
+def test_runs_that_fail_in_other_processes_are_named_and_the_sweep_exits_1(tmp_path: Path) -> None:
+    # the local launcher's runs, like SLURM's, run in processes of their own
+    proc = run_train(["hydra/launcher=local", "logger=none", "sweep=bad", "data=mcq_jsonl", "seed=0,1",
+                      f"data.train={tmp_path}/none.jsonl", f"data.eval={tmp_path}/none.jsonl"],
+                     tmp_path / "data", tmp_path / "out", multirun=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    [error] = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert error.startswith("error: 2 run(s) failed: ") and error.count("no such manifest file") == 2
+    assert "seed=0" in error and "seed=1" in error
