@@ -141,6 +141,7 @@ def test_the_local_launcher_runs_n_at_once_each_in_its_own_process(tmp_path: Pat
     assert (tmp_path / "sweep" / ".submitit").is_dir()
 
 
+@pytest.mark.slow
 def test_runs_that_fail_in_other_processes_are_named_and_the_sweep_exits_1(tmp_path: Path) -> None:
     # the local launcher's runs, like SLURM's, run in processes of their own
     proc = run_train(["hydra/launcher=local", "logger=none", "sweep=bad", "data=mcq_jsonl", "seed=0,1",
