@@ -37,17 +37,15 @@ wait_for() {  # seconds, then a command that succeeds once the thing is up
 [ "$(id -u)" = 0 ] || cannot "not root"
 command -v apt-get >/dev/null || cannot "no apt-get"
 
-# -- packages: `apt-get update` only when the lists are missing or stale for what we need
+# -- packages, the first time only (then `apt-get update` first: a clean machine has no lists)
 PACKAGES="slurmctld slurmd slurm-client munge slurmdbd mariadb-server"
 missing=$(for p in $PACKAGES; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || echo "$p"; done)
 if [ -n "$missing" ]; then
   echo "installing:" $missing
   export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
   # shellcheck disable=SC2086
-  apt-get install -y -qq --no-install-recommends $missing >/dev/null 2>&1 || {
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends $missing >/dev/null
-  }
+  apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
 say "packages: $(slurmctld -V)"
 
