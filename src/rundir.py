@@ -177,7 +177,9 @@ def sweep_conflict(old: Any, new: Any) -> str | None:
                 if not any(k == s or k.startswith(s + ".") for s in skip)}
 
     a, b = job(old), job(new)
-    for key in sorted(a.keys() | b.keys()):
-        if a.get(key, "<absent>") != b.get(key, "<absent>"):
-            return f"{key}={a.get(key, '<absent>')!r} there, {key}={b.get(key, '<absent>')!r} now"
+    # a key only one side has is a setting added (or removed) by a change of the code, whose
+    # default keeps the old behaviour; a value both have and disagree on is another study
+    for key in sorted(a.keys() & b.keys()):
+        if a[key] != b[key]:
+            return f"{key}={a[key]!r} there, {key}={b[key]!r} now"
     return None

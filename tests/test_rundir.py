@@ -135,6 +135,9 @@ def test_a_different_sweep_under_the_same_name_is_a_conflict(tmp_path: Path) -> 
     assert sweep_conflict(old, _launch_cfg(a, "llm=qwen4b", "logger=csv", "data.batch_size=2")) is None
     differs = sweep_conflict(old, _launch_cfg(b))
     assert differs and "data.synthetic.n_train=24" in differs and "data.synthetic.n_train=48" in differs
+    # a setting the code added since (its default keeps the old behaviour) is no conflict
+    newer = _sweep_file(tmp_path, "a2", a.read_text().split("sweep: shared\n", 1)[1] + "brand_new: {option: 1}\n")
+    assert sweep_conflict(old, _launch_cfg(newer)) is None
 
 
 def test_a_conflicting_launch_stops_with_one_line(tmp_path: Path) -> None:
