@@ -19,6 +19,19 @@ RANK_VARS = ("RANK", "SLURM_PROCID", "NODE_RANK", "LOCAL_RANK")
 LAUNCH_VARS = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
 
 
+_preempted = False
+
+
+def mark_preempted() -> None:
+    """A SLURM job got SIGTERM (requeued, preempted, at its time limit): the run will resume."""
+    global _preempted
+    _preempted = True
+
+
+def preempted() -> bool:
+    return _preempted
+
+
 def is_main_process() -> bool:
     """Rank 0 of the run, whoever started it (Lightning, torchrun, SLURM), or a lone process."""
     return all(os.environ.get(v, "0") == "0" for v in RANK_VARS)

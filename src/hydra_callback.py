@@ -27,7 +27,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from src.config import ConfigError, check_launcher
-from src.dist import is_main_process
+from src.dist import is_main_process, mark_preempted
 from src.records import is_finished
 from src.rundir import Claim, claim, slurm_job_id, sweep_conflict
 
@@ -89,6 +89,7 @@ class LaunchCallback(Callback):
 
         def on_sigterm(signum: int, frame: Any) -> None:
             self._terminated = True
+            mark_preempted()  # src.train then leaves no failed record: the requeued job resumes
             if callable(previous):
                 previous(signum, frame)
 

@@ -163,7 +163,7 @@ def run(cfg: DictConfig) -> float | None:
 
     from hydra.types import RunMode
 
-    from src.dist import is_main_process
+    from src.dist import is_main_process, preempted
     from src.redact import redact, redact_override
 
     hc = HydraConfig.get()
@@ -205,7 +205,10 @@ def run(cfg: DictConfig) -> float | None:
             raise
     finally:
         record["finished_at"] = now()
-        if main_rank or failed:  # a rank that fails says why; rank 0 may be killed for it
+        if failed and preempted():  # SIGTERM in a SLURM job: not a failure; the requeued job resumes
+            log.warning("preempted: no record written; the run resumes from %s when its job restarts",
+                        run_dir / "checkpoints")
+        elif main_rank or failed:  # a rank that fails says why; rank 0 may be killed for it
             write_record(run_dir, record)
     if failed:  # a multirun goes on with its next run
         log.error("run %s failed; the sweep goes on (record: %s)", run_name, run_dir / "result.json")
