@@ -10,6 +10,7 @@ import itertools
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from src.cache.features import FeatureCache
 from src.data.manifest import LETTERS, MODALITIES
 from src.models.connectors.connector import Connector
 from src.models.integration import timestamp_corpus
@@ -40,6 +41,16 @@ def option_token_ids(tokenizer: Any, n: int) -> list[int]:
     return [t[0] for t in ids]
 
 
+def build_feature_cache(cfg: DictConfig) -> FeatureCache | None:
+    """The frozen encoder's feature cache (`cache.features`), or None when it is off (and for
+    a config from before it existed)."""
+    if not OmegaConf.select(cfg, "cache.features", default=False):
+        return None
+    cache = FeatureCache(cfg.cache.dir, cfg.cache.max_gb)
+    cache.store.evict()  # a lowered limit applies from the start
+    return cache
+
+
 def build_parts(cfg: DictConfig, tokenizer: Any = None) -> Parts:
     """Data first (the tiny tokenizer is built from its text), then the model's components.
 
@@ -58,10 +69,11 @@ def build_parts(cfg: DictConfig, tokenizer: Any = None) -> Parts:
     connector = Connector(instantiate(cfg.projector)(input_dim=encoder.embed_dim, output_dim=width),
                           instantiate(cfg.resampler)(dim=width))
     integration = instantiate(cfg.integration)(dim=width, tokenizer=tokenizer)
+    cache = build_feature_cache(cfg)
     model = VideoLMM(encoder, connector, llm, pad_token_id=tokenizer.pad_token_id,
-                     integration=integration)
+                     integration=integration, feature_cache=cache)
     sampler = instantiate(cfg.sampler)
-    datamodule.attach(sampler, tokenizer)
+    datamodule.attach(sampler, tokenizer, encoder=encoder, feature_cache=cache)
     max_options = max(len(s.options or ()) for s in (*datamodule.train_samples, *datamodule.eval_samples))
     return Parts(datamodule, tokenizer, model, sampler, option_token_ids(tokenizer, max_options))
 

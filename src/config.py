@@ -92,7 +92,8 @@ def sweep_file_overrides(args: Sequence[str]) -> list[str]:
 
 
 # overrides that say where and how a run goes, not what it is: never an ablation axis
-NOT_AXES = {"sweep", "overwrite", "logger", "paths.data_dir", "seed"}
+NOT_AXES = {"sweep", "overwrite", "logger", "paths.data_dir", "seed", "cache.features", "cache.dir",
+            "cache.max_gb"}
 
 
 def axis_keys(args: Sequence[str]) -> list[str]:
@@ -143,6 +144,10 @@ RULES: list[Rule] = [
      f"a list of distinct {', '.join(EVAL_MODALITIES)}, e.g. eval.modalities=[video,frame,text]"),
     ("profile.name", lambda v: v in ("tiny", "pretrained"), "tiny or pretrained"),
     ("seed", lambda v: isinstance(v, int), "an integer"),
+    ("cache.features", lambda v: isinstance(v, bool), "true or false"),
+    ("cache.dir", lambda v: isinstance(v, str) and v.strip() != "", "a directory path"),
+    ("cache.max_gb", lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)
+                                             and v > 0), "a number of GB > 0, or null (no limit)"),
 ]
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import lightning as L
 from torch.utils.data import DataLoader
 
+from src.cache.features import FeatureCache, FeatureLookup
 from src.data.dataset import EVAL_MODALITIES, SampleDataset, collate
 from src.data.errors import DataError, ManifestError
 from src.data.manifest import MEDIA_TAG, ReadReport, Sample, modality_counts, read_manifest
@@ -51,6 +52,8 @@ class VideoQADataModule(L.LightningDataModule):
         self.seed = seed
         self.sampler: Callable | None = None
         self.tokenizer: Any = None
+        self.encoder: Any = None
+        self.feature_cache: FeatureCache | None = None
         self.train_samples: list[Sample] = []
         self.eval_samples: list[Sample] = []
         self.reports: dict[str, ReadReport] = {}
@@ -138,17 +141,33 @@ class VideoQADataModule(L.LightningDataModule):
                           "shares": self.train_sampler.shares if self.train_sampler else None,
                           "epoch_counts": (self.train_sampler.counts if self.train_sampler
                                            else out["train"]["modalities"])}
+        out["feature_cache"] = self.feature_cache.stats() if self.feature_cache else {"enabled": False}
         return out
 
-    def attach(self, sampler: Callable, tokenizer: Any) -> None:
+    def attach(self, sampler: Callable, tokenizer: Any, encoder: Any = None,
+               feature_cache: FeatureCache | None = None) -> None:
+        """The sampler and tokenizer the datasets use; with `feature_cache`, the loaders look
+        the features of `encoder` up while it is frozen (and at evaluation)."""
         self.sampler = sampler
         self.tokenizer = tokenizer
+        self.encoder = encoder
+        self.feature_cache = feature_cache
+
+    def _features(self, train: bool) -> FeatureLookup | None:
+        """The cache lookup for a new loader: its keys name the encoder as it is now, so a
+        training loader gets one only while no encoder weight trains."""
+        if self.feature_cache is None or self.encoder is None:
+            return None
+        if train and any(p.requires_grad for p in self.encoder.parameters()):
+            return None
+        return self.feature_cache.bind(self.encoder)
 
     def _loader(self, samples: list[Sample], batch_size: int, train: bool,
                 modality: str | None = None) -> DataLoader:
         if self.sampler is None:
             raise RuntimeError("attach() a sampler and a tokenizer before loading data")
-        dataset = SampleDataset(samples, self.sampler, self.tokenizer, train=train, modality=modality)
+        dataset = SampleDataset(samples, self.sampler, self.tokenizer, train=train, modality=modality,
+                                features=self._features(train))
         common = {"batch_size": batch_size, "num_workers": self.num_workers, "collate_fn": collate,
                   "persistent_workers": self.num_workers > 0}
         if train:

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from src.cache.features import CacheSlot, FeatureLookup
 from src.data.manifest import EVAL_MODALITIES, LETTERS, MEDIA_TAG, Sample
 from src.models.videolmm import IGNORE, MEDIA, Batch
 
@@ -53,7 +54,8 @@ class SampleDataset(Dataset):
     """
 
     def __init__(self, samples: list[Sample], sampler: Callable, tokenizer: Any,
-                 train: bool = True, modality: str | None = None) -> None:
+                 train: bool = True, modality: str | None = None,
+                 features: FeatureLookup | None = None) -> None:
         if modality is not None and (train or modality not in EVAL_MODALITIES):
             raise ValueError(f"modality={modality!r} is invalid; valid: one of "
                              f"{', '.join(EVAL_MODALITIES)}, for an evaluation dataset only")
@@ -62,6 +64,7 @@ class SampleDataset(Dataset):
         self.tokenizer = tokenizer
         self.train = train
         self.modality = modality
+        self.features = features  # the feature cache, while the encoder is frozen
         self.frames_per_clip = int(getattr(sampler, "frames_per_clip", 1))
         # token ids per distinct conversation: benchmarks repeat their question templates,
         # and rendering a chat template costs as much as decoding a short video
@@ -122,33 +125,86 @@ class SampleDataset(Dataset):
         """(len(indices), H, W, 3) uint8: only the sampled frames are decoded."""
         return video.get(indices)
 
-    def _media(self, sample: Sample) -> tuple[list[torch.Tensor], list[torch.Tensor | None], int]:
-        """Each media item as uint8 clips (C, T, H, W, 3); each video's (C, 2) clip start and
-        end in seconds (the sampler's plan; None for an image or a single frame, which have no
-        times); and the frames that failed to decode."""
+    def _media(self, sample: Sample) -> tuple[list[torch.Tensor], list[torch.Tensor | None],
+                                              list[CacheSlot | None], int]:
+        """Each media item as uint8 clips (C, T, H, W, 3), or, where the feature cache holds
+        them, the encoder's features of those clips (C, t, h, w, D); each video's (C, 2) clip
+        start and end in seconds (the sampler's plan; None for an image or a single frame,
+        which have no times); each item's place in the cache (None without one); and the
+        frames that failed to decode."""
+        out, times, slots, decode_errors = [], [], [], 0
+        for kind, path in sample.media:
+            item, span, slot, errors = self._video(path) if kind == "video" else self._image(path)
+            out.append(item)
+            times.append(span)
+            slots.append(slot)
+            decode_errors += errors
+        return out, times, slots, decode_errors
+
+    def _cached(self, digest: str, kind: str, indices: np.ndarray
+                ) -> tuple[str | None, tuple[torch.Tensor, int] | None]:
+        """(key, (features, decode errors) or None) of these frames; (None, None) without a cache."""
+        if self.features is None:
+            return None, None
+        key = self.features.key(digest, kind, indices)
+        return key, self.features.cache.load(key)
+
+    def _video(self, path: str) -> tuple[torch.Tensor, torch.Tensor | None, CacheSlot | None, int]:
+        """A video's clips (the sampler's, or the centre frame repeated to one clip for the
+        `frame` modality). With the cache, a hit needs neither decoding nor even opening the
+        file: its frame count, rate and start time come from the cache's index."""
         from src.data.video import open_video
 
-        out, times, decode_errors = [], [], 0
-        for kind, path in sample.media:
-            span = None  # an image or a single frame has no clip times
-            if kind == "video" and self.modality == "frame":
-                with open_video(path) as video:  # the frame shown at the middle of its duration
-                    frame = self.read_frames(video, [video.num_frames // 2])
-                    decode_errors += video.decode_errors
-                clips = np.repeat(frame[None], self.frames_per_clip, axis=1)
-            elif kind == "video":
-                with open_video(path) as video:
-                    plan = self.sampler(video.num_frames, video.fps, video.start_time)
-                    frames = self.read_frames(video, plan.flat.tolist())
-                    decode_errors += video.decode_errors
-                clips = frames.reshape(*plan.indices.shape, *frames.shape[1:])
-                span = torch.from_numpy(np.stack([plan.starts, plan.ends], axis=1))
+        cache = self.features.cache if self.features is not None else None
+        video = None
+        try:
+            info = cache.media_info(path) if cache is not None else None
+            if info is None:
+                video = open_video(path)
+                info = {"num_frames": video.num_frames, "fps": video.fps, "start_time": video.start_time}
+                if cache is not None:
+                    info = cache.remember(path, **info)
+            span = None  # a single frame has no clip times
+            if self.modality == "frame":  # the frame shown at the middle of its duration
+                indices = np.full((1, self.frames_per_clip), info["num_frames"] // 2, dtype=np.int64)
             else:
-                image = load_image(path)
-                clips = np.repeat(image[None, None], self.frames_per_clip, axis=1)
-            out.append(torch.from_numpy(np.ascontiguousarray(clips)))
-            times.append(span)
-        return out, times, decode_errors
+                plan = self.sampler(info["num_frames"], info["fps"], info["start_time"])
+                indices = plan.indices
+                span = torch.from_numpy(np.stack([plan.starts, plan.ends], axis=1))
+            key, found = self._cached(info.get("digest", ""), "video", indices)
+            if found is not None:
+                return found[0], span, CacheSlot(key, True, found[1]), found[1]
+            if video is None:
+                video = open_video(path)
+            if self.modality == "frame":
+                frame = self.read_frames(video, [int(indices[0, 0])])
+                clips = np.repeat(frame[None], self.frames_per_clip, axis=1)
+            else:
+                frames = self.read_frames(video, indices.reshape(-1).tolist())
+                clips = frames.reshape(*indices.shape, *frames.shape[1:])
+            errors = video.decode_errors
+        finally:
+            if video is not None:
+                video.close()
+        slot = None if key is None else CacheSlot(key, False, errors)
+        return torch.from_numpy(np.ascontiguousarray(clips)), span, slot, errors
+
+    def _image(self, path: str) -> tuple[torch.Tensor, None, CacheSlot | None, int]:
+        """An image repeated to fill one clip of `frames_per_clip` frames."""
+        cache = self.features.cache if self.features is not None else None
+        info = cache.media_info(path) if cache is not None else None
+        image = None
+        if cache is not None and info is None:
+            image = load_image(path)  # an unreadable file fails here, as without the cache
+            info = cache.remember(path)
+        indices = np.zeros((1, self.frames_per_clip), dtype=np.int64)
+        key, found = self._cached(info["digest"] if info else "", "image", indices)
+        if found is not None:
+            return found[0], None, CacheSlot(key, True, found[1]), found[1]
+        image = load_image(path) if image is None else image
+        clips = np.repeat(image[None, None], self.frames_per_clip, axis=1)
+        slot = None if key is None else CacheSlot(key, False, 0)
+        return torch.from_numpy(np.ascontiguousarray(clips)), None, slot, 0
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         sample = self.samples[i]
@@ -156,7 +212,7 @@ class SampleDataset(Dataset):
             sample = dataclasses.replace(sample, media=[], turns=[
                 (role, _TAG_AND_SPACE.sub("", text)) for role, text in sample.turns])
         try:
-            media, clip_times, decode_errors = self._media(sample)
+            media, clip_times, slots, decode_errors = self._media(sample)
         except Exception as e:  # noqa: BLE001 - any unreadable file: a counted skip, not a crash
             reason = f"{type(e).__name__}: {e}"
             log.warning("skipped sample %s: %s", sample.id, reason)
@@ -166,6 +222,7 @@ class SampleDataset(Dataset):
         return {
             "media": media,
             "clip_times": clip_times,
+            "cache": slots,
             "input_ids": torch.tensor(ids, dtype=torch.long),
             "labels": torch.tensor(labels, dtype=torch.long),
             "answer_index": answer,
@@ -186,6 +243,7 @@ def collate(items: list[dict[str, Any]]) -> Batch:
     return Batch(
         media=[it["media"] for it in kept],
         clip_times=[it["clip_times"] for it in kept],
+        cache=[it["cache"] for it in kept],
         input_ids=[it["input_ids"] for it in kept],
         labels=[it["labels"] for it in kept],
         answer_index=torch.tensor([it["answer_index"] for it in kept], dtype=torch.long),

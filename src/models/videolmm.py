@@ -9,6 +9,8 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel
 
+from src.cache.features import CacheSlot, FeatureCache
+
 IGNORE = -100
 MEDIA = -1  # in a sample's token ids: where one media item's tokens go
 
@@ -44,13 +46,17 @@ class Batch:
     decode_errors: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
     clip_times: list[list[torch.Tensor | None]] = field(default_factory=list)
+    # per sample, per media item its slot in the feature cache (src/cache/features.py), or
+    # None; a hit's media item holds the encoder's features (C, t, h, w, D), not frames
+    cache: list[list[CacheSlot | None]] = field(default_factory=list)
 
 
 class VideoLMM(nn.Module):
     """Composes injected parts; builds nothing itself."""
 
     def __init__(self, encoder: nn.Module, connector: nn.Module, llm: PreTrainedModel,
-                 pad_token_id: int, integration: nn.Module | None = None) -> None:
+                 pad_token_id: int, integration: nn.Module | None = None,
+                 feature_cache: FeatureCache | None = None) -> None:
         from src.models.integration import ClipIntegration
 
         super().__init__()
@@ -60,23 +66,60 @@ class VideoLMM(nn.Module):
         self.pad_token_id = pad_token_id
         # how clip tokens are laid out in the input; None: as they are (integration=none)
         self.integration = ClipIntegration() if integration is None else integration
+        self.feature_cache = feature_cache  # stores the features of cache misses
 
-    def clip_tokens(self, media: list[torch.Tensor]) -> list[torch.Tensor]:
-        """Per media item: (C, T, H, W, 3) uint8 -> (C * tokens_per_clip, D_llm).
+    def clip_tokens(self, media: list[torch.Tensor],
+                    cache: list[CacheSlot | None] | None = None) -> list[torch.Tensor]:
+        """Per media item: (C, T, H, W, 3) uint8 frames, or on a cache hit the encoder's
+        features of them (C, t, h, w, D) -> (C * tokens_per_clip, D_llm).
 
-        Items of one frame size are encoded together; real datasets mix sizes.
+        While no gradient reaches the encoder (frozen, or at evaluation), each item is
+        encoded on its own, so that its features do not depend on the other items of the
+        batch: the last bits of a float op can (SigLIP's tanh-GELU takes a vector or a
+        scalar path by an element's place in the tensor), and a cached entry, computed in
+        another batch or another run, must be the same bits. A trained encoder encodes the
+        items of one frame size together. The connector takes the items of one grid shape
+        together. `cache` (one slot per item, from the loader) says which items are hits;
+        the features of the misses are stored under their keys.
         """
+        slots = cache or [None] * len(media)
+        grids: list[torch.Tensor] = list(media)
+        todo = [j for j, slot in enumerate(slots) if slot is None or not slot.hit]
+        trained = torch.is_grad_enabled() and any(p.requires_grad for p in self.encoder.parameters())
+        if not trained:
+            for j in todo:
+                grids[j] = self.encoder.encode(media[j])
+        else:
+            groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
+            for j in todo:
+                groups[tuple(media[j].shape[1:])].append(j)
+            for members in groups.values():
+                grid = self.encoder.encode(torch.cat([media[j] for j in members]))
+                for j, g in zip(members, grid.split([media[j].shape[0] for j in members])):
+                    grids[j] = g
+        if self.feature_cache is not None:
+            self._store(slots, grids, todo)
         out: list[torch.Tensor] = [torch.empty(0)] * len(media)
-        groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
-        for j, m in enumerate(media):
-            groups[tuple(m.shape[1:])].append(j)
+        by_shape: dict[tuple[int, ...], list[int]] = defaultdict(list)
+        for j, g in enumerate(grids):
+            by_shape[tuple(g.shape[1:])].append(j)
         dtype = next(self.connector.parameters()).dtype
-        for members in groups.values():
-            grid = self.encoder.encode(torch.cat([media[j] for j in members]))
-            tokens = self.connector(grid.to(dtype))
-            for j, t in zip(members, tokens.split([media[j].shape[0] for j in members])):
+        for members in by_shape.values():
+            tokens = self.connector(torch.cat([grids[j] for j in members]).to(dtype))
+            for j, t in zip(members, tokens.split([grids[j].shape[0] for j in members])):
                 out[j] = t.flatten(0, 1)
         return out
+
+    def _store(self, slots: list[CacheSlot | None], grids: list[torch.Tensor], todo: list[int]) -> None:
+        """Count the hits and misses; store the misses' features (an encoder in eval mode,
+        on the device and in the dtype the loader's keys were made for)."""
+        cache = self.feature_cache
+        misses = [j for j in todo if slots[j] is not None]
+        hits = sum(1 for s in slots if s is not None and s.hit)
+        cache.count("train" if self.training else "test", hits, len(misses))
+        if misses and not self.encoder.training and cache.writable(self.encoder):
+            for j in misses:
+                cache.save(slots[j].key, grids[j], slots[j].decode_errors)
 
     def _sequences(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Right-padded input embeddings, attention mask, labels, and each sequence's last index.
@@ -86,7 +129,8 @@ class VideoLMM(nn.Module):
         """
         embed = self.llm.get_input_embeddings()
         device = embed.weight.device
-        media = self.clip_tokens([m.to(device) for ms in batch.media for m in ms])
+        slots = [slot for ss in batch.cache for slot in ss] if batch.cache else None
+        media = self.clip_tokens([m.to(device) for ms in batch.media for m in ms], slots)
         n = self.connector.tokens_per_clip
         seqs, labels = [], []
         k = 0
