@@ -96,6 +96,9 @@ def design(cfg: DictConfig, parts: Parts) -> dict[str, Any]:
         "frames_per_clip": model.encoder.frames_per_clip,
         "train_set_size": train_size,
         "schedule": cfg.schedule.name,
+        # each part's highest learning rate over the stages (0: frozen throughout), so that runs
+        # that differ in a rate only (Table 12's vision rates) are told apart in the analysis
+        "lr": {part: max(float(st.lr[part]) for st in stages) for part in ("vision", "connector", "llm")},
         "stages": len(stages),
         "training_samples": sum(int(s.epochs) * data.epoch_size_of(s.data) for s in stages),
         # each modality's share of an epoch's samples (the mixture's, or what the data holds)

@@ -35,11 +35,25 @@ def config_groups(conf_dir: Path = CONF_DIR) -> list[str]:
                   if p.is_dir() and p.name not in NOT_GROUPS and any(p.glob("*.yaml")))
 
 
-def check_overrides(args: Sequence[str], conf_dir: Path = CONF_DIR) -> None:
-    """Every group choice on the command line (sweeps included) names an existing option."""
+def command_line_dirs(args: Sequence[str]) -> list[Path]:
+    """The `--config-dir`s of a command line: sweep files may bring groups of their own."""
+    dirs, it = [], iter(args)
+    for a in it:
+        if a in ("--config-dir", "-cd"):
+            dirs.append(Path(next(it, "")))
+        elif a.startswith("--config-dir="):
+            dirs.append(Path(a.split("=", 1)[1]))
+    return [d for d in dirs if d.is_dir()]
+
+
+def check_overrides(args: Sequence[str], conf_dir: Path = CONF_DIR,
+                    extra_dirs: Sequence[Path] = ()) -> None:
+    """Every group choice on the command line (sweeps included) names an existing option,
+    of conf/ or of a `--config-dir` (`extra_dirs`: the groups local to sweeps/)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    groups = set(config_groups(conf_dir))
+    dirs = [conf_dir, *extra_dirs]
+    groups = {g for d in dirs for g in config_groups(d)}
     candidates = [a for a in args if "=" in a and not a.startswith("-")]
     try:
         overrides = OverridesParser.create().parse_overrides(candidates)
@@ -50,7 +64,7 @@ def check_overrides(args: Sequence[str], conf_dir: Path = CONF_DIR) -> None:
         if group not in groups or o.package is not None or o.is_delete():
             continue
         values = list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.get_value_element_as_str()]
-        valid = group_options(group, conf_dir)
+        valid = sorted({o for d in dirs if (d / group).is_dir() for o in group_options(group, d)})
         for v in values:
             if v not in valid and group == "encoder" and "+" in v:  # a pair in the other order
                 from src.models.encoders.pairs import canonical_pair

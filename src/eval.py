@@ -5,6 +5,7 @@ benchmark, or with the modality audit, without training it again:
 
     python -m src.eval outputs/sweeps/demo/encoder=dinov2,llm=qwen4b eval.modalities=[video,frame,text]
     python -m src.eval RUN_DIR data.eval=videomme.jsonl data.name=videomme
+    python -m src.eval RUN_DIR sampler=fps sampler.fps=2   # trained with uniform, tested at 2 fps
 
 The run is rebuilt from its composed config (`.hydra/config.yaml`, with the overrides given), its
 trained weights are loaded from `checkpoints/last.ckpt` (weights_only) and its tokenizer
@@ -24,7 +25,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from src.config import ConfigError, validate
+from src.config import CONF_DIR, ConfigError, config_groups, group_options, validate
 from src.data.errors import DataError
 from src.records import now, read_record, versions, write_record
 
@@ -48,8 +49,18 @@ def run_config(run_dir: Path, overrides: list[str]) -> DictConfig:
     # its paths as they resolved when the run trained
     cfg = OmegaConf.load(composed) if composed.is_file() else OmegaConf.create(record["config"])
     cfg.paths = record["config"]["paths"]
+    groups = set(config_groups())
+    keyed = [o for o in overrides if o.split("=", 1)[0] not in groups]
+    for o in overrides:  # `sampler=fps`: a group's option replaces the run's (Table 11: uniform-trained, fps-tested)
+        group, _, option = o.partition("=")
+        if group in groups:
+            if option not in group_options(group):
+                raise EvalError(f"{o}: not an option of '{group}'; valid choices: {', '.join(group_options(group))}")
+            node = OmegaConf.load(CONF_DIR / group / f"{option}.yaml")
+            node.pop("defaults", None)
+            cfg[group] = node
     try:
-        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(overrides))
+        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(keyed))
     except Exception as e:  # noqa: BLE001 - a malformed override: one line
         raise EvalError(f"bad override in {overrides}: {' '.join(str(e).split())}") from None
     cfg.checkpoint.resume = False
@@ -88,11 +99,12 @@ def evaluate_run(run_dir: Path, overrides: list[str]) -> dict[str, Any]:
         evaluate(cfg, module, parts.datamodule, False, run_dir, processes)
     finally:
         processes.close()
-    name = f"{cfg.data.name}-{'+'.join(cfg.eval.modalities)}"
+    swapped = [o.replace("=", "_") for o in overrides if o.split("=", 1)[0] in config_groups()]
+    name = "-".join([cfg.data.name, "+".join(cfg.eval.modalities), *swapped])
     out = run_dir / "evals" / name
     record = {"status": "ok", "reason": None, "sweep": cfg.sweep, "run_dir": str(run_dir.resolve()),
               "overrides": overrides, "choices": read_record(run_dir).get("choices", {}),  # type: ignore[union-attr]
-              "config": OmegaConf.to_container(cfg), "design": {}, "metrics": module.metrics,
+              "config": OmegaConf.to_container(cfg, resolve=True), "design": {}, "metrics": module.metrics,
               "costs": {"eval_seconds": round(time.perf_counter() - start, 2)},
               "data": {**parts.datamodule.report(), "issues": module.data_issues()},
               "versions": versions(), "finished_at": now()}

@@ -22,7 +22,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, read_write
 
-from src.config import CONF_DIR, ConfigError, check_launcher, check_overrides, sweep_file_overrides, validate
+from src.config import (CONF_DIR, ConfigError, check_launcher, check_overrides, command_line_dirs,
+                        sweep_file_overrides, validate)
 
 
 def grid(overrides: list[str], sweeper_params: dict[str, Any] | None = None) -> list[list[str]]:
@@ -68,8 +69,9 @@ def compose_points(args: list[str]) -> tuple[DictConfig, list[tuple[list[str], D
     import src.train  # noqa: F401 - registers the resolvers the config uses (run names)
 
     config_dir, name, overrides = _split_args(args)
-    check_overrides(overrides)
-    check_overrides(sweep_file_overrides(args))
+    local = command_line_dirs(args)
+    check_overrides(overrides, extra_dirs=local)
+    check_overrides(sweep_file_overrides(args), extra_dirs=local)
     parsed = OverridesParser.create().parse_overrides(overrides)
     plain = [o.input_line for o in parsed if not o.is_sweep_override()]
     search = [f"hydra.searchpath=[file://{CONF_DIR}]"] if config_dir else []

@@ -21,7 +21,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from src.config import (ConfigError, axis_keys, check_overrides, config_groups, sweep_file_overrides,
+from src.config import (ConfigError, axis_keys, check_overrides, command_line_dirs, sweep_file_overrides,
                         validate)
 from src.data.errors import DataError
 from src.records import is_finished, now, read_record, versions, write_record
@@ -54,8 +54,9 @@ OmegaConf.register_new_resolver("apollo.run_name", _run_name, replace=True)
 def _choices() -> dict[str, str]:
     from hydra.core.hydra_config import HydraConfig
 
-    groups = set(config_groups())
-    return {k: str(v) for k, v in HydraConfig.get().runtime.choices.items() if k in groups}
+    # every group's choice, those local to a sweep's --config-dir too; not Hydra's own
+    return {k: str(v) for k, v in HydraConfig.get().runtime.choices.items()
+            if not k.startswith("hydra")}
 
 
 def _resolved(cfg: DictConfig) -> dict[str, Any]:
@@ -233,8 +234,9 @@ def main() -> None:
 
     args = sys.argv[1:]
     try:
-        check_overrides(args)
-        check_overrides(sweep_file_overrides(args))
+        local = command_line_dirs(args)
+        check_overrides(args, extra_dirs=local)
+        check_overrides(sweep_file_overrides(args), extra_dirs=local)
         set_axis(axis_keys(args))
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -41,6 +41,12 @@ def test_a_trained_run_scores_the_same_again_and_with_the_audit(data_dir: Path, 
     assert {r["modality"] for r in rows} == {"video", "frame", "text"} and len(rows) == 3 * 12
     trained = {r["item"]: r["chosen"] for r in csv.DictReader((run_dir / "items.csv").open())}
     assert {r["item"]: r["chosen"] for r in rows if r["modality"] == "video"} == trained
+    # trained with fps sampling, tested with uniform (the paper's Table 11 the other way round)
+    swapped = _eval([str(run_dir), "sampler=uniform", "sampler.num_frames=4"], data_dir)
+    assert swapped.returncode == 0, swapped.stderr[-3000:]
+    ev = json.loads((run_dir / "evals" / "synthetic-video-sampler_uniform" / "result.json").read_text())
+    assert ev["config"]["sampler"]["_target_"].endswith("UniformSampler")
+    assert ev["config"]["sampler"]["num_frames"] == 4 and ev["config"]["sampler"]["frames_per_clip"] == 1
 
 
 def test_what_cannot_be_evaluated_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
