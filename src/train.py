@@ -54,9 +54,10 @@ OmegaConf.register_new_resolver("apollo.run_name", _run_name, replace=True)
 def _choices() -> dict[str, str]:
     from hydra.core.hydra_config import HydraConfig
 
-    # every group's choice, those local to a sweep's --config-dir too; not Hydra's own
+    # every group's choice, those local to a sweep's --config-dir too; not Hydra's own, nor
+    # the members a pair of encoders pulls in (`encoder@encoder.members.siglip`)
     return {k: str(v) for k, v in HydraConfig.get().runtime.choices.items()
-            if not k.startswith("hydra")}
+            if not k.startswith("hydra") and "@" not in k and v is not None}
 
 
 def _resolved(cfg: DictConfig) -> dict[str, Any]:
