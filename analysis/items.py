@@ -15,12 +15,14 @@ Every problem is an `ItemsError` with one line naming the file and what is wrong
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+log = logging.getLogger("analysis.items")
 REQUIRED = ("model", "item", "category", "correct")
 AUDIT_MODALITIES = ("video", "frame", "text")
 TABLE_NAME = "items.csv"
@@ -106,20 +108,27 @@ def read_table(path: str | Path) -> pd.DataFrame:
 def read_items(paths: Iterable[str | Path]) -> tuple[pd.DataFrame, list[Path]]:
     """All tables under `paths` as one frame, and the tables read.
 
-    A model that holds the same item in the same modality twice is an error: two runs
-    with one name (say, the same grid point in two sweeps) would be mixed up.
+    The same (model, item, modality) in several tables (a run's own `items.csv` and its
+    `evals/*/items.csv` from `src.eval`, say) is one row when they agree on `correct`
+    (merged, and logged); when they disagree it is an error naming the files.
     """
     tables = find_tables(paths)
     if not tables:
         raise ItemsError("no input tables")
     frame = pd.concat([read_table(t) for t in tables], ignore_index=True)
-    dup = frame.duplicated(["model", "benchmark", "item", "modality"], keep=False)
+    key = ["model", "benchmark", "item", "modality"]
+    repeated = frame.duplicated([*key, "correct"])
+    if repeated.any():
+        log.info("%d row(s) repeat another table's answer for the same model, item and "
+                 "modality: read once", int(repeated.sum()))
+        frame = frame[~repeated].reset_index(drop=True)
+    dup = frame.duplicated(key, keep=False)
     if dup.any():
         first = frame[dup].iloc[0]
-        where = sorted(set(frame[dup & (frame["model"] == first["model"])
-                                 & (frame["item"] == first["item"])]["source"]))
-        raise ItemsError(f"{' and '.join(where)}: model {first['model']!r} has item {first['item']!r} "
-                         f"({first['modality']}) more than once; give each model one name")
+        same = dup & (frame["model"] == first["model"]) & (frame["item"] == first["item"])
+        raise ItemsError(f"{' and '.join(sorted(set(frame[same]['source'])))}: model {first['model']!r} "
+                         f"has item {first['item']!r} ({first['modality']}) twice, once right and "
+                         f"once wrong; name the tables to use, or give each model one name")
     return frame, tables
 
 

@@ -195,6 +195,18 @@ def test_our_items_csv_runs_benchmarks_and_missing_modality(tmp_path: Path) -> N
     assert sorted(audit.index.get_level_values("benchmark").unique()) == ["one", "two"]
 
 
+def test_a_run_evaluated_again_is_read_once(tmp_path: Path) -> None:
+    # a run's own items.csv (video) and src.eval's evals/*/items.csv (all three modalities)
+    rows = table().rename(columns={"model": "run"})
+    for model in MODELS:
+        mine = rows[rows["run"] == model]
+        write(mine[mine["modality"] == "video"], tmp_path / model / "items.csv")
+        write(mine, tmp_path / model / "evals" / "synthetic-video_frame_text" / "items.csv")
+    frame, tables = read_items([tmp_path])
+    assert len(tables) == 8 and len(frame) == len(rows)
+    assert curate(frame, budget=3)[2]["items"]["dropped"] == 3
+
+
 def test_an_item_a_model_lacks_is_left_out_and_counted(items: pd.DataFrame) -> None:
     partial = items[~((items["model"] == "m2") & (items["item"] == "b3"))]
     _, _, report = curate(partial, budget=3)
@@ -206,7 +218,8 @@ def test_an_item_a_model_lacks_is_left_out_and_counted(items: pd.DataFrame) -> N
     (lambda t: t.drop(columns=["model"]), ["t.csv", "missing column 'model (or run)'"]),
     (lambda t: t.assign(modality="audio"), ["t.csv", "modality 'audio' is invalid", "video, frame, text"]),
     (lambda t: t.assign(correct="yes"), ["t.csv", "correct='yes' is invalid", "0 or 1"]),
-    (lambda t: pd.concat([t, t.head(1)]), ["t.csv", "model 'm1' has item 'a1' (video) more than once"]),
+    (lambda t: pd.concat([t, t.head(1).assign(correct=0)]),
+     ["t.csv", "model 'm1' has item 'a1' (video) twice, once right and once wrong"]),
 ])
 def test_a_bad_table_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture, edit, needles) -> None:
     src = write(edit(table()), tmp_path / "t.csv")
