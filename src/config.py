@@ -5,6 +5,7 @@ Every problem is one line that names the key, the bad value and what is valid.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,9 @@ from src.models.chat import FORMATS
 from src.data.manifest import EVAL_MODALITIES
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+# `${apollo.mul:${encoder.frames_per_clip},16}`: a token budget per clip from one per frame
+OmegaConf.register_new_resolver("apollo.mul", lambda *xs: math.prod(xs), replace=True)
 
 
 class ConfigError(ValueError):

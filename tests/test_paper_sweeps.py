@@ -140,6 +140,8 @@ def test_encoders_is_table9() -> None:
     cfgs = [composed("encoders", p) for p in points("encoders")]
     assert sorted(choice(c, "encoder") for c in cfgs) == sorted(expected)
     assert {c.llm.pretrained.split("/")[-1] for c in cfgs} == set(t["llm"])
+    # 32 tokens a second, whatever the encoder's clip length
+    assert {c.sampler.fps * tokens_per_frame(c) for c in cfgs} == {32.0}
 
 
 def test_connectors_are_table1() -> None:
