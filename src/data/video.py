@@ -78,9 +78,15 @@ class _DecordReader:
             raise ValueError(f"decord reports {n} frames at {fps} fps")
         start = _stream_start_time(path)
         times = self._vr.get_frame_timestamp(range(n))[:, 0].astype(np.float64) + start
-        h, w = self._vr[0].shape[:2]  # decord applies rotation, so this is the shown size
+        # the frame size only when asked (Video.width): decoding frame 0 here would cost a
+        # sampled read a tenth of its time
+        return dict(num_frames=n, fps=fps, start_time=start, times=times, width=None, height=None)
+
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the frames shown: decord applies rotation, so frame 0's."""
+        h, w = self._vr[0].shape[:2]
         self._vr.seek(0)
-        return dict(num_frames=n, fps=fps, start_time=start, times=times, width=w, height=h)
+        return w, h
 
     def read(self, indices: list[int]) -> dict[int, np.ndarray]:
         try:
@@ -191,11 +197,23 @@ class Video:
         self.fps: float = float(meta["fps"])  # average rate: frames / duration
         self.duration: float = self.num_frames / self.fps
         self.start_time: float = float(meta["start_time"])
-        self.width: int = int(meta["width"])
-        self.height: int = int(meta["height"])
+        self._size = None if meta["width"] is None else (int(meta["width"]), int(meta["height"]))
         self.decode_errors: int = 0
         self._times: np.ndarray = meta["times"]
         self._reader: _DecordReader | _PyAVReader | None = reader
+
+    @property
+    def width(self) -> int:
+        return self._frame_size()[0]
+
+    @property
+    def height(self) -> int:
+        return self._frame_size()[1]
+
+    def _frame_size(self) -> tuple[int, int]:
+        if self._size is None:  # decord's, read from frame 0 the first time it is asked for
+            self._size = self._open().size()  # type: ignore[union-attr]
+        return self._size
 
     def __repr__(self) -> str:
         return (
