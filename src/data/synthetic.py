@@ -171,9 +171,8 @@ def _rng(spec: SyntheticSpec, stream: str, index: int) -> np.random.Generator:
     return np.random.default_rng([spec.seed, STREAMS.index(stream), index])
 
 
-def _video(rng: np.random.Generator, spec: SyntheticSpec, kind: str, control: str | None,
-           out: Path, item_id: str) -> tuple[Scene, dict[str, Any]]:
-    """Render and write one video question; its scene, and the row fields of its video.
+def video_length(rng: np.random.Generator, spec: SyntheticSpec, kind: str) -> tuple[float, int]:
+    """(native fps, frame count) of a video question of `kind`, drawn as the benchmark draws it.
 
     The duration is log-uniform, so short videos are common and long ones occur; a kind
     that needs a longer video than min_duration has its range raised (MIN_SECONDS).
@@ -183,6 +182,13 @@ def _video(rng: np.random.Generator, spec: SyntheticSpec, kind: str, control: st
     lo, hi = max(spec.min_duration, need), max(spec.max_duration, need)
     duration = math.exp(rng.uniform(math.log(lo), math.log(hi)))
     n = int(np.clip(round(duration * fps), math.ceil(lo * fps - 1e-9), math.floor(hi * fps + 1e-9)))
+    return fps, n
+
+
+def _video(rng: np.random.Generator, spec: SyntheticSpec, kind: str, control: str | None,
+           out: Path, item_id: str) -> tuple[Scene, dict[str, Any]]:
+    """Render and write one video question; its scene, and the row fields of its video."""
+    fps, n = video_length(rng, spec, kind)
     render = CONTROLS[control][kind] if control else VIDEO_SCENES[kind]
     scene = render(rng, max(2, n), fps, spec.size)
     write_mp4(out / "videos" / f"{item_id}.mp4", scene.frames, fps)

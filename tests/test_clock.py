@@ -1,0 +1,63 @@
+"""The speed question needs the video's clock: its ceiling per sampler, and the sweep's verdict."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from src.data.clock import SWEEP_SPEC, ceiling, main
+from src.data.samplers import FpsSampler, UniformSampler
+from src.data.synthetic import SyntheticSpec
+
+
+def test_fps_sampling_can_read_the_period_and_uniform_sampling_cannot() -> None:
+    # the best any model can do from the sampled frames of the sampling_speed sweep's videos
+    fps, uniform = ceiling(FpsSampler(fps=2.0, max_clips=64), draws=4000), ceiling(UniformSampler(8), draws=4000)
+    assert fps > 0.97 and 0.3 < uniform < 0.6, (fps, uniform)
+
+
+def test_uniform_sampling_of_videos_of_one_length_reads_the_period() -> None:
+    # what uniform sampling lacks is the clock, not frames: at one known length it reads it
+    fixed = SyntheticSpec(scenes=("speed",), min_duration=10.0, max_duration=10.0, control_share=0.0)
+    assert ceiling(UniformSampler(8), fixed, draws=2000) > 0.97
+
+
+def test_a_single_frame_says_nothing_of_the_period() -> None:
+    # one frame a video: the ideal observer is at chance (the first colour is uniform)
+    assert ceiling(UniformSampler(1), SWEEP_SPEC, draws=4000) < 0.3
+
+
+def _record(root: Path, sampler: str, seed: int, acc: float | None, status: str = "ok") -> None:
+    run = root / f"sampler={sampler},seed={seed}"
+    run.mkdir(parents=True)
+    metrics = {} if acc is None else {"test/synthetic/perception": acc, "test/synthetic/overall": acc}
+    rec = {"status": status, "choices": {"sampler": sampler}, "metrics": metrics,
+           "config": {"seed": seed, "data": {"synthetic": {"scenes": ["speed"], "max_duration": 10.0,
+                                                           "control_share": 0.0}}}}
+    (run / "result.json").write_text(json.dumps(rec))
+
+
+def test_the_sweep_verdict_per_seed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for seed, (f, u) in enumerate([(0.9, 0.4), (0.8, 0.45), (0.95, 0.5)]):
+        _record(tmp_path, "fps", seed, f)
+        _record(tmp_path, "uniform", seed, u)
+    _record(tmp_path, "fps", 3, None, status="failed")  # a failed run is left out
+    assert main([str(tmp_path), "--draws", "400"]) == 0
+    out = capsys.readouterr().out
+    assert "| 1 | 0.800 | 0.450 | +0.350 |" in out and "fps beats uniform on 3 of 3 seeds" in out
+    assert "ceiling on speed questions (2-10 s videos)" in out  # the runs' own benchmark
+    _record(tmp_path, "uniform", 4, 0.6)
+    _record(tmp_path, "fps", 4, 0.55)
+    assert main([str(tmp_path), "--draws", "400"]) == 1
+    assert "fps beats uniform on 3 of 4 seeds" in capsys.readouterr().out
+
+
+def test_the_verdict_needs_pairs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _record(tmp_path, "fps", 0, 0.9)
+    assert main([str(tmp_path), "--draws", "400"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {tmp_path}: no seed with finished runs of both")
+    assert main([str(tmp_path / "absent")]) == 2
+    assert "no such sweep folder" in capsys.readouterr().err
