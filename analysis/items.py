@@ -14,6 +14,7 @@ Every problem is an `ItemsError` with one line naming the file and what is wrong
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 from collections.abc import Iterable
@@ -53,6 +54,8 @@ def find_tables(paths: Iterable[str | Path]) -> list[Path]:
 
 
 def _load(path: Path) -> pd.DataFrame:
+    if path.suffix == ".parquet" and importlib.util.find_spec("pyarrow") is None:
+        raise ItemsError(f"{path}: reading parquet needs pyarrow (pip install pyarrow); or give a .csv")
     try:
         if path.suffix == ".parquet":
             return pd.read_parquet(path)

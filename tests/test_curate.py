@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import subprocess
@@ -260,3 +261,16 @@ def test_the_figure_shows_every_model_and_every_item(items: pd.DataFrame) -> Non
         heights[bars.get_label()] = [b.get_height() for b in bars]
     assert heights == {"kept": [2, 1], "not selected": [0, 2], "dropped: text": [0, 0],
                        "dropped: frame": [1, 1], "dropped: both": [1, 0]}
+
+
+def test_parquet_tables(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    src = tmp_path / "t.parquet"
+    if importlib.util.find_spec("pyarrow") is None:
+        src.write_bytes(b"PAR1")
+        assert main([str(src), "--out", str(tmp_path / "o")]) == 2
+        [err] = capsys.readouterr().err.strip().splitlines()
+        assert "t.parquet" in err and "pyarrow" in err
+        return
+    table().to_parquet(src, index=False)
+    frame, _ = read_items([src])
+    assert curate(frame, budget=3)[2]["items"]["kept"] == 3
