@@ -69,15 +69,17 @@ def bench(name: str, grid: list[str], args: argparse.Namespace) -> dict[str, Any
     for mode, extra in passes.items():
         out = args.out / name / mode.replace(", ", "_")
         shutil.rmtree(out, ignore_errors=True)
-        seconds = run_sweep([*common, *extra, f"sweep={name}"], args.data_dir, out, args.threads,
-                            log=args.out / "logs" / f"{name}-{mode.replace(', ', '_')}.log")
+        seconds, cpu = run_sweep([*common, *extra, f"sweep={name}"], args.data_dir, out, args.threads,
+                                 log=args.out / "logs" / f"{name}-{mode.replace(', ', '_')}.log")
         recs = records(out)
-        result["passes"][mode] = {"seconds": seconds, "records": recs, **cache_counts(recs)}
+        result["passes"][mode] = {"seconds": seconds, "cpu": cpu, "records": recs, **cache_counts(recs)}
         result["runs"] = len(recs)
-        print(f"  {name} cache {mode}: {seconds:.1f} s for {len(recs)} runs", flush=True)
+        print(f"  {name} cache {mode}: {seconds:.1f} s wall, {cpu:.1f} s CPU for {len(recs)} runs "
+              f"(load {os.getloadavg()[0]:.1f})", flush=True)
     off = result["passes"]["off"]
     for mode, p in result["passes"].items():
         p["speedup"] = off["seconds"] / p["seconds"]
+        p["cpu_speedup"] = off["cpu"] / p["cpu"]
         p["same"], p["why"] = same_results(off["records"], p["records"])
     return result
 
@@ -100,12 +102,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; {args.n_train} train / {args.n_eval} "
           f"eval videos, {args.epochs} epochs; threads {args.threads or 'default'}", flush=True)
     results = [bench(name, SWEEPS[name], args) for name in args.sweeps]
-    print(f"\n{'sweep':<10} {'runs':>4} {'cache':<9} {'wall s':>8} {'speed-up':>8} {'hits':>6} "
-          f"{'misses':>6}  results")
+    print(f"\n{'sweep':<10} {'runs':>4} {'cache':<9} {'wall s':>8} {'speed-up':>8} {'CPU s':>8} "
+          f"{'speed-up':>8} {'hits':>6} {'misses':>6}  results")
     for r in results:
         for mode, p in r["passes"].items():
             print(f"{r['sweep']:<10} {r['runs']:>4} {mode:<9} {p['seconds']:>8.1f} {p['speedup']:>7.2f}x "
-                  f"{p['hits']:>6} {p['misses']:>6}  {p['why'] if mode != 'off' else '-'}")
+                  f"{p['cpu']:>8.1f} {p['cpu_speedup']:>7.2f}x {p['hits']:>6} {p['misses']:>6}  "
+                  f"{p['why'] if mode != 'off' else '-'}")
     print("\nper run: train s / eval s, cache off -> on (in the order the sweep ran them)")
     for r in results:
         off, on = r["passes"]["off"]["records"], r["passes"]["on"]["records"]

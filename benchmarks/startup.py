@@ -58,7 +58,7 @@ def overhead(runs: int, extra: list[str], data_dir: Path, threads: int | None) -
     """(wall seconds, seconds not spent training or evaluating) of a multirun of `runs` seeds."""
     with tempfile.TemporaryDirectory() as out:
         seeds = ",".join(str(s) for s in range(runs))
-        wall = run_sweep([f"seed={seeds}", *extra, "sweep=startup"], data_dir, Path(out), threads)
+        wall, _ = run_sweep([f"seed={seeds}", *extra, "sweep=startup"], data_dir, Path(out), threads)
         recs = records(Path(out))
         work = sum(r["costs"]["train_seconds"] + r["costs"]["eval_seconds"] for r in recs.values())
     return wall, wall - work

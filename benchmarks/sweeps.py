@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -36,22 +37,29 @@ def prepare_data(overrides: list[str], data_dir: Path) -> Path:
 
 
 def run_sweep(args: list[str], data_dir: Path, out_dir: Path, threads: int | None = None,
-              log: Path | None = None) -> float:
-    """Run `python -m src.train -m ARGS`; returns its wall time in seconds (raises on failure)."""
+              log: Path | None = None) -> tuple[float, float]:
+    """Run `python -m src.train -m ARGS`; returns its wall time and its CPU time (user +
+    system, its DataLoader workers included) in seconds; raises on failure.
+
+    On a machine shared with other work the CPU time is the steadier measure: the wall
+    time also counts whatever else ran meanwhile."""
     env = {**os.environ, "APOLLO_DATA_DIR": str(data_dir), "APOLLO_OUTPUT_DIR": str(out_dir),
            "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "TOKENIZERS_PARALLELISM": "false"}
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "src.train", "-m", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True)
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
     if log is not None:
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0:
         raise RuntimeError(f"sweep {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
-    return seconds
+    return seconds, cpu
 
 
 def records(folder: Path) -> dict[str, dict[str, Any]]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import data_wait, decoders, eval_speed, feature_cache, startup
+from benchmarks import data_wait, decoders, encode_batching, eval_speed, feature_cache, startup
 from tests.test_train import TINY_DATA
 
 SMALL = [o for o in TINY_DATA if not o.startswith("profile.epochs")]
@@ -72,10 +72,11 @@ def test_feature_cache_benchmark_runs_a_sweep_both_ways(tmp_path: Path,
     assert code == 0, out  # 0: every run's metrics and answers identical with and without the cache
     rows = {r[2]: r for r in table(out, "sweep")}
     assert set(rows) == {"off", "on"} and rows["on"][1] == "3"
-    assert (int(rows["off"][5]), int(rows["off"][6])) == (0, 0)
-    hits, misses = int(rows["on"][5]), int(rows["on"][6])
+    assert (int(rows["off"][7]), int(rows["off"][8])) == (0, 0)
+    assert float(rows["on"][3]) > 0 and float(rows["on"][5]) > 0  # wall and CPU seconds
+    hits, misses = int(rows["on"][7]), int(rows["on"][8])
     assert misses > 0 and hits > 2 * misses  # the first run's first epoch misses; the rest hit
-    assert rows["on"][7] == "identical"
+    assert rows["on"][9] == "identical"
 
 
 @pytest.mark.slow
@@ -87,3 +88,14 @@ def test_startup_prints_help_compose_and_per_run_overhead(data_dir: Path,
     assert re.search(r"python -m src.train --help\s+wall best\s+[\d.]+ s", out)
     assert re.search(r"python -m src.train --cfg job\s+wall best", out)
     assert re.search(r"per-run overhead in a multirun: -?[\d.]+ s", out)
+
+
+@pytest.mark.slow
+def test_encode_batching_compares_both_ways_on_the_same_items(data_dir: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    assert encode_batching.main(["--batches", "2", "--data-dir", str(data_dir), *SMALL]) == 0
+    rows = {r[0]: r for r in table(capsys.readouterr().out, "encoder")}
+    assert set(rows) == {"siglip", "dinov2"}
+    for r in rows.values():
+        assert float(r[2]) > 0 and float(r[3]) > 0 and 0 <= int(r[4]) <= 2 * 8 * float(r[1])
+    assert int(rows["dinov2"][4]) == 0  # DINOv2's features do not depend on the batch here
