@@ -96,6 +96,6 @@ def test_encode_batching_compares_both_ways_on_the_same_items(data_dir: Path,
     assert encode_batching.main(["--batches", "2", "--data-dir", str(data_dir), *SMALL]) == 0
     rows = {r[0]: r for r in table(capsys.readouterr().out, "encoder")}
     assert set(rows) == {"siglip", "dinov2"}
-    for r in rows.values():
-        assert float(r[2]) > 0 and float(r[3]) > 0 and 0 <= int(r[4]) <= 2 * 8 * float(r[1])
-    assert int(rows["dinov2"][4]) == 0  # DINOv2's features do not depend on the batch here
+    for r in rows.values():  # CPU ms both ways; items whose features differ, of those encoded
+        assert float(r[2]) > 0 and float(r[3]) > 0 and 0 <= int(r[4]) <= round(2 * float(r[1]))
+        assert float(r[5]) < 1e-3  # any difference is in the last bits
