@@ -61,3 +61,12 @@ def test_the_verdict_needs_pairs(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert len(err) == 1 and err[0].startswith(f"error: {tmp_path}: no seed with finished runs of both")
     assert main([str(tmp_path / "absent")]) == 2
     assert "no such sweep folder" in capsys.readouterr().err
+
+
+def test_the_ceiling_is_for_the_sweeps_own_videos() -> None:
+    from omegaconf import OmegaConf
+
+    sweep = OmegaConf.load(Path(__file__).parents[1] / "sweeps" / "sampling_speed.yaml").data.synthetic
+    spec = SyntheticSpec.from_dict(OmegaConf.to_container(sweep))
+    assert (spec.scenes, spec.min_duration, spec.max_duration, spec.native_fps) == (
+        SWEEP_SPEC.scenes, SWEEP_SPEC.min_duration, SWEEP_SPEC.max_duration, SWEEP_SPEC.native_fps)
