@@ -73,11 +73,10 @@ def test_fixture_metadata_and_decode(name: str) -> None:
         assert video.decode_errors == (1 if name == CORRUPTED else 0)  # its last frame is bad
 
 
-def test_check_json_agrees_with_manifest(tmp_path: Path) -> None:
-    # Run as the CLI is run, on a .txt manifest of absolute paths kept outside the fixtures.
-    (tmp_path / "list.txt").write_text("".join(f"{FIXTURES / n}\n" for n in sorted(MANIFEST)))
+def test_check_json_agrees_with_manifest() -> None:
+    # Run as the CLI is run, on MANIFEST.csv itself (a .csv manifest with a `file` column).
     proc = subprocess.run(
-        [sys.executable, "-m", "src.data.check", "--json", str(tmp_path / "list.txt")],
+        [sys.executable, "-m", "src.data.check", "--json", str(FIXTURES / "MANIFEST.csv")],
         capture_output=True, text=True, cwd=Path(__file__).parents[1], timeout=60,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -88,6 +87,7 @@ def test_check_json_agrees_with_manifest(tmp_path: Path) -> None:
         frames, fps, width, height = expected(MANIFEST[Path(row["path"]).name])
         assert (row["frames"], row["width"], row["height"]) == (frames, width, height)
         assert row["fps"] == pytest.approx(fps, rel=1e-5)
+        assert row["duration"] == pytest.approx(frames / fps, rel=1e-5)
 
 
 @pytest.mark.parametrize("backend", ["decord", "pyav"])
