@@ -166,7 +166,7 @@ def schedule(spec: SyntheticSpec, count: int) -> list[tuple[str, str | None]]:
     return plan
 
 
-def _rng(spec: SyntheticSpec, stream: str, index: int) -> np.random.Generator:
+def item_rng(spec: SyntheticSpec, stream: str, index: int) -> np.random.Generator:
     """The generator of one item: its own, so it does not depend on the other items."""
     return np.random.default_rng([spec.seed, STREAMS.index(stream), index])
 
@@ -251,13 +251,13 @@ def generate(spec: SyntheticSpec, out: Path, progress: bool = True) -> Path:
     for split, count in (("train", spec.n_train), ("eval", spec.n_eval)):
         for i, (kind, control) in enumerate(schedule(spec, count)):
             item_id = f"{split}_{i:05d}"
-            scene, media = _video(_rng(spec, split, i), spec, kind, control, out, item_id)
+            scene, media = _video(item_rng(spec, split, i), spec, kind, control, out, item_id)
             rows[split].append((_train_row if split == "train" else _eval_row)(item_id, scene, media))
             bar.update()
     for stream, count in extras:
         for i in range(count):
             item_id = f"{stream}_{i:05d}"
-            scene, media = _sample(_rng(spec, stream, i), spec, stream, i, out, item_id)
+            scene, media = _sample(item_rng(spec, stream, i), spec, stream, i, out, item_id)
             rows["train"].append(_train_row(item_id, scene, media))
             bar.update()
     bar.close()
