@@ -53,5 +53,5 @@ def curation_figure(report: dict[str, Any]) -> Figure:
     right.set_title(f"by category (budget {report['settings']['budget']}, "
                     f"threshold {report['settings']['threshold']:g})", fontsize="medium")
     right.tick_params(axis="x", labelrotation=30)
-    right.legend(loc="best", fontsize="small")
+    right.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
     return fig
