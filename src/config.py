@@ -160,6 +160,9 @@ RULES: list[Rule] = [
     ("eval.modalities", lambda v: OmegaConf.is_list(v) and len(v) > 0 and len(set(v)) == len(v)
      and all(m in EVAL_MODALITIES for m in v),
      f"a list of distinct {', '.join(EVAL_MODALITIES)}, e.g. eval.modalities=[video,frame,text]"),
+    ("eval.circular", lambda v: OmegaConf.is_list(v) and len(set(v)) == len(v)
+     and all(m in EVAL_MODALITIES for m in v),
+     f"a list of distinct {', '.join(EVAL_MODALITIES)} (or []), e.g. eval.circular=[frame,text]"),
     ("profile.name", lambda v: v in ("tiny", "pretrained"), "tiny or pretrained"),
     ("seed", lambda v: isinstance(v, int), "an integer"),
     ("cache.features", lambda v: isinstance(v, bool), "true or false"),

@@ -49,6 +49,10 @@ def run_config(run_dir: Path, overrides: list[str]) -> DictConfig:
     # its paths as they resolved when the run trained
     cfg = OmegaConf.load(composed) if composed.is_file() else OmegaConf.create(record["config"])
     cfg.paths = record["config"]["paths"]
+    if "circular" not in cfg.eval:  # a run from before eval.circular: today's default
+        cfg.eval.circular = OmegaConf.load(CONF_DIR / "train.yaml").eval.circular
+    if "eval_circular" not in cfg.data:  # ... which its data node does not point at yet
+        cfg.data.eval_circular = "${eval.circular}"
     groups = set(config_groups())
     keyed = [o for o in overrides if o.split("=", 1)[0] not in groups]
     for o in overrides:  # `sampler=fps`: a group's option replaces the run's (Table 11: uniform-trained, fps-tested)

@@ -84,10 +84,15 @@ def train_schedule(cfg: DictConfig, module: VideoLMMModule, datamodule: Any, log
 
 def evaluate(cfg: DictConfig, module: VideoLMMModule, datamodule: Any, logger: Any, run_dir: Path,
              processes: Processes) -> None:
-    """Score the eval split; with several ranks, each scores its share and all gather the rest."""
+    """Score the eval split; with several ranks, each scores its share and all gather the rest.
+
+    Circular evaluation scores each rotation of an item as its own row, and the ranks share
+    rows, not items: only once every rank's rows are here are an item's rotations merged
+    into its one row (`merge_rotations`), which `items.csv` and the metrics are made of.
+    """
     import torch.distributed as dist
 
-    from src.models.module import accuracy_metrics
+    from src.models.module import accuracy_metrics, merge_rotations
 
     trainer = make_trainer(cfg, run_dir, logger, processes)
     trainer.test(module, datamodule=datamodule, verbose=False)
@@ -99,5 +104,6 @@ def evaluate(cfg: DictConfig, module: VideoLMMModule, datamodule: Any, logger: A
         module.skipped["test"] = {k: v for _, skipped, _ in shards for k, v in skipped.items()}
         module.decode_errors["test"] = sum(n for _, _, n in shards)
         module.metrics = accuracy_metrics(module.results)
+    module.results = merge_rotations(module.results)  # after the gather: see the docstring
     if logger:
         logger.log_metrics(module.metrics, step=trainer.global_step)

@@ -143,20 +143,26 @@ def write_items(path: Path, run_name: str, results: list[dict[str, Any]]) -> Non
     """Per-question correctness, beside the record: one row per item per eval modality.
 
     `seconds` is the item's share of its batch's wall time; `control` (only where the
-    eval manifest flags controls) the item's flag, "frame", "text" or empty.
+    eval manifest flags controls) the item's flag, "frame", "text" or empty;
+    `rotations` and `rotations_right` (only where some modality was scored circularly,
+    eval.circular) how many rotations of its options the item was asked in and how many it
+    got right, empty for a modality scored once.
     """
     from src.data.manifest import LETTERS
 
     flagged = any(r.get("control") is not None for r in results)
+    circular = any("rotations" in r for r in results)
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["run", "item", "benchmark", "category", "modality", "correct", "chosen",
-                    "seconds", *(["control"] if flagged else [])])
+                    "seconds", *(["control"] if flagged else []),
+                    *(["rotations", "rotations_right"] if circular else [])])
         for r in results:
             w.writerow([run_name, r["item"], r["benchmark"], r["category"], r["modality"],
                         r["correct"], LETTERS[r["chosen"]],
                         "" if r.get("seconds") is None else round(r["seconds"], 6),
-                        *([r.get("control") or ""] if flagged else [])])
+                        *([r.get("control") or ""] if flagged else []),
+                        *([r.get("rotations", ""), r.get("rotations_right", "")] if circular else [])])
 
 
 def run(cfg: DictConfig) -> float | None:

@@ -200,7 +200,9 @@ def test_a_tiny_run_evaluates_every_modality(data_dir: Path, tmp_path: Path) -> 
     with open(path.parent / "items.csv") as f:
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == ["run", "item", "benchmark", "category", "modality", "correct",
-                             "chosen", "seconds", "control"]
+                             "chosen", "seconds", "control", "rotations", "rotations_right"]
+    # frame and text are scored circularly by default (eval.circular): every rotation of 4 options
+    assert {(r["modality"], r["rotations"]) for r in rows} == {("video", ""), ("frame", "4"), ("text", "4")}
     assert Counter(r["modality"] for r in rows) == {"video": 12, "frame": 12, "text": 12}
     ids = {m: sorted(r["item"] for r in rows if r["modality"] == m) for m in ("video", "frame", "text")}
     assert ids["video"] == ids["frame"] == ids["text"] and len(set(ids["video"])) == 12

@@ -26,19 +26,26 @@ class VideoQADataModule(L.LightningDataModule):
     samples in each training epoch; without shares, every training sample once an epoch.
     `eval_modalities` (the modality audit): each eval item is scored once per modality
     named, `video`, `frame` (the centre frame) or `text` (no media), one test dataloader each.
+    `eval_circular`: the modalities scored circularly (each item once per rotation of its
+    options, right only if right under all: src/data/circular.py); the others once.
     """
 
     def __init__(self, name: str, root: str, batch_size: int = 8, eval_batch_size: int = 16,
                  num_workers: int = 0, synthetic: Mapping[str, Any] | None = None,
                  train: str | None = None, eval: str | None = None,
                  media_root: str | None = None, mixture: Mapping[str, Any] | None = None,
-                 seed: int = 0, eval_modalities: Sequence[str] = ("video",)) -> None:
+                 seed: int = 0, eval_modalities: Sequence[str] = ("video",),
+                 eval_circular: Sequence[str] = ()) -> None:
         super().__init__()
         bad = [m for m in eval_modalities if m not in EVAL_MODALITIES]
         if bad or not eval_modalities:
             raise ValueError(f"eval_modalities={list(eval_modalities)} is invalid; valid: a "
                              f"non-empty list of {', '.join(EVAL_MODALITIES)}")
+        if any(m not in EVAL_MODALITIES for m in eval_circular):
+            raise ValueError(f"eval_circular={list(eval_circular)} is invalid; valid: a list of "
+                             f"{', '.join(EVAL_MODALITIES)}")
         self.eval_modalities = list(dict.fromkeys(eval_modalities))
+        self.eval_circular = set(eval_circular)
         self.name = name
         self.root = Path(root)
         self.batch_size = batch_size
@@ -167,7 +174,8 @@ class VideoQADataModule(L.LightningDataModule):
         if self.sampler is None:
             raise RuntimeError("attach() a sampler and a tokenizer before loading data")
         dataset = SampleDataset(samples, self.sampler, self.tokenizer, train=train, modality=modality,
-                                features=self._features(train))
+                                features=self._features(train),
+                                circular=not train and modality in self.eval_circular)
         common = {"batch_size": batch_size, "num_workers": self.num_workers, "collate_fn": collate,
                   "persistent_workers": self.num_workers > 0}
         if train:
@@ -179,6 +187,8 @@ class VideoQADataModule(L.LightningDataModule):
         return self._loader(self.train_samples, self.batch_size, train=True)
 
     def test_dataloader(self) -> list[DataLoader]:
-        """One loader per eval modality, in the order of `eval_modalities`."""
+        """One loader per eval modality, in the order of `eval_modalities`. Each shards its
+        entries over the ranks, so the rotations of a circular item may be scored on several:
+        they are merged after the ranks' results are gathered (src.stages.evaluate)."""
         return [self._loader(self.eval_samples, self.eval_batch_size, train=False, modality=m)
                 for m in self.eval_modalities]

@@ -9,6 +9,11 @@ An evaluation item can be shown in one of three `EVAL_MODALITIES` (the modality 
 one clip as an image is; `text`, no media at all and the prompt without its media tags,
 so the model sees the question and the options only.
 
+Under circular evaluation (`circular=True`, src/data/circular.py) each item is asked once
+per rotation of its options: the dataset holds K entries for an item of K options, each
+with the rotated prompt and the answer moved with its option, and reports its
+`rotation` (shift, K) for the module to merge.
+
 The token ids of a sample hold `MEDIA` (-1) where each media item's tokens go, and the
 labels train the assistant turns only. A sample whose media cannot be read (a corrupt
 or unsupported file) is not dropped silently: it comes out as a skip marker that
@@ -28,6 +33,7 @@ import torch
 from torch.utils.data import Dataset
 
 from src.cache.features import CacheSlot, FeatureLookup
+from src.data.circular import rotate, rotations
 from src.data.manifest import EVAL_MODALITIES, LETTERS, MEDIA_TAG, Sample
 from src.models.videolmm import IGNORE, MEDIA, Batch
 
@@ -50,20 +56,27 @@ class SampleDataset(Dataset):
     `train=True`: the whole conversation, labels on the assistant turns. `train=False`:
     a multiple-choice item's prompt only, to score the option letters at its end.
     `modality` (evaluation only): one of `EVAL_MODALITIES`; the items then report it as
-    their `modality`, instead of the kind of media the sample holds.
+    their `modality`, instead of the kind of media the sample holds. `circular`
+    (evaluation only): every item once per rotation of its options (CircularEval).
     """
 
     def __init__(self, samples: list[Sample], sampler: Callable, tokenizer: Any,
                  train: bool = True, modality: str | None = None,
-                 features: FeatureLookup | None = None) -> None:
+                 features: FeatureLookup | None = None, circular: bool = False) -> None:
         if modality is not None and (train or modality not in EVAL_MODALITIES):
             raise ValueError(f"modality={modality!r} is invalid; valid: one of "
                              f"{', '.join(EVAL_MODALITIES)}, for an evaluation dataset only")
+        if circular and train:
+            raise ValueError("circular=True is for an evaluation dataset only")
         self.samples = samples
         self.sampler = sampler
         self.tokenizer = tokenizer
         self.train = train
         self.modality = modality
+        self.circular = circular
+        # (sample, rotation) of each entry: K entries for an item of K options when circular
+        self.entries = [(i, r) for i, s in enumerate(samples)
+                        for r in range(rotations(s) if circular else 1)]
         self.features = features  # the feature cache, while the encoder is frozen
         self.frames_per_clip = int(getattr(sampler, "frames_per_clip", 1))
         # token ids per distinct conversation: benchmarks repeat their question templates,
@@ -71,7 +84,7 @@ class SampleDataset(Dataset):
         self._tokens: dict[tuple[tuple[str, str], ...], tuple[list[int], list[int]]] = {}
 
     def __len__(self) -> int:
-        return len(self.samples)
+        return len(self.entries)
 
     def _ids(self, text: str) -> list[int]:
         """Token ids of a text, with MEDIA in place of each media tag."""
@@ -207,7 +220,14 @@ class SampleDataset(Dataset):
         return torch.from_numpy(np.ascontiguousarray(clips)), None, slot, 0
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        sample = self.samples[i]
+        index, shift = self.entries[i]
+        sample = self.samples[index]
+        if self.circular:
+            try:
+                sample = rotate(sample, shift)
+            except ValueError as e:  # a prompt without option lines: counted, not scored unrotated
+                log.warning("skipped sample %s: %s", sample.id, e)
+                return {"skip": f"ValueError: {e}", "id": sample.id}
         if self.modality == "text":  # the question and its options, nothing to see
             sample = dataclasses.replace(sample, media=[], turns=[
                 (role, _TAG_AND_SPACE.sub("", text)) for role, text in sample.turns])
@@ -235,6 +255,8 @@ class SampleDataset(Dataset):
             # not one, None where the manifest does not flag controls at all
             "control": str(sample.meta["control"] or "") if "control" in sample.meta else None,
             "decode_errors": decode_errors,
+            # (shift, K) under circular evaluation: this entry is rotation `shift` of K
+            "rotation": (shift, rotations(sample)) if self.circular else None,
         }
 
 
@@ -253,6 +275,7 @@ def collate(items: list[dict[str, Any]]) -> Batch:
         benchmarks=[it["benchmark"] for it in kept],
         modalities=[it["modality"] for it in kept],
         controls=[it.get("control") for it in kept],
+        rotations=[it.get("rotation") for it in kept],
         decode_errors=sum(it["decode_errors"] for it in kept),
         skipped=[(it["id"], it["skip"]) for it in items if "skip" in it],
     )

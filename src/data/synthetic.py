@@ -18,6 +18,14 @@ Both splits take the five categories in turn, and the chosen kinds of each categ
 turn, so they stay balanced; a `control_share` of each split's questions are controls
 (half "frame", half "text", evenly spread), which any single frame or the question alone
 answers. Restricting `scenes` keeps the controls: set `control_share` to 0 for none.
+`train_control_share` gives the training split a share of its own (more controls to learn
+from, for the modality audit), the eval split unchanged.
+
+Eval lists each kind's options in one fixed order. `shuffle_train_options` lists each
+training question's options in an order of its own (drawn from a generator of its own, so
+the question, its media and the answer's option are those of the unshuffled benchmark): a
+model trained on it has to read the options to name the letter, as circular evaluation
+(src/data/circular.py) asks, instead of learning a letter per answer.
 
 Every item draws from its own generator, seeded by (seed, stream, index): an item does
 not change when the counts of the others do, so sweeps over training sizes and mixtures
@@ -52,6 +60,8 @@ GENERATOR_VERSION = 3
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "conf" / "data" / "synthetic.yaml"
 STREAMS = ("train", "eval", "image", "multi_image", "text")  # one seed stream each
 VIDEO, IMAGE = "<video>", "<image>"  # the media placeholders of a prompt
+# fields added after benchmarks were cached: at these values they leave the cache key as it was
+OPTIONAL_FIELDS: dict[str, Any] = {"train_control_share": None, "shuffle_train_options": False}
 
 
 @dataclass(frozen=True)
@@ -66,6 +76,8 @@ class SyntheticSpec:
     max_duration: float = 10.0
     native_fps: tuple[float, ...] = (10, 15, 24, 29.97, 30)  # 29.97 is written 30000/1001
     control_share: float = 0.1  # of each split's video questions
+    train_control_share: float | None = None  # of the training split's; None: control_share
+    shuffle_train_options: bool = False  # training questions' options in an order of their own
     scenes: tuple[str, ...] | None = None  # video kinds to ask about; None: all
     n_image: int = 100  # extra training samples of the other modalities
     n_multi_image: int = 100
@@ -88,6 +100,9 @@ class SyntheticSpec:
                              f"got {self.native_fps}")
         if not 0 <= self.control_share < 1:
             raise ValueError(f"control_share must be in [0, 1), got {self.control_share}")
+        if self.train_control_share is not None and not 0 <= self.train_control_share < 1:
+            raise ValueError(f"train_control_share must be null or in [0, 1), got "
+                             f"{self.train_control_share}")
         if self.scenes is not None:
             valid = ", ".join(VIDEO_SCENES)
             if isinstance(self.scenes, str) or not self.scenes:
@@ -104,7 +119,11 @@ class SyntheticSpec:
                       for k, v in fields.items()})
 
     def key(self) -> str:
-        blob = json.dumps({"v": GENERATOR_VERSION, **dataclasses.asdict(self)}, sort_keys=True)
+        fields = dataclasses.asdict(self)
+        for name, default in OPTIONAL_FIELDS.items():  # at their default: the key they had before
+            if fields[name] == default:
+                del fields[name]
+        blob = json.dumps({"v": GENERATOR_VERSION, **fields}, sort_keys=True)
         return f"v{GENERATOR_VERSION}-{hashlib.sha1(blob.encode()).hexdigest()[:10]}"
 
 
@@ -141,10 +160,11 @@ def write_png(path: Path, image: np.ndarray) -> None:
     Image.fromarray(image).save(path)
 
 
-def schedule(spec: SyntheticSpec, count: int) -> list[tuple[str, str | None]]:
+def schedule(spec: SyntheticSpec, count: int, split: str = "eval") -> list[tuple[str, str | None]]:
     """(kind, control) of each of a split's `count` video questions.
 
-    Question i is a control where floor(i * control_share) steps up, so the controls are
+    Question i is a control where floor(i * share) steps up (share: `control_share`, or
+    for the training split `train_control_share` where set), so the controls are
     spread evenly; they alternate text and frame, and take their kinds in turn. The other
     questions take the categories in turn, and the kinds of each category in turn.
     """
@@ -153,8 +173,11 @@ def schedule(spec: SyntheticSpec, count: int) -> list[tuple[str, str | None]]:
     cycle = [c for c in CATEGORIES if kinds[c]]
     plan: list[tuple[str, str | None]] = []
     n_controls = n_videos = 0
+    share = spec.control_share
+    if split == "train" and spec.train_control_share is not None:
+        share = spec.train_control_share
     for i in range(count):
-        if math.floor((i + 1) * spec.control_share) > math.floor(i * spec.control_share):
+        if math.floor((i + 1) * share) > math.floor(i * share):
             control = ("text", "frame")[n_controls % 2]
             options = list(CONTROLS[control])
             plan.append((options[n_controls // 2 % len(options)], control))
@@ -203,6 +226,16 @@ def _eval_row(item_id: str, scene: Scene, media: dict[str, Any]) -> dict[str, An
             "duration": media["duration"], "fps": media["fps"]}
 
 
+def shuffle_options(spec: SyntheticSpec, stream: str, index: int, scene: Scene) -> Scene:
+    """The scene with its options in an order drawn for this item alone (its answer moved
+    with its option); the scene itself where `spec.shuffle_train_options` is off."""
+    if not spec.shuffle_train_options or not scene.options:
+        return scene
+    order = np.random.default_rng([spec.seed, STREAMS.index(stream), index, 1]).permutation(len(scene.options))
+    return dataclasses.replace(scene, options=[scene.options[k] for k in order],
+                               answer=int(np.flatnonzero(order == scene.answer)[0]))
+
+
 def _train_row(item_id: str, scene: Scene, media: dict[str, Any]) -> dict[str, Any]:
     """A LLaVA-style row; the media placeholder of the prompt matches the media fields."""
     if "image" in media:
@@ -249,16 +282,19 @@ def generate(spec: SyntheticSpec, out: Path, progress: bool = True) -> Path:
                mininterval=2.0)
     rows: dict[str, list[dict[str, Any]]] = {"train": [], "eval": []}
     for split, count in (("train", spec.n_train), ("eval", spec.n_eval)):
-        for i, (kind, control) in enumerate(schedule(spec, count)):
+        for i, (kind, control) in enumerate(schedule(spec, count, split)):
             item_id = f"{split}_{i:05d}"
             scene, media = _video(item_rng(spec, split, i), spec, kind, control, out, item_id)
-            rows[split].append((_train_row if split == "train" else _eval_row)(item_id, scene, media))
+            if split == "train":
+                rows[split].append(_train_row(item_id, shuffle_options(spec, split, i, scene), media))
+            else:
+                rows[split].append(_eval_row(item_id, scene, media))
             bar.update()
     for stream, count in extras:
         for i in range(count):
             item_id = f"{stream}_{i:05d}"
             scene, media = _sample(item_rng(spec, stream, i), spec, stream, i, out, item_id)
-            rows["train"].append(_train_row(item_id, scene, media))
+            rows["train"].append(_train_row(item_id, shuffle_options(spec, stream, i, scene), media))
             bar.update()
     bar.close()
     for split, split_rows in rows.items():

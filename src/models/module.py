@@ -157,16 +157,20 @@ class VideoLMMModule(L.LightningModule):
         seconds = (now - self._tick) / len(batch.ids)
         self._tick = now
         for i, item in enumerate(batch.ids):
-            self.results.append({
+            row = {
                 "item": item, "benchmark": batch.benchmarks[i], "category": batch.categories[i],
                 "modality": batch.modalities[i],
                 "control": batch.controls[i] if batch.controls else None,
                 "chosen": int(chosen[i]), "correct": int(chosen[i] == batch.answer_index[i]),
                 "seconds": seconds,
-            })
+            }
+            if batch.rotations and batch.rotations[i] is not None:  # one rotation of a circular item
+                row["rotation"], row["of"] = batch.rotations[i]
+            self.results.append(row)
 
     def on_test_epoch_end(self) -> None:
-        # this rank's items only: src.stages.evaluate gathers every rank's, then logs
+        # this rank's rows only, a circular item's rotations not yet merged (some may be on
+        # other ranks): src.stages.evaluate gathers every rank's, merges, then logs
         self.metrics = accuracy_metrics(self.results)
 
 
@@ -185,14 +189,51 @@ class WarmupCosine:
         return 0.5 * (1 + math.cos(math.pi * (step - self.warmup) / max(1, self.total - self.warmup)))
 
 
+def merge_rotations(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per item and modality: the rows of a circular item's rotations made one.
+
+    The item is `correct` only if every one of its K rotations was scored and right;
+    `rotations_right` counts the right ones, `rotations` is K; `chosen` is the letter
+    chosen in the item's own (unrotated) order; `seconds` sums the rotations' (what
+    scoring the item cost). Rows without a rotation pass as they are, so merging merged
+    rows changes nothing. Call it on every rank's rows together: the rotations of one
+    item may have been scored on different ranks. The order of first appearance is kept.
+    """
+    out: list[dict[str, Any]] = []
+    merged: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for r in results:
+        if "rotation" not in r:
+            out.append(r)
+            continue
+        key = (r["benchmark"], r["item"], r["modality"])
+        m = merged.get(key)
+        if m is None:
+            m = {k: v for k, v in r.items() if k not in ("rotation", "of", "correct", "chosen")}
+            m.update(rotations=r["of"], rotations_right=0, seconds=0.0, _picks={})
+            merged[key] = m
+            out.append(m)
+        m["_picks"][r["rotation"]] = r["chosen"]
+        m["rotations_right"] += int(r["correct"])
+        m["seconds"] += r.get("seconds") or 0.0
+    for m in merged.values():
+        picks = m.pop("_picks")
+        # under rotation r, option c is the item's option (c + r) mod K
+        shift = min(picks)
+        m["chosen"] = (picks[shift] + shift) % m["rotations"]
+        # a rotation never scored (its sample skipped): the item is not right under every one
+        m["correct"] = int(len(picks) == m["rotations"] == m["rotations_right"])
+    return out
+
+
 def accuracy_metrics(results: list[dict[str, Any]]) -> dict[str, float]:
     """`test/<benchmark>/<category>` accuracies, and overall = the mean of the categories.
 
     Items scored on the centre frame or the text only (the modality audit) go to
-    `test_frame/...` and `test_text/...`; the video's keep `test/...`.
+    `test_frame/...` and `test_text/...`; the video's keep `test/...`. A circular item
+    counts once, right only if right under every rotation (`merge_rotations`).
     """
     by_cat: dict[tuple[str, str], dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
-    for r in results:
+    for r in merge_rotations(results):
         prefix = AUDIT_PREFIX.get(r.get("modality", "video"), "test")
         by_cat[prefix, r["benchmark"]][r["category"]].append(r["correct"])
     metrics = {}

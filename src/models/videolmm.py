@@ -43,6 +43,8 @@ class Batch:
     benchmarks: list[str]
     modalities: list[str] = field(default_factory=list)
     controls: list[str | None] = field(default_factory=list)  # an eval item's control flag
+    # circular evaluation: per sample (rotation, options) of an eval item, or None
+    rotations: list[tuple[int, int] | None] = field(default_factory=list)
     decode_errors: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
     clip_times: list[list[torch.Tensor | None]] = field(default_factory=list)
