@@ -35,12 +35,14 @@ def _progress(ckpt: Path) -> tuple[int, bool, int] | None:
 
 def _kill_when(data_dir: Path, out: Path, stage: int, step: int, timeout: float = 600) -> None:
     """Start the run and SIGKILL it once its checkpoint is at (stage, step), mid-stage."""
-    proc = subprocess.Popen(train_cmd(*ARGS), cwd=ROOT, env=_env(data_dir, out),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = out.parent / f"{out.name}-{stage}-{step}.log"
+    with open(log, "w") as sink:
+        proc = subprocess.Popen(train_cmd(*ARGS), cwd=ROOT, env=_env(data_dir, out), stdout=sink,
+                                stderr=subprocess.STDOUT)
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
-            assert proc.poll() is None, "the run ended before it could be killed"
+            assert proc.poll() is None, f"the run ended before it could be killed:\n{log.read_text()[-3000:]}"
             for ckpt in out.rglob("last.ckpt"):
                 got = _progress(ckpt)
                 if got is not None and got[0] == stage and not got[1] and got[2] >= step:
