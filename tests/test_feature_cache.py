@@ -229,3 +229,16 @@ def test_runs_of_a_sweep_over_llm_or_connector_share_the_encoder(data_dir: Path,
     base = identity()
     assert identity("llm=qwen4b") == base and identity("resampler=avgpool") == base
     assert identity("seed=1") != base and identity("encoder=dinov2") != base
+
+
+def test_a_cache_that_cannot_be_written_is_a_warning_not_a_failure(
+        files: Path, tok, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    blocked = tmp_path / "not_a_folder"
+    blocked.write_text("a file where the cache folder should be")
+    cache, enc = FeatureCache(blocked), encoder()
+    item = dataset(files, tok, cache, enc)[0]  # indexed in memory, stored nowhere: a miss
+    assert "skip" not in item and not item["cache"][0].hit
+    with torch.no_grad():
+        cache.save(item["cache"][0].key, enc.encode(item["media"][0]), 0)
+    assert cache.writes == 0
+    assert sum("cannot be written" in r.message for r in caplog.records) == 1  # said once

@@ -141,6 +141,7 @@ class FeatureCache:
         self._identity: tuple[str, str, str] | None = None  # (digest, device, dtype) last bound
         self._versions: tuple | None = None  # the weights' versions when last bound
         self._warned = False
+        self._write_failed = False
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "counts": {}, "writes": 0, "_versions": None}
@@ -202,9 +203,22 @@ class FeatureCache:
             for block in iter(lambda: f.read(1 << 20), b""):
                 h.update(block)
         info = {"path": os.path.realpath(path), "digest": h.hexdigest(), **probe}
-        self.store.write(self.store.path("media", key, ".json"), json.dumps(info).encode())
+        self._write(self.store.path("media", key, ".json"), json.dumps(info).encode())
         self._info[key] = info
         return info
+
+    def _write(self, path: Path, data: bytes) -> bool:
+        """Store an entry; a cache that cannot be written (no space, no permission) is a
+        warning, once, and the run goes on computing what it would have found."""
+        try:
+            self.store.write(path, data)
+            return True
+        except OSError as e:
+            if not self._write_failed:
+                log.warning("feature cache %s cannot be written (%s); going on without storing",
+                            self.root, e)
+            self._write_failed = True
+            return False
 
     # -- features ----------------------------------------------------------------------------
 
@@ -237,8 +251,8 @@ class FeatureCache:
 
         data = save({"features": features.detach().to("cpu").contiguous(),
                      "decode_errors": torch.tensor([decode_errors], dtype=torch.int64)})
-        self.store.write(self.store.path("features", key, ".safetensors"), data)
-        self.writes += 1
+        if self._write(self.store.path("features", key, ".safetensors"), data):
+            self.writes += 1
 
     # -- the record --------------------------------------------------------------------------
 

@@ -46,7 +46,7 @@ class DiskStore:
         """The file's bytes, or None when there is none; a hit makes it the most recent."""
         try:
             data = path.read_bytes()
-        except (FileNotFoundError, NotADirectoryError):
+        except OSError:  # none there (or unreadable): a miss
             return None
         try:
             os.utime(path)
