@@ -23,11 +23,17 @@ def records(root: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(root.rglob("result.json"))]
 
 
+# a question that needs the video (which way the camera pans: more than one frame), on
+# which the tiny model reliably learns in a few hundred steps (1.0 on seeds 0, 1 and 2);
+# `make demo` trains the full benchmark, whose harder questions need far more steps
+LEARNABLE = ["data.synthetic.scenes=[camera_pan]", "data.synthetic.n_train=400", "data.synthetic.n_eval=100",
+             "data.synthetic.n_image=0", "data.synthetic.n_multi_image=0", "data.synthetic.n_text=0",
+             "data.synthetic.control_share=0", "data.synthetic.max_duration=4", "profile.epochs=4"]
+
+
 @pytest.mark.slow
 def test_one_tiny_run_end_to_end(data_dir: Path, tmp_path: Path) -> None:
-    # the defaults, as `make demo` trains them: on less data or fewer steps the tiny
-    # models often stay at the answer prior, so a smaller run would test luck, not learning
-    proc = run_train(["logger=csv"], data_dir, tmp_path)
+    proc = run_train(["logger=csv", *LEARNABLE], data_dir, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     [rec] = records(tmp_path)
     assert set(REQUIRED_KEYS) <= rec.keys()
@@ -37,25 +43,23 @@ def test_one_tiny_run_end_to_end(data_dir: Path, tmp_path: Path) -> None:
     d = rec["design"]
     assert d["fps"] == 2.0 and d["frames_per_clip"] == 1 and d["tokens_per_clip"] == 8
     assert d["tokens_per_frame"] == 8 and d["tokens_per_second"] == 16
-    assert d["train_set_size"] == 1300 and d["training_samples"] == 1300 * 3  # 1000 videos, 300 others
-    assert d["mixture"] == {"text": 0.0769, "image": 0.0769, "multi_image": 0.0769, "video": 0.7692}
-    assert rec["data"]["train"]["skipped"] == 0 and rec["data"]["eval"]["kept"] == 250
+    assert d["train_set_size"] == 400 and d["training_samples"] == 400 * 4
+    assert d["mixture"] == {"text": 0.0, "image": 0.0, "multi_image": 0.0, "video": 1.0}
+    assert rec["data"]["train"]["skipped"] == 0 and rec["data"]["eval"]["kept"] == 100
     assert rec["data"]["issues"]["train"]["skipped_samples"] == 0
     assert d["params"]["llm"] > 0 and d["params"]["connector"] > 0 and d["params"]["encoder"] > 0
     m = rec["metrics"]
-    cats = ["egocentric", "perception", "reasoning", "spatial", "temporal_ocr"]
-    assert all(0 <= m[f"test/synthetic/{c}"] <= 1 for c in cats)
-    assert m["test/synthetic/overall"] == pytest.approx(sum(m[f"test/synthetic/{c}"] for c in cats) / 5)
+    assert m["test/synthetic/overall"] == m["test/synthetic/egocentric"]  # one category: the mean is it
     assert rec["costs"]["train_seconds"] > 0 and rec["costs"]["eval_seconds"] > 0
     assert rec["versions"]["torch"].split("+")[0] == "2.13.0"
     run_dir = Path(rec["run_dir"])
     items = (run_dir / "items.csv").read_text().splitlines()
-    assert len(items) == 1 + 250 and items[0].startswith("run,item,benchmark,category")
-    # above chance, and not by luck: a one-sided binomial test against 1 in 4 over the
-    # 250 eval questions (p < 0.001 needs 85 or more right, an accuracy of 0.34)
+    assert len(items) == 1 + 100 and items[0].startswith("run,item,benchmark,category")
+    # learned, not lucky: a one-sided binomial test against 1 in 4 over the 100 questions
+    # (p < 1e-6 needs 51 or more right)
     rows = list(csv.DictReader(io.StringIO("\n".join(items))))
     right = sum(int(r["correct"]) for r in rows)
-    assert binomtest(right, len(rows), 0.25, alternative="greater").pvalue < 1e-3, (right, m)
+    assert binomtest(right, len(rows), 0.25, alternative="greater").pvalue < 1e-6, (right, m)
 
 
 @pytest.mark.slow
