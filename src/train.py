@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import logging
+import os
 import sys
 import time
 import traceback
@@ -27,8 +28,8 @@ from src.data.errors import DataError
 from src.records import is_finished, now, read_record, versions, write_record
 
 log = logging.getLogger("src.train")
-FAILURES: list[tuple[str, str]] = []
-MAX_NAME = 200  # bytes of a run's folder name  # (run, reason) of this process's failed runs
+FAILURES: list[tuple[str, str]] = []  # (run, reason) of this process's failed runs
+MAX_NAME = 200  # bytes of a run's folder name
 
 
 def _run_name(override_dirname: str) -> str:
@@ -239,6 +240,10 @@ def _hydra_main(cfg: DictConfig) -> float | None:
 def main() -> None:
     from src.loggers import set_axis
 
+    # A W&B service inherited from a parent process (a notebook or a script that called
+    # wandb.init, then started this) would hold this run's stream after a kill, and the run
+    # started again to resume would be refused ("run ID ... is in use"): a run has its own.
+    os.environ.pop("WANDB_SERVICE", None)
     args = sys.argv[1:]
     try:
         local = command_line_dirs(args)

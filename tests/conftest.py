@@ -17,6 +17,13 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True)
+def _no_shared_wandb_service(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test that called wandb.init in this process leaves WANDB_SERVICE set; runs started
+    by later tests must not attach to that service (a killed run's stream stays held there)."""
+    monkeypatch.delenv("WANDB_SERVICE", raising=False)
+
+
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """APOLLO_DATA_DIR for the session: every test that generates data shares it."""

@@ -212,6 +212,30 @@ def test_only_a_frozen_encoder_is_cached(files: Path, tok, tmp_path: Path) -> No
     assert dm._features(train=False) is None  # off: nothing looked up
 
 
+def test_a_stage_that_trains_the_encoder_changes_its_identity(files: Path, tok, tmp_path: Path) -> None:
+    """Schedules like c_vc_cl freeze the encoder again after training it: the later stage
+    must not find the features of the weights before. A fused AdamW step leaves the weights'
+    version counters as they were, so the training loader itself forgets the identity."""
+    from src.data.datamodule import VideoQADataModule
+
+    enc, cache = encoder(), FeatureCache(tmp_path)
+    dm = VideoQADataModule("toy", str(tmp_path))
+    dm.attach(FpsSampler(fps=2), tok, encoder=enc, feature_cache=cache)
+    enc.requires_grad_(False)
+    before = dm._features(train=True).identity
+    enc.requires_grad_(True)
+    assert dm._features(train=True) is None  # the stage that trains it
+    versions = [p._version for p in enc.parameters()]
+    opt = torch.optim.AdamW(enc.parameters(), lr=1e-2, fused=True)
+    sum(p.sum() for p in enc.parameters()).backward()
+    opt.step()
+    assert [p._version for p in enc.parameters()] == versions  # what the fix does not rely on
+    enc.requires_grad_(False)
+    after = dm._features(train=True).identity
+    assert after != before
+    assert after == FeatureCache(tmp_path / "other").bind(enc).identity  # the weights as they are
+
+
 def test_runs_of_a_sweep_over_llm_or_connector_share_the_encoder(data_dir: Path, tmp_path: Path) -> None:
     """Built as a run builds it, at one seed, the encoder (and so every key) is the same
     whatever the LLM or the resampler: the demo sweep's second LLM hits."""

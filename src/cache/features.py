@@ -160,6 +160,11 @@ class FeatureCache:
             self._versions = versions
         return FeatureLookup(self, self._identity[0])
 
+    def forget_encoder(self) -> None:
+        """The encoder is about to train: its identity is hashed again at the next `bind`.
+        (Its weights' version counters cannot tell: a fused optimizer step leaves them.)"""
+        self._identity = self._versions = None
+
     def writable(self, encoder: torch.nn.Module) -> bool:
         """The encoder is on the device and in the dtype it was bound with: its features
         may be stored under the keys the loader handed out."""

@@ -166,6 +166,9 @@ class VideoQADataModule(L.LightningDataModule):
         if self.feature_cache is None or self.encoder is None:
             return None
         if train and any(p.requires_grad for p in self.encoder.parameters()):
+            # this loader's fit changes the weights, and a fused optimizer's step does not
+            # bump their version counters: the next bind must hash them again
+            self.feature_cache.forget_encoder()
             return None
         return self.feature_cache.bind(self.encoder)
 
