@@ -203,6 +203,12 @@ def validate(cfg: DictConfig) -> None:
             check_shares(OmegaConf.to_container(shares), "mixture")
         except DataError as e:
             raise ConfigError(str(e)) from None
+    if cfg.resampler.get("name") == "avgpool":  # pools space to a side x side grid
+        n = cfg.resampler.tokens_per_clip
+        if math.isqrt(n) ** 2 != n:
+            near = sorted({max(1, math.isqrt(n)) ** 2, (math.isqrt(n) + 1) ** 2})
+            raise ConfigError(f"resampler.tokens_per_clip={n} is invalid for resampler=avgpool; valid: "
+                              f"a square (1, 4, 9, 16, ...), e.g. {' or '.join(map(str, near))}")
     for part in ("projector", "resampler"):  # a connector option sets both; nothing may undo it
         fixed = OmegaConf.select(cfg, f"connector.{part}")
         if fixed is not None and cfg[part].name != fixed:

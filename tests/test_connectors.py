@@ -152,3 +152,12 @@ def test_paper_connector_trains_one_batch_in_the_model(option: str) -> None:
     model.loss(batch).backward()
     grads = [p.grad for p in connector.projector.parameters()]
     assert grads and all(g is not None and g.abs().sum() > 0 for g in grads)
+
+
+def test_avgpool_needs_a_square_token_count_and_says_so_at_start_up() -> None:
+    validate(cfg_with("resampler=avgpool", "resampler.tokens_per_clip=9"))
+    validate(cfg_with("connector=mlp_avgpool"))
+    with pytest.raises(ConfigError, match=r"resampler.tokens_per_clip=12 is invalid for resampler=avgpool; "
+                                          r"valid: a square \(1, 4, 9, 16, ...\), e.g. 9 or 16"):
+        validate(cfg_with("resampler=avgpool", "resampler.tokens_per_clip=12"))
+    validate(cfg_with("resampler=perceiver", "resampler.tokens_per_clip=12"))  # any count
