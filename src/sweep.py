@@ -5,7 +5,8 @@
       runs, nothing is written. `--brief`: no configs.
   python -m src.sweep status outputs/sweeps/demo
       one line per grid point: done, failed (with the reason), running, interrupted
-      (started, no record, nobody running it: the next launch resumes it) or missing.
+      (started, no record, nobody running it: the next launch resumes it), queued (its SLURM
+      job waits in the queue) or missing.
 
 The grid is expanded as Hydra's basic sweeper does (`hydra.sweeper.params` of the sweep
 file first, then the command line's overrides); `status` reads it from the sweep folder's
@@ -124,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     d = sub.add_parser("dry-run", help="the runs of a sweep command, without running them")
     d.add_argument("--brief", action="store_true", help="overrides and directories only")
-    s = sub.add_parser("status", help="done / failed / running / interrupted / missing grid points")
+    s = sub.add_parser("status", help="done / failed / running / interrupted / queued / missing grid points")
     s.add_argument("sweep_dir", type=Path)
     ns, rest = parser.parse_known_args(argv)
     if ns.command == "dry-run":

@@ -6,7 +6,9 @@ A grid point is
 - running: a live process owns its directory (src.rundir), or its SLURM job is queued again;
 - interrupted: started, no record, nobody running it (killed, preempted): a new launch
   resumes it from its checkpoint;
-- missing: never started (a new launch starts it).
+- queued: never started, its SLURM job waiting in the queue (found through the job's
+  submission in the folder's .submitit/ and squeue);
+- missing: never started, nothing queued (a new launch starts it).
 Runs of the folder that the last launch's grid does not hold are listed after it.
 """
 
@@ -26,7 +28,7 @@ from src.config import ConfigError
 from src.records import read_record
 from src.rundir import OWNER, owner_gone, read_owner
 
-STATES = ("done", "failed", "running", "interrupted", "missing")
+STATES = ("done", "failed", "running", "interrupted", "queued", "missing")
 
 
 @dataclass
@@ -56,6 +58,31 @@ def _slurm_state(job: str) -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return out[0] if out else None
+
+
+def queued_jobs(sweep_dir: Path) -> dict[frozenset[tuple[str, str]], str]:
+    """The grid points whose SLURM job is in the queue and has no result yet, each with
+    "SLURM job <id> <state>". Submitit keeps each job's submission (the launcher and the
+    run's overrides, pickled) in `<sweep>/.submitit/<launch>/<job id>/`."""
+    import pickle
+
+    out: dict[frozenset[tuple[str, str]], str] = {}
+    for submitted in sorted(sweep_dir.glob(".submitit/*/*/*_submitted.pkl")):
+        job = submitted.name[: -len("_submitted.pkl")]
+        if list(submitted.parent.glob(f"{job}*_result.pkl")):
+            continue  # ended
+        state = _slurm_state(job)
+        if state is None:
+            continue
+        try:
+            with open(submitted, "rb") as f:
+                overrides = pickle.load(f).args[0]
+            key = _key([str(o) for o in overrides])
+        except Exception as e:  # noqa: BLE001 - another submitit's pickle, a foreign function
+            print(f"warning: {submitted}: not read ({type(e).__name__}: {e})", file=sys.stderr)
+            continue
+        out[key] = f"SLURM job {job} {state}"
+    return out
 
 
 def _checkpoint(run_dir: Path) -> str:
@@ -105,10 +132,14 @@ def sweep_points(sweep_dir: Path) -> list[Point]:
     for d in sorted(p for p in sweep_dir.iterdir() if (p / ".hydra" / "overrides.yaml").is_file()):
         overrides = list(OmegaConf.load(d / ".hydra" / "overrides.yaml"))
         runs[_key(overrides)] = (overrides, d)
+    queued = queued_jobs(sweep_dir)
     out = []
     for point in points:
         _, run_dir = runs.pop(_key(point), (None, None))
-        out.append(Point(point, *classify(run_dir), run_dir=run_dir))
+        state, detail = classify(run_dir)
+        if state == "missing" and _key(point) in queued:
+            state, detail = "queued", queued[_key(point)]
+        out.append(Point(point, state, detail, run_dir=run_dir))
     for overrides, run_dir in runs.values():
         out.append(Point(overrides, *classify(run_dir), run_dir=run_dir, in_grid=False))
     return out

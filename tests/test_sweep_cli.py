@@ -108,7 +108,7 @@ def test_status_names_every_grid_point_done_failed_running_interrupted_missing(t
         "encoder=dinov2 llm=qwen1.5b"][1]
     assert "-- not in the grid of the last launch:" in proc.stdout and rows["encoder=siglip llm=qwen4b"][0] == "done"
     assert proc.stdout.splitlines()[0].endswith("4 grid points (all with seed=3 sweep=st)")
-    assert proc.stdout.splitlines()[-1] == "4 grid points: 1 done, 1 failed, 1 running, 1 interrupted, 0 missing"
+    assert proc.stdout.splitlines()[-1] == "4 grid points: 1 done, 1 failed, 1 running, 1 interrupted, 0 queued, 0 missing"
 
 
 def test_status_counts_missing_points_and_a_dead_owner_is_not_running(tmp_path: Path) -> None:
@@ -124,6 +124,34 @@ def test_status_counts_missing_points_and_a_dead_owner_is_not_running(tmp_path: 
                                                        "slurm_job": None}))
     states = [p.state for p in sweep_points(sweep_dir)]
     assert states == ["interrupted", "interrupted", "missing", "missing"]
+
+
+def test_a_point_whose_slurm_job_waits_in_the_queue_is_queued(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import pickle
+
+    from submitit.core.utils import DelayedSubmission
+
+    import src.sweep_status
+
+    sweep_dir = _launched(tmp_path)
+    points = sweep_points(sweep_dir)
+    for p in points:  # nothing started
+        for f in sorted(p.run_dir.rglob("*"), reverse=True):
+            f.unlink() if f.is_file() else f.rmdir()
+        p.run_dir.rmdir()
+    launch = sweep_dir / ".submitit" / "2026-12-02_10-00-00"
+    for job, point, ended in (("77_0", points[0], False), ("77_1", points[1], True), ("77_2", points[2], False)):
+        (launch / job).mkdir(parents=True)
+        # as hydra-submitit-launcher submits: the launcher, then the run's overrides first
+        with open(launch / job / f"{job}_submitted.pkl", "wb") as f:
+            pickle.dump(DelayedSubmission(print, list(reversed(point.overrides)), "hydra.sweep.dir", 0), f)
+        if ended:
+            (launch / job / f"{job}_0_result.pkl").write_bytes(b"")
+    queue = {"77_0": "PENDING", "77_1": "RUNNING"}  # 77_2 has left the queue (cancelled)
+    monkeypatch.setattr(src.sweep_status, "_slurm_state", queue.get)
+    got = [(p.state, p.detail) for p in sweep_points(sweep_dir)]
+    assert got == [("queued", "SLURM job 77_0 PENDING"), ("missing", ""), ("missing", ""), ("missing", "")]
 
 
 def test_status_of_a_folder_that_is_no_sweep_is_one_line(tmp_path: Path) -> None:
