@@ -262,8 +262,16 @@ def test_sizes_count_pairs_as_sums_and_internvideo2_at_1b() -> None:
 
 @pytest.mark.slow
 def test_a_pair_trains_end_to_end(data_dir: Path, tmp_path: Path) -> None:
-    proc = run_train(["encoder=internvideo2+siglip", "logger=none", *TINY_DATA], data_dir, tmp_path)
+    # the model issue's command: `python -m src.train encoder=internvideo2+siglip
+    # resampler=perceiver integration=timestamps`, on tiny data
+    proc = run_train(["encoder=internvideo2+siglip", "resampler=perceiver", "integration=timestamps",
+                      "logger=none", *TINY_DATA], data_dir, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     [rec] = [json.loads(p.read_text()) for p in tmp_path.rglob("result.json")]
     assert rec["status"] == "ok" and rec["choices"]["encoder"] == "internvideo2+siglip"
-    assert rec["design"]["frames_per_clip"] == 4 and rec["design"]["params"]["encoder"] > 0
+    assert rec["choices"]["resampler"] == "perceiver" and rec["choices"]["integration"] == "timestamps"
+    assert rec["design"]["frames_per_clip"] == 4
+    params = rec["design"]["params"]  # every component's parameter count
+    assert min(params[k] for k in ("encoder", "projector", "resampler", "llm")) > 0
+    assert params["total"] == params["encoder"] + params["connector"] + params["integration"] + params["llm"]
+    assert 0 <= rec["metrics"]["test/synthetic/overall"] <= 1
