@@ -24,7 +24,6 @@ import argparse
 import os
 import tempfile
 import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -35,16 +34,11 @@ from benchmarks.sweeps import ROOT
 
 def batched_clip_tokens(self: Any, media: list[torch.Tensor], cache: Any = None) -> list[torch.Tensor]:
     """VideoLMM.clip_tokens as it was before the cache: one encoder call per frame size."""
-    out: list[torch.Tensor] = [torch.empty(0)] * len(media)
-    groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
-    for j, m in enumerate(media):
-        groups[tuple(m.shape[1:])].append(j)
+    from src.models.videolmm import by_shape
+
     dtype = next(self.connector.parameters()).dtype
-    for members in groups.values():
-        tokens = self.connector(self.encoder.encode(torch.cat([media[j] for j in members])).to(dtype))
-        for j, t in zip(members, tokens.split([media[j].shape[0] for j in members])):
-            out[j] = t.flatten(0, 1)
-    return out
+    tokens = by_shape(lambda x: self.connector(self.encoder.encode(x).to(dtype)), media)
+    return [t.flatten(0, 1) for t in tokens]
 
 
 def score(parts: Any, passes_per_item: int = 1) -> tuple[float, list[int], int]:

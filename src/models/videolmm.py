@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -53,6 +54,20 @@ class Batch:
     cache: list[list[CacheSlot | None]] = field(default_factory=list)
 
 
+def by_shape(fn: Callable[[torch.Tensor], torch.Tensor], tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+    """`fn` applied once to each group of tensors that agree in shape past dim 0 (the
+    group concatenated along dim 0), its output split back: one result per tensor, in order."""
+    groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
+    for j, t in enumerate(tensors):
+        groups[tuple(t.shape[1:])].append(j)
+    out: list[torch.Tensor] = [torch.empty(0)] * len(tensors)
+    for members in groups.values():
+        result = fn(torch.cat([tensors[j] for j in members]))
+        for j, r in zip(members, result.split([tensors[j].shape[0] for j in members])):
+            out[j] = r
+    return out
+
+
 class VideoLMM(nn.Module):
     """Composes injected parts; builds nothing itself."""
 
@@ -92,25 +107,12 @@ class VideoLMM(nn.Module):
             for j in todo:
                 grids[j] = self.encoder.encode(media[j])
         else:
-            groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
-            for j in todo:
-                groups[tuple(media[j].shape[1:])].append(j)
-            for members in groups.values():
-                grid = self.encoder.encode(torch.cat([media[j] for j in members]))
-                for j, g in zip(members, grid.split([media[j].shape[0] for j in members])):
-                    grids[j] = g
+            for j, g in zip(todo, by_shape(self.encoder.encode, [media[j] for j in todo])):
+                grids[j] = g
         if self.feature_cache is not None:
             self._store(slots, grids, todo)
-        out: list[torch.Tensor] = [torch.empty(0)] * len(media)
-        by_shape: dict[tuple[int, ...], list[int]] = defaultdict(list)
-        for j, g in enumerate(grids):
-            by_shape[tuple(g.shape[1:])].append(j)
         dtype = next(self.connector.parameters()).dtype
-        for members in by_shape.values():
-            tokens = self.connector(torch.cat([grids[j] for j in members]).to(dtype))
-            for j, t in zip(members, tokens.split([grids[j].shape[0] for j in members])):
-                out[j] = t.flatten(0, 1)
-        return out
+        return [t.flatten(0, 1) for t in by_shape(lambda x: self.connector(x.to(dtype)), grids)]
 
     def _store(self, slots: list[CacheSlot | None], grids: list[torch.Tensor], todo: list[int]) -> None:
         """Count the hits and misses; store the misses' features (an encoder in eval mode,
