@@ -14,14 +14,15 @@ from hydra.utils import instantiate
 from torch.utils.data import DataLoader
 
 from src.config import ConfigError, validate
-from src.data.datamodule import VideoQADataModule
-from src.data.dataset import SampleDataset, collate
+from src.data.datamodule import VideoQADataModule, drop_modalities
+from src.data.dataset import SampleDataset, collate, shown_as
+from src.data.errors import DataError
 from src.data.manifest import Sample, mcq_prompt
 from src.data.samplers import FpsSampler
 from src.models.connectors.connector import Connector
 from src.models.llm import build_llm, build_word_tokenizer
 from src.models.module import VideoLMMModule, accuracy_metrics
-from src.models.videolmm import MEDIA, VideoLMM
+from src.models.videolmm import IGNORE, MEDIA, VideoLMM
 from tests.conftest import run_train
 from tests.test_configs import cfg_with
 from tests.test_train import TINY_DATA
@@ -189,14 +190,80 @@ def test_scores_do_not_depend_on_the_batch_size(media: Path, tokenizer, modality
     assert chosen[1][0][1] == int(one[0].argmax())
 
 
+def test_training_videos_shown_as_a_frame_or_as_text(media: Path, tokenizer) -> None:
+    image = Sample("img", [("image", str(media / "x.png"))], [("user", "<image>\nHi?"), ("assistant", "A")],
+                   "perception", "toy")
+    text = Sample("txt", [], [("user", "Hi?"), ("assistant", "B")], "reasoning", "toy")
+    samples = [*(items(media) * 40), image, text]  # 240 videos
+    shown, counts = drop_modalities(samples, {"frame": 0.25, "text": 0.5}, seed=3)
+    kinds = Counter(s.modality for s in shown[:240])
+    assert counts == {"frame": kinds["image"], "text": kinds["text"]}
+    assert 40 <= counts["frame"] <= 80 and 95 <= counts["text"] <= 145 and kinds["video"] == 240 - sum(counts.values())
+    assert shown[240:] == [image, text]  # only videos are ever shown otherwise
+    again, _ = drop_modalities(samples, {"frame": 0.25, "text": 0.5}, seed=3)
+    assert [s.modality for s in again] == [s.modality for s in shown]  # the same for the same seed
+    other, _ = drop_modalities(samples, {"frame": 0.25, "text": 0.5}, seed=4)
+    assert [s.modality for s in other] != [s.modality for s in shown]
+    assert drop_modalities(samples, {"frame": 0.0, "text": 0.0}, seed=3) == (samples, {"frame": 0, "text": 0})
+    # a video shown as its frame trains on exactly what the audit's `frame` scores
+    sampler = FpsSampler(fps=2, frames_per_clip=2)
+    centre = items(media)[0]
+    as_frame = SampleDataset([shown_as(centre, "frame")], sampler, tokenizer, train=True)[0]
+    scored = SampleDataset([centre], sampler, tokenizer, train=False, modality="frame")[0]
+    assert len(as_frame["media"]) == 1 and torch.equal(as_frame["media"][0], scored["media"][0])
+    assert as_frame["clip_times"] == [None] and as_frame["modality"] == "image"
+    # ... and as text: no media, no tag, the answer still trained
+    as_text = SampleDataset([shown_as(centre, "text")], sampler, tokenizer, train=True)[0]
+    assert as_text["media"] == [] and (as_text["input_ids"] == MEDIA).sum() == 0
+    trained = as_text["labels"][as_text["labels"] != IGNORE].tolist()
+    assert tokenizer.convert_tokens_to_ids("C") in trained and as_text["modality"] == "text"
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("{frame: 0.6, text: 0.5}", r"their sum below 1"), ("{frame: -0.1}", r"each share in \[0, 1\)"),
+    ("{text: 1.0}", r"each share in \[0, 1\)"),
+    ("{text: lots}", r"valid: numbers")])
+def test_modality_dropout_is_checked_at_start_up(value: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=r"^data\.modality_dropout.*" + message):
+        validate(cfg_with(f"data.modality_dropout={value}"))
+    validate(cfg_with("data.modality_dropout.text=0.2"))
+    with pytest.raises(DataError, match="their sum below 1"):
+        VideoQADataModule("toy", ".", modality_dropout={"frame": 0.5, "text": 0.5})
+    with pytest.raises(DataError, match=r"unknown modality \['audio'\]; valid: frame, text"):
+        VideoQADataModule("toy", ".", modality_dropout={"audio": 0.1})  # (Hydra refuses the key itself)
+
+
+def test_the_record_counts_what_modality_dropout_showed(media: Path, tokenizer, tmp_path: Path) -> None:
+    manifest = tmp_path / "train.jsonl"
+    rows = [{"id": f"s{k}", "video": str(media / "v1.mp4"),
+             "conversations": [{"from": "human", "value": "<video>\nWhat colour?"},
+                               {"from": "gpt", "value": "A"}]} for k in range(50)]
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    evals = tmp_path / "eval.jsonl"
+    evals.write_text(json.dumps({"id": "q", "video": str(media / "v1.mp4"), "question": "What colour?",
+                                 "options": ["red", "green"], "answer": "A", "category": "c"}) + "\n")
+    dm = VideoQADataModule("toy", str(tmp_path), train=str(manifest), eval=str(evals),
+                           modality_dropout={"text": 0.3})
+    dm.prepare_data()
+    got = dm.report()["train"]
+    assert got["modality_dropout"]["shares"] == {"frame": 0.0, "text": 0.3}
+    n = got["modality_dropout"]["samples"]["text"]
+    assert 5 <= n <= 25 and got["modalities"]["text"] == n and got["modalities"]["video"] == 50 - n
+    assert got["modality_dropout"]["samples"]["frame"] == 0
+
+
 @pytest.mark.slow
 def test_a_tiny_run_evaluates_every_modality(data_dir: Path, tmp_path: Path) -> None:
-    proc = run_train(["logger=none", "eval.modalities=[video,frame,text]", *TINY_DATA],
+    proc = run_train(["logger=none", "eval.modalities=[video,frame,text]", *TINY_DATA,
+                      "data.modality_dropout.frame=0.3", "data.modality_dropout.text=0.3"],
                      data_dir, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     [path] = tmp_path.rglob("result.json")
     rec = json.loads(path.read_text())
     assert rec["status"] == "ok", rec["reason"]
+    # training showed some of its videos as their centre frame, some as their text only
+    dropped = rec["data"]["train"]["modality_dropout"]
+    assert dropped["shares"] == {"frame": 0.3, "text": 0.3} and min(dropped["samples"].values()) > 0
     with open(path.parent / "items.csv") as f:
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == ["run", "item", "benchmark", "category", "modality", "correct",

@@ -301,3 +301,15 @@ def test_data_size_crosses_training_set_sizes_with_variants_and_llm_sizes() -> N
     sizes = ("n_train", "n_image", "n_multi_image", "n_text")
     rest = [{k: v for k, v in dataclasses.asdict(s).items() if k not in sizes} for s in specs.values()]
     assert all(r == rest[0] for r in rest)  # one eval set, one generator: only the sizes differ
+
+
+def test_the_audit_sweep_trains_models_that_can_answer_without_the_video() -> None:
+    pts = points("audit")
+    assert len(pts) == 8 and "make sweep SWEEP=audit" in (SWEEPS / "audit.yaml").read_text()
+    for point in pts:
+        cfg = composed("audit", point)
+        assert cfg.sweep == "audit" and list(cfg.eval.modalities) == ["video", "frame", "text"]
+        assert list(cfg.eval.circular) == [] and cfg.schedule.stages[-1].epochs == 20
+        assert dict(cfg.data.modality_dropout) == {"frame": 0.3, "text": 0.3}
+        spec = SyntheticSpec.from_dict(OmegaConf.to_container(cfg.data.synthetic))
+        assert spec.train_control_share == 0.3 and spec.control_share == 0.1

@@ -7,14 +7,38 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 from torch.utils.data import DataLoader
 
 from src.cache.features import FeatureCache, FeatureLookup
-from src.data.dataset import EVAL_MODALITIES, SampleDataset, collate
+from src.data.dataset import EVAL_MODALITIES, SampleDataset, collate, shown_as
 from src.data.errors import DataError, ManifestError
 from src.data.manifest import MEDIA_TAG, ReadReport, Sample, modality_counts, read_manifest
-from src.data.mixture import MixtureSampler
+from src.data.mixture import DROPOUT_MODALITIES, MixtureSampler, check_dropout
 from src.data.order import Order, ResumableLoader, Shard, Shuffled
+
+
+def drop_modalities(samples: list[Sample], shares: Mapping[str, float], seed: int
+                    ) -> tuple[list[Sample], dict[str, int]]:
+    """The samples with a seeded share of the video ones shown as their centre frame or as
+    text only (`shown_as`), and how many of each. One uniform draw per video sample, in
+    manifest order, from a generator of its own: the same samples for the same seed."""
+    counts = {m: 0 for m in DROPOUT_MODALITIES}
+    if not any(shares.values()):
+        return samples, counts
+    rng = np.random.default_rng([seed, 0x6D6F64])  # a stream of its own ("mod")
+    out = []
+    for sample in samples:
+        if sample.modality == "video":
+            u, edge = rng.random(), 0.0
+            for m in DROPOUT_MODALITIES:
+                edge += shares[m]
+                if u < edge:
+                    sample = shown_as(sample, m)
+                    counts[m] += 1
+                    break
+        out.append(sample)
+    return out, counts
 
 
 class VideoQADataModule(L.LightningDataModule):
@@ -28,6 +52,10 @@ class VideoQADataModule(L.LightningDataModule):
     named, `video`, `frame` (the centre frame) or `text` (no media), one test dataloader each.
     `eval_circular`: the modalities scored circularly (each item once per rotation of its
     options, right only if right under all: src/data/circular.py); the others once.
+    `modality_dropout` ({"frame": p, "text": q}): a seeded, fixed share p of the training
+    video samples is shown as its centre frame only and a share q as text only (as the
+    audit's `frame` and `text` show eval items), so that a model learns to answer what one
+    frame or the question alone answers; they then count as image and text samples.
     """
 
     def __init__(self, name: str, root: str, batch_size: int = 8, eval_batch_size: int = 16,
@@ -35,8 +63,10 @@ class VideoQADataModule(L.LightningDataModule):
                  train: str | None = None, eval: str | None = None,
                  media_root: str | None = None, mixture: Mapping[str, Any] | None = None,
                  seed: int = 0, eval_modalities: Sequence[str] = ("video",),
-                 eval_circular: Sequence[str] = ()) -> None:
+                 eval_circular: Sequence[str] = (),
+                 modality_dropout: Mapping[str, float] | None = None) -> None:
         super().__init__()
+        self.modality_dropout = check_dropout(modality_dropout)
         bad = [m for m in eval_modalities if m not in EVAL_MODALITIES]
         if bad or not eval_modalities:
             raise ValueError(f"eval_modalities={list(eval_modalities)} is invalid; valid: a "
@@ -62,6 +92,7 @@ class VideoQADataModule(L.LightningDataModule):
         self.encoder: Any = None
         self.feature_cache: FeatureCache | None = None
         self.train_samples: list[Sample] = []
+        self.dropped: dict[str, int] = {m: 0 for m in DROPOUT_MODALITIES}
         self.eval_samples: list[Sample] = []
         self.reports: dict[str, ReadReport] = {}
         self.train_sampler: MixtureSampler | None = None
@@ -85,6 +116,8 @@ class VideoQADataModule(L.LightningDataModule):
             self.train_path, self.name, media_root=self.media_root)
         self.eval_samples, self.reports["eval"] = read_manifest(
             self.eval_path, self.name, mcq_only=True, media_root=self.media_root)
+        self.train_samples, self.dropped = drop_modalities(self.train_samples,
+                                                           self.modality_dropout, self.seed)
         if self.mixture.get("shares"):
             self.train_sampler = MixtureSampler(
                 [s.modality for s in self.train_samples], self.mixture["shares"],
@@ -143,6 +176,7 @@ class VideoQADataModule(L.LightningDataModule):
         """What the data was, for the run record: rows read and skipped, modalities, mixture."""
         out: dict[str, Any] = {split: r.as_dict() for split, r in self.reports.items()}
         out["train"]["modalities"] = modality_counts(self.train_samples)
+        out["train"]["modality_dropout"] = {"shares": self.modality_dropout, "samples": self.dropped}
         out["eval"]["modalities"] = modality_counts(self.eval_samples)
         out["mixture"] = {"name": self.mixture.get("name"), "epoch_size": self.epoch_size,
                           "shares": self.train_sampler.shares if self.train_sampler else None,

@@ -40,6 +40,20 @@ from src.models.videolmm import IGNORE, MEDIA, Batch
 log = logging.getLogger(__name__)
 # a media tag and the line break or space after it: what the text-only prompt leaves out
 _TAG_AND_SPACE = re.compile(rf"(?:{MEDIA_TAG.pattern})[^\S\n]*\n?")
+CENTRE_FRAME = "frame"  # a media kind: a video shown as its centre frame only
+
+
+def shown_as(sample: Sample, modality: str) -> Sample:
+    """The sample as `modality` shows it: `video` as it is; `frame`, each video as its centre
+    frame (media kind CENTRE_FRAME, which then counts as an image); `text`, no media and the
+    prompt without its media tags."""
+    if modality == "text":
+        return dataclasses.replace(sample, media=[], turns=[
+            (role, _TAG_AND_SPACE.sub("", text)) for role, text in sample.turns])
+    if modality == "frame":
+        return dataclasses.replace(sample, media=[(CENTRE_FRAME if kind == "video" else kind, path)
+                                                  for kind, path in sample.media])
+    return sample
 
 
 def load_image(path: str) -> np.ndarray:
@@ -147,7 +161,10 @@ class SampleDataset(Dataset):
         frames that failed to decode."""
         out, times, slots, decode_errors = [], [], [], 0
         for kind, path in sample.media:
-            item, span, slot, errors = self._video(path) if kind == "video" else self._image(path)
+            if kind in ("video", CENTRE_FRAME):
+                item, span, slot, errors = self._video(path, centre=kind == CENTRE_FRAME)
+            else:
+                item, span, slot, errors = self._image(path)
             out.append(item)
             times.append(span)
             slots.append(slot)
@@ -162,9 +179,10 @@ class SampleDataset(Dataset):
         key = self.features.key(digest, kind, indices)
         return key, self.features.cache.load(key)
 
-    def _video(self, path: str) -> tuple[torch.Tensor, torch.Tensor | None, CacheSlot | None, int]:
-        """A video's clips (the sampler's, or the centre frame repeated to one clip for the
-        `frame` modality). With the cache, a hit needs neither decoding nor even opening the
+    def _video(self, path: str, centre: bool = False
+               ) -> tuple[torch.Tensor, torch.Tensor | None, CacheSlot | None, int]:
+        """A video's clips: the sampler's, or with `centre` its centre frame repeated to fill
+        one clip (the `frame` modality). With the cache, a hit needs neither decoding nor even opening the
         file: its frame count, rate and start time come from the cache's index."""
         from src.data.video import open_video
 
@@ -178,7 +196,7 @@ class SampleDataset(Dataset):
                 if cache is not None:
                     info = cache.remember(path, **info)
             span = None  # a single frame has no clip times
-            if self.modality == "frame":  # the frame shown at the middle of its duration
+            if centre:  # the frame shown at the middle of its duration
                 indices = np.full((1, self.frames_per_clip), info["num_frames"] // 2, dtype=np.int64)
             else:
                 plan = self.sampler(info["num_frames"], info["fps"], info["start_time"])
@@ -189,7 +207,7 @@ class SampleDataset(Dataset):
                 return found[0], span, CacheSlot(key, True, found[1]), found[1]
             if video is None:
                 video = open_video(path)
-            if self.modality == "frame":
+            if centre:
                 frame = self.read_frames(video, [int(indices[0, 0])])
                 clips = np.repeat(frame[None], self.frames_per_clip, axis=1)
             else:
@@ -228,9 +246,8 @@ class SampleDataset(Dataset):
             except ValueError as e:  # a prompt without option lines: counted, not scored unrotated
                 log.warning("skipped sample %s: %s", sample.id, e)
                 return {"skip": f"ValueError: {e}", "id": sample.id}
-        if self.modality == "text":  # the question and its options, nothing to see
-            sample = dataclasses.replace(sample, media=[], turns=[
-                (role, _TAG_AND_SPACE.sub("", text)) for role, text in sample.turns])
+        if self.modality is not None:
+            sample = shown_as(sample, self.modality)
         try:
             media, clip_times, slots, decode_errors = self._media(sample)
         except Exception as e:  # noqa: BLE001 - any unreadable file: a counted skip, not a crash

@@ -56,7 +56,9 @@ class Sample:
     """One training sample or evaluation item, whatever the manifest's format."""
 
     id: str
-    media: list[tuple[str, str]]  # ("video" | "image", absolute path), in the order of the tags
+    # ("video" | "image", absolute path), in the order of the tags; "frame": a video shown as its
+    # centre frame only (src.data.dataset.shown_as), which counts as an image
+    media: list[tuple[str, str]]
     turns: list[tuple[str, str]]  # ("user" | "assistant", text with one media tag per media item)
     category: str
     benchmark: str

@@ -33,6 +33,26 @@ def check_shares(shares: Mapping[str, float], name: str = "mixture") -> dict[str
     return out
 
 
+DROPOUT_MODALITIES = ("frame", "text")  # how a training video may be shown instead (modality dropout)
+
+
+def check_dropout(shares: Mapping[str, float] | None, name: str = "data.modality_dropout"
+                  ) -> dict[str, float]:
+    """{"frame": p, "text": q}: each share in [0, 1), their sum below 1, absent ones 0."""
+    shares = dict(shares or {})
+    unknown = set(shares) - set(DROPOUT_MODALITIES)
+    if unknown:
+        raise DataError(f"{name}: unknown modality {sorted(unknown)}; valid: "
+                        f"{', '.join(DROPOUT_MODALITIES)}")
+    try:
+        out = {m: float(shares.get(m) or 0.0) for m in DROPOUT_MODALITIES}
+    except (TypeError, ValueError):
+        raise DataError(f"{name}={shares} is invalid; valid: numbers, e.g. {{frame: 0.1, text: 0.1}}") from None
+    if any(not 0 <= v < 1 for v in out.values()) or sum(out.values()) >= 1:
+        raise DataError(f"{name}={out} is invalid; valid: each share in [0, 1), their sum below 1")
+    return out
+
+
 def epoch_counts(shares: Mapping[str, float], size: int) -> dict[str, int]:
     """Samples of each modality in an epoch of `size`, rounded by largest remainder."""
     # rounded so that 0.15 * 36 (5.3999...) and 0.4 * 36 (14.4) tie; ties go in MODALITIES order
