@@ -32,7 +32,8 @@ A model's score on a set is the mean over its categories of the category accurac
 `curation.json` holds counts kept and dropped per category and reason, the Spearman and
 Pearson correlations across models between the curated and the full set, the cost
 reduction (items, and seconds where known), and with control flags (a `control` column
-or `--flags`) the precision and recall of the dropped items against them.
+or `--flags`) the precision and recall of the dropped items against them, and how many
+controls are in the curated set all the same.
 """
 
 from __future__ import annotations
@@ -251,6 +252,9 @@ def summary(report: dict[str, Any], out: Path) -> str:
             lines.append(f"dropped vs flagged controls ({reason}): precision {_num(c['precision'])}, "
                          f"recall {_num(c['recall'])} ({c['true_positives']} of {c['dropped']} "
                          f"dropped, of {c['flagged']} flagged)")
+        kept = report["controls"]["kept"]
+        lines.append(f"flagged controls in the curated set: {kept['overall']} "
+                     f"(text {kept['text']}, frame {kept['frame']})")
     lines.append(f"-> {out}/curated.csv, curation.json, audit.csv, curation.png")
     return "\n".join(lines)
 

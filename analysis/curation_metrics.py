@@ -91,12 +91,16 @@ def control_agreement(items: pd.DataFrame) -> dict[str, Any]:
 
     `overall`: dropped for any reason against flagged as any control. Per reason (`text`,
     `frame`): dropped for that reason against flagged as that kind of control. Only the
-    items with a known flag count ("" = known not to be a control).
+    items with a known flag count ("" = known not to be a control). `kept`: the flagged
+    controls in the curated set all the same (not dropped by the audit, and ranked high
+    enough to be kept), by flag.
     """
     known = items[items["control"].notna()]
     flag = known["control"]
+    kept = flag[(flag != "") & known["kept"]]
     return {"items_with_flags": len(known),
             "flagged": {str(k): int(v) for k, v in flag[flag != ""].value_counts().sort_index().items()},
+            "kept": {"overall": len(kept), **{r: int((kept == r).sum()) for r in ("text", "frame")}},
             "overall": _agreement(known["dropped"], flag != ""),
             "text": _agreement(known["drop_text"], flag == "text"),
             "frame": _agreement(known["drop_frame"], flag == "frame")}

@@ -159,6 +159,10 @@ def test_precision_and_recall_against_the_flags(items: pd.DataFrame) -> None:
     assert c["text"] == {"flagged": 1, "dropped": 1, "true_positives": 1, "precision": 1.0, "recall": 1.0}
     assert c["frame"] == {"flagged": 2, "dropped": 3, "true_positives": 1,
                           "precision": 1 / 3, "recall": 0.5}
+    # kept a1, a2, b4: no control made it into the curated set; with one more, b1 (a frame
+    # control the audit missed, ranked with a2 at 0.811 bits) does
+    assert c["kept"] == {"overall": 0, "text": 0, "frame": 0}
+    assert curate(items, budget=4)[2]["controls"]["kept"] == {"overall": 1, "text": 0, "frame": 1}
     unflagged, _ = read_items([write(table(flags=False), Path(items["source"][0]).with_name("u.csv"))])
     assert curate(unflagged, budget=3)[2]["controls"] is None
 
