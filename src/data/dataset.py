@@ -182,8 +182,8 @@ class SampleDataset(Dataset):
     def _video(self, path: str, centre: bool = False
                ) -> tuple[torch.Tensor, torch.Tensor | None, CacheSlot | None, int]:
         """A video's clips: the sampler's, or with `centre` its centre frame repeated to fill
-        one clip (the `frame` modality). With the cache, a hit needs neither decoding nor even opening the
-        file: its frame count, rate and start time come from the cache's index."""
+        one clip (the `frame` modality). With the cache, a hit needs neither decoding nor
+        even opening the file: its frame count, rate and start time come from the cache's index."""
         from src.data.video import open_video
 
         cache = self.features.cache if self.features is not None else None

@@ -47,7 +47,8 @@ def check_dropout(shares: Mapping[str, float] | None, name: str = "data.modality
     try:
         out = {m: float(shares.get(m) or 0.0) for m in DROPOUT_MODALITIES}
     except (TypeError, ValueError):
-        raise DataError(f"{name}={shares} is invalid; valid: numbers, e.g. {{frame: 0.1, text: 0.1}}") from None
+        raise DataError(f"{name}={shares} is invalid; valid: numbers, "
+                        "e.g. {frame: 0.1, text: 0.1}") from None
     if any(not 0 <= v < 1 for v in out.values()) or sum(out.values()) >= 1:
         raise DataError(f"{name}={out} is invalid; valid: each share in [0, 1), their sum below 1")
     return out
