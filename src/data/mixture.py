@@ -39,6 +39,9 @@ DROPOUT_MODALITIES = ("frame", "text")  # how a training video may be shown inst
 def check_dropout(shares: Mapping[str, float] | None, name: str = "data.modality_dropout"
                   ) -> dict[str, float]:
     """{"frame": p, "text": q}: each share in [0, 1), their sum below 1, absent ones 0."""
+    if shares is not None and not isinstance(shares, Mapping):
+        raise DataError(f"{name}={shares!r} is invalid; valid: {{frame: p, text: q}}, "
+                        f"e.g. {name}.text=0.1")
     shares = dict(shares or {})
     unknown = set(shares) - set(DROPOUT_MODALITIES)
     if unknown:
