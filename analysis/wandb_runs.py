@@ -4,7 +4,7 @@
 
 Each W&B run becomes the record `analysis.collect` would read from its run directory, so
 the table has the same columns either way: choices from the run's `group=choice` tags
-(src.build tags every run so), the seed and the resolved config from the run's config,
+(src.run.build tags every run so), the seed and the resolved config from the run's config,
 design numbers from the config's `design` section (or, for runs logged before it was
 there, from `llm.size_b`, `sampler.fps`, `sampler.num_frames` and `params`), metrics from
 the summary, the W&B run's duration as `costs.wandb_runtime_seconds`.

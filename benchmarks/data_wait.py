@@ -36,7 +36,7 @@ def measure(overrides: list[str], batches: int) -> tuple[float, float, float]:
     from lightning.pytorch.profilers import SimpleProfiler
     from omegaconf import OmegaConf
 
-    from src.build import build_parts
+    from src.run.build import build_parts
     from src.models.module import VideoLMMModule
 
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):

@@ -22,6 +22,7 @@ against the best of the others (target: at least 0.9).
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import time
 from collections.abc import Callable
@@ -83,8 +84,7 @@ def available() -> dict[str, Callable[[Path, FpsSampler], np.ndarray] | str]:
     ways: dict[str, Callable[[Path, FpsSampler], np.ndarray] | str] = {"ours": ours, "decord": decord,
                                                                        "pyav": pyav}
     try:
-        import torchcodec as _  # noqa: F401
-
+        importlib.import_module("torchcodec")  # does it load here?
         ways["torchcodec"] = torchcodec
     except Exception as e:  # noqa: BLE001 - not installed, or its libraries do not load
         ways["torchcodec"] = f"not available: {type(e).__name__}: {' '.join(str(e).split())[:160]}"

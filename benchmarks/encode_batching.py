@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     import lightning as L
     from hydra import compose, initialize_config_dir
 
-    from src.build import build_parts
+    from src.run.build import build_parts
 
     data_dir = (args.data_dir or ROOT / "data").resolve()
     print(f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; torch threads {torch.get_num_threads()}")

@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     import lightning as L
     from hydra import compose, initialize_config_dir
 
-    from src.build import build_parts
+    from src.run.build import build_parts
     from src.models.videolmm import VideoLMM
 
     data_dir = (args.data_dir or ROOT / "data").resolve()

@@ -1,235 +1,28 @@
 """Train and evaluate one video LMM: `python -m src.train [group=option ...] [-m for a sweep]`.
 
-The path of one run: validate the composed config (before anything loads), skip the
-grid point if it already has a finished record, build data and model, train the
-stages of the schedule, evaluate on the eval split, and write `result.json` (status
-ok, or failed with the reason) in the run's directory.
+The command line is checked (every group choice names an option) before Hydra composes;
+each composed grid point then runs `src.run.train.run`: validate, skip if done, build,
+train the schedule's stages, evaluate, write the record.
 """
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import logging
 import os
 import sys
-import time
-import traceback
-import warnings
-from pathlib import Path
-from typing import Any
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from src.config import (ConfigError, axis_keys, check_overrides, command_line_dirs, sweep_file_overrides,
-                        validate)
-from src.data.errors import DataError
-from src.records import is_finished, now, read_record, versions, write_record
+from src.config import resolvers
+from src.config.compose import axis_keys, command_line_dirs, sweep_file_overrides
+from src.config.errors import ConfigError
+from src.config.validate import check_overrides
+from src.run.loggers import set_axis
+from src.run.train import FAILURES, run
 
-log = logging.getLogger("src.train")
-FAILURES: list[tuple[str, str]] = []  # (run, reason) of this process's failed runs
-MAX_NAME = 200  # bytes of a run's folder name
-
-
-def _run_name(override_dirname: str) -> str:
-    """The run's name and folder, from its overrides (`encoder=dinov2,llm=qwen4b`), secrets hidden."""
-    from src.redact import redact_override
-
-    items: list[str] = []
-    for item in override_dirname.split(","):  # a value holding commas continues the last item
-        if "=" in item or not items:
-            items.append(item)
-        else:
-            items[-1] += "," + item
-    name = ",".join(redact_override(i) for i in items).replace("/", "_") or "base"
-    if len(name.encode()) > MAX_NAME:  # a file name has at most 255 bytes: keep it unique with a hash
-        digest = hashlib.sha1(name.encode()).hexdigest()[:12]
-        name = name.encode()[: MAX_NAME - 14].decode(errors="ignore") + f"~{digest}"
-    return name
-
-
-OmegaConf.register_new_resolver("apollo.run_name", _run_name, replace=True)
-
-
-def _choices() -> dict[str, str]:
-    from hydra.core.hydra_config import HydraConfig
-
-    # every group's choice, those local to a sweep's --config-dir too; not Hydra's own, nor
-    # the members a pair of encoders pulls in (`encoder@encoder.members.siglip`)
-    return {k: str(v) for k, v in HydraConfig.get().runtime.choices.items()
-            if not k.startswith("hydra") and "@" not in k and v is not None}
-
-
-def _resolved(cfg: DictConfig) -> dict[str, Any]:
-    try:
-        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
-    except Exception:  # an unresolvable value: keep the config as written
-        return OmegaConf.to_container(cfg, resolve=False)  # type: ignore[return-value]
-
-
-class _DropTips(logging.Filter):
-    """Lightning's advertisements ("Tip: ... try installing litlogger") are not run logs."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "Tip:" not in str(record.msg)
-
-
-def _one_log_stream() -> None:
-    """Lightning adds its own console handler; Hydra's root handlers (console and the
-    run's train.log) already take its records, so drop it rather than print each twice."""
-    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
-        logger = logging.getLogger(name)
-        for handler in list(logger.handlers):
-            if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
-                logger.removeHandler(handler)
-        logger.propagate = True
-    for handler in logging.getLogger().handlers:
-        if not any(isinstance(f, _DropTips) for f in handler.filters):
-            handler.addFilter(_DropTips())
-    # raised inside Lightning's own code at every fit; nothing a user can act on
-    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
-    # frozen parts run in eval mode on purpose (VideoLMMModule.on_train_epoch_start)
-    warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
-
-
-def train_and_evaluate(cfg: DictConfig, run_dir: Path, run_name: str,
-                       choices: dict[str, str]) -> dict[str, Any]:
-    """Build, train the stages not yet done, evaluate. Returns the record's design, metrics, costs."""
-    import lightning as L
-
-    from src.build import build_parts, design
-    from src.dist import Processes, is_main_process, launch_children_as_this_job
-    from src.loggers import build_logger, finish
-    from src.models.module import VideoLMMModule
-    from src.stages import evaluate, train_schedule
-
-    _one_log_stream()
-    launch_children_as_this_job()
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    parts = build_parts(cfg)
-    module = VideoLMMModule(parts.model, parts.option_token_ids,
-                            OmegaConf.to_container(cfg.schedule.stages[0], resolve=True),
-                            weight_decay=cfg.schedule.weight_decay,
-                            warmup_ratio=cfg.schedule.warmup_ratio)
-    main = is_main_process()
-    if main:  # src.eval scores the run later with the very tokenizer it trained with
-        parts.tokenizer.save_pretrained(run_dir / "tokenizer")
-    logger = build_logger(cfg, run_dir, run_name, choices) if main else False
-    info = design(cfg, parts)
-    if logger:
-        # the design numbers too, so that analysis.collect reads the same row from W&B
-        logger.log_hyperparams({"params": info["params"], "design": info})
-    processes = Processes()
-    try:
-        schedule = train_schedule(cfg, module, parts.datamodule, logger, run_dir, processes)
-        start = time.perf_counter()
-        evaluate(cfg, module, parts.datamodule, logger, run_dir, processes)
-        eval_seconds = time.perf_counter() - start
-    finally:
-        finish(cfg)
-        processes.close()
-    if main:
-        write_items(run_dir / "items.csv", run_name, module.results)
-    return {
-        "design": info,
-        "schedule": schedule,
-        "metrics": {**module.metrics, "train/loss": module.train_loss},
-        "costs": {"train_seconds": round(module.train_seconds, 2), "eval_seconds": round(eval_seconds, 2)},
-        "data": {**parts.datamodule.report(), "issues": module.data_issues()},
-    }
-
-
-def write_items(path: Path, run_name: str, results: list[dict[str, Any]]) -> None:
-    """Per-question correctness, beside the record: one row per item per eval modality.
-
-    `seconds` is the item's share of its batch's wall time; `control` (only where the
-    eval manifest flags controls) the item's flag, "frame", "text" or empty;
-    `rotations` and `rotations_right` (only where some modality was scored circularly,
-    eval.circular) how many rotations of its options the item was asked in and how many it
-    got right, empty for a modality scored once.
-    """
-    from src.data.manifest import LETTERS
-
-    flagged = any(r.get("control") is not None for r in results)
-    circular = any("rotations" in r for r in results)
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["run", "item", "benchmark", "category", "modality", "correct", "chosen",
-                    "seconds", *(["control"] if flagged else []),
-                    *(["rotations", "rotations_right"] if circular else [])])
-        for r in results:
-            w.writerow([run_name, r["item"], r["benchmark"], r["category"], r["modality"],
-                        r["correct"], LETTERS[r["chosen"]],
-                        "" if r.get("seconds") is None else round(r["seconds"], 6),
-                        *([r.get("control") or ""] if flagged else []),
-                        *([r.get("rotations", ""), r.get("rotations_right", "")] if circular else [])])
-
-
-def run(cfg: DictConfig) -> float | None:
-    """One grid point, from a composed config; always leaves a record."""
-    from hydra.core.hydra_config import HydraConfig
-
-    from hydra.types import RunMode
-
-    from src.dist import is_main_process, preempted
-    from src.redact import redact, redact_override
-
-    hc = HydraConfig.get()
-    run_dir = Path(hc.runtime.output_dir)
-    run_name = _run_name(hc.job.override_dirname)
-    choices = _choices()
-    main_rank = is_main_process()  # DDP: only rank 0 writes the record
-    record: dict[str, Any] = {
-        "status": "failed", "reason": None, "sweep": cfg.sweep, "run_dir": str(run_dir.resolve()),
-        "run_name": run_name, "overrides": [redact_override(o) for o in hc.overrides.task],
-        "choices": choices, "config": redact(_resolved(cfg)), "design": {}, "metrics": {},
-        "costs": {}, "data": {}, "versions": versions(), "started_at": now(),
-    }
-    try:
-        validate(cfg)
-    except ConfigError as e:
-        record.update(reason=f"invalid config: {e}", finished_at=now())
-        write_record(run_dir, record)
-        print(f"error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
-    if not cfg.overwrite and is_finished(run_dir):
-        log.info("skipping %s: it has a finished record (overwrite=true to train again)", run_dir)
-        return read_record(run_dir)["metrics"].get(f"test/{cfg.data.name}/overall")  # type: ignore[index]
-    log.info("run %s in %s", run_name, run_dir)
-    failed = False
-    try:
-        record.update(train_and_evaluate(cfg, run_dir, run_name, choices), status="ok")
-    except BaseException as e:  # noqa: BLE001 - every failure is recorded, then re-raised
-        failed = True
-        record["reason"] = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
-        FAILURES.append((run_name, record["reason"]))
-        if isinstance(e, DataError):  # the user's data, not a bug: one line, no traceback
-            print(f"error: {e}", file=sys.stderr)
-        else:
-            log.error("run failed: %s\n%s", record["reason"], traceback.format_exc())
-        if hc.mode != RunMode.MULTIRUN or isinstance(e, KeyboardInterrupt):
-            if isinstance(e, DataError):
-                raise SystemExit(2) from None
-            raise
-    finally:
-        record["finished_at"] = now()
-        if failed and preempted():  # SIGTERM in a SLURM job: not a failure; the requeued job resumes
-            log.warning("preempted: no record written; the run resumes from %s when its job restarts",
-                        run_dir / "checkpoints")
-        elif main_rank or failed:  # a rank that fails says why; rank 0 may be killed for it
-            write_record(run_dir, record)
-    if failed:  # a multirun goes on with its next run
-        log.error("run %s failed; the sweep goes on (record: %s)", run_name, run_dir / "result.json")
-        return None
-    overall = record["metrics"].get(f"test/{cfg.data.name}/overall")
-    if not main_rank:
-        return overall
-    if overall is None:  # the eval rows name other benchmarks than data.name
-        log.info("done: record %s", run_dir / "result.json")
-    else:
-        log.info("done: overall accuracy %.3f; record %s", overall, run_dir / "result.json")
-    return overall
+# here, at import, not in main(): a SLURM worker unpickles `_hydra_main` (this module) and
+# resolves its run directory, `${apollo.run_name:...}`, before any function of ours runs
+resolvers.register()
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
@@ -238,8 +31,6 @@ def _hydra_main(cfg: DictConfig) -> float | None:
 
 
 def main() -> None:
-    from src.loggers import set_axis
-
     # A W&B service inherited from a parent process (a notebook or a script that called
     # wandb.init, then started this) would hold this run's stream after a kill, and the run
     # started again to resume would be refused ("run ID ... is in use"): a run has its own.

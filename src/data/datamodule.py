@@ -226,6 +226,6 @@ class VideoQADataModule(L.LightningDataModule):
     def test_dataloader(self) -> list[DataLoader]:
         """One loader per eval modality, in the order of `eval_modalities`. Each shards its
         entries over the ranks, so the rotations of a circular item may be scored on several:
-        they are merged after the ranks' results are gathered (src.stages.evaluate)."""
+        they are merged after the ranks' results are gathered (src.run.stages.evaluate)."""
         return [self._loader(self.eval_samples, self.eval_batch_size, train=False, modality=m)
                 for m in self.eval_modalities]

@@ -35,7 +35,7 @@ from torch.utils.data import Dataset
 from src.cache.features import CacheSlot, FeatureLookup
 from src.data.circular import rotate, rotations
 from src.data.manifest import EVAL_MODALITIES, LETTERS, MEDIA_TAG, Sample
-from src.models.videolmm import IGNORE, MEDIA, Batch
+from src.batch import IGNORE, MEDIA, Batch
 
 log = logging.getLogger(__name__)
 # a media tag and the line break or space after it: what the text-only prompt leaves out

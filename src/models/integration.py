@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from src.models.videolmm import IGNORE, MEDIA
+from src.batch import IGNORE, MEDIA
 
 CLIP = -2  # one of a clip's tokens_per_clip tokens
 START = -3  # the learned clip-start embedding

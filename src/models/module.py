@@ -11,7 +11,8 @@ from typing import Any
 import lightning as L
 import torch
 
-from src.models.videolmm import Batch, VideoLMM
+from src.batch import Batch
+from src.models.videolmm import VideoLMM
 
 COMPONENTS = ("vision", "connector", "llm")
 # metric namespace of each audit modality; the full video (and any other) keeps `test`
@@ -170,7 +171,7 @@ class VideoLMMModule(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         # this rank's rows only, a circular item's rotations not yet merged (some may be on
-        # other ranks): src.stages.evaluate gathers every rank's, merges, then logs
+        # other ranks): src.run.stages.evaluate gathers every rank's, merges, then logs
         self.metrics = accuracy_metrics(self.results)
 
 

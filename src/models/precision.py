@@ -3,7 +3,7 @@
 `llm.dtype` / `llm.gradient_checkpointing` set the LLM's, `profile.dtype` /
 `profile.gradient_checkpointing` the defaults of both the LLM and the vision encoder
 (`profile=pretrained`: bfloat16 and on; `profile=tiny`: float32 and off). The README
-gives the memory each LLM size needs under them (`python -m src.models.memory`).
+gives the memory each LLM size needs under them (`python -m src.tools.memory`).
 """
 
 from __future__ import annotations

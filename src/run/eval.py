@@ -1,0 +1,145 @@
+"""Evaluate trained runs again: `python -m src.eval RUN_DIR... [key=value ...]`.
+
+A run evaluates itself at the end of training; this scores a finished run on another
+benchmark, or with the modality audit, without training it again:
+
+    python -m src.eval outputs/sweeps/demo/encoder=dinov2,llm=qwen4b eval.modalities=[video,frame,text]
+    python -m src.eval RUN_DIR data.eval=videomme.jsonl data.name=videomme
+    python -m src.eval RUN_DIR sampler=fps sampler.fps=2   # trained with uniform, tested at 2 fps
+
+The run is rebuilt from its composed config (`.hydra/config.yaml`, with the overrides given), its
+trained weights are loaded from `checkpoints/last.ckpt` (weights_only) and its tokenizer
+from `tokenizer/`; multiple-choice items are scored by the likelihood of each option
+letter. Results go beside the run's own record, in `evals/<benchmark>-<modalities>/`:
+`result.json` (metrics per benchmark, category and modality; costs) and `items.csv`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from src.config import resolvers
+from src.config.compose import CONF_DIR, config_groups, group_options
+from src.config.errors import ConfigError
+from src.config.validate import validate
+from src.data.errors import DataError
+from src.run.records import now, read_record, versions, write_items, write_record
+
+log = logging.getLogger("src.eval")
+
+
+class EvalError(ValueError):
+    """A run that cannot be evaluated: the message says which and why, in one line."""
+
+
+def run_config(run_dir: Path, overrides: list[str]) -> DictConfig:
+    """The run's resolved config from its record, with `key=value` overrides applied."""
+    record = read_record(run_dir)
+    if record is None:
+        raise EvalError(f"{run_dir}: no result.json: not a run directory, or a run that never ended")
+    if record.get("status") != "ok":
+        raise EvalError(f"{run_dir}: the run did not finish (status {record.get('status')}: "
+                        f"{record.get('reason')}); train it first")
+    composed = run_dir / ".hydra" / "config.yaml"
+    # the config as composed (interpolations kept, so that eval.modalities reaches the data),
+    # its paths as they resolved when the run trained
+    cfg = OmegaConf.load(composed) if composed.is_file() else OmegaConf.create(record["config"])
+    cfg.paths = record["config"]["paths"]
+    if "circular" not in cfg.eval:  # a run from before eval.circular: today's default
+        cfg.eval.circular = OmegaConf.load(CONF_DIR / "train.yaml").eval.circular
+    if "eval_circular" not in cfg.data:  # ... which its data node does not point at yet
+        cfg.data.eval_circular = "${eval.circular}"
+    groups = set(config_groups())
+    keyed = [o for o in overrides if o.split("=", 1)[0] not in groups]
+    for o in overrides:  # `sampler=fps`: a group's option replaces the run's (Table 11: uniform-trained, fps-tested)
+        group, _, option = o.partition("=")
+        if group in groups:
+            if option not in group_options(group):
+                raise EvalError(f"{o}: not an option of '{group}'; valid choices: {', '.join(group_options(group))}")
+            node = OmegaConf.load(CONF_DIR / group / f"{option}.yaml")
+            node.pop("defaults", None)
+            cfg[group] = node
+    try:
+        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(keyed))
+    except Exception as e:  # noqa: BLE001 - a malformed override: one line
+        raise EvalError(f"bad override in {overrides}: {' '.join(str(e).split())}") from None
+    cfg.checkpoint.resume = False
+    return cfg
+
+
+def evaluate_run(run_dir: Path, overrides: list[str]) -> dict[str, Any]:
+    """Score one finished run; returns (and writes) its eval record."""
+    import lightning as L
+    from transformers import AutoTokenizer
+
+    from src.run import checkpoints
+    from src.run.build import build_parts
+    from src.launch.dist import Processes
+    from src.models.module import VideoLMMModule
+    from src.run.stages import evaluate
+
+    cfg = run_config(run_dir, overrides)
+    validate(cfg)
+    ckpt = checkpoints.last_checkpoint(run_dir)
+    if ckpt is None:
+        raise EvalError(f"{run_dir}: no checkpoints/last.ckpt to load the trained weights from")
+    saved = checkpoints.load(ckpt)
+    if not saved["apollo"]["stage_done"] or saved["apollo"]["stage"] != len(cfg.schedule.stages) - 1:
+        raise EvalError(f"{ckpt}: the checkpoint is not the end of the schedule")
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    tokenizer = AutoTokenizer.from_pretrained(run_dir / "tokenizer") if (run_dir / "tokenizer").is_dir() else None
+    parts = build_parts(cfg, tokenizer=tokenizer)
+    module = VideoLMMModule(parts.model, parts.option_token_ids,
+                            OmegaConf.to_container(cfg.schedule.stages[-1], resolve=True))
+    module.load_state_dict(saved["state_dict"])
+    start = time.perf_counter()
+    processes = Processes()
+    try:
+        evaluate(cfg, module, parts.datamodule, False, run_dir, processes)
+    finally:
+        processes.close()
+    swapped = [o.replace("=", "_") for o in overrides if o.split("=", 1)[0] in config_groups()]
+    name = "-".join([cfg.data.name, "+".join(cfg.eval.modalities), *swapped])
+    out = run_dir / "evals" / name
+    record = {"status": "ok", "reason": None, "sweep": cfg.sweep, "run_dir": str(run_dir.resolve()),
+              "overrides": overrides, "choices": read_record(run_dir).get("choices", {}),  # type: ignore[union-attr]
+              "config": OmegaConf.to_container(cfg, resolve=True), "design": {}, "metrics": module.metrics,
+              "costs": {"eval_seconds": round(time.perf_counter() - start, 2)},
+              "data": {**parts.datamodule.report(), "issues": module.data_issues()},
+              "versions": versions(), "finished_at": now()}
+    write_record(out, record)
+    write_items(out / "items.csv", run_dir.name, module.results)
+    return record
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m src.eval", description=__doc__.split("\n")[0])
+    p.add_argument("args", nargs="+", metavar="RUN_DIR|key=value",
+                   help="run directories, then config overrides (eval.modalities=[video,frame,text])")
+    ns = p.parse_args(argv)
+    # run folders are named by their overrides ("encoder=dinov2,llm=qwen4b"): a path is what exists
+    runs = [Path(a) for a in ns.args if Path(a).exists() or "=" not in a]
+    overrides = [a for a in ns.args if not Path(a).exists() and "=" in a]
+    if not runs:
+        p.error("name at least one run directory")
+    resolvers.register()
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] %(message)s")
+    failed = 0
+    for run_dir in runs:
+        try:
+            record = evaluate_run(run_dir, overrides)
+        except (EvalError, ConfigError, DataError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            failed += 1
+            continue
+        overall = {k: round(v, 4) for k, v in record["metrics"].items() if k.endswith("/overall")}
+        print(f"{run_dir}: {overall}; items and record in {run_dir / 'evals'}")
+    return 2 if failed else 0
+

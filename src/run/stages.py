@@ -1,0 +1,109 @@
+"""Running a run's schedule, stage after stage, and resuming where a killed run stopped.
+
+Each stage is one `trainer.fit`: the parts with a learning rate of 0 frozen, the data of
+the stage (video samples only, or the mixture), AdamW with one parameter group per
+component, cosine decay after a 3% warm-up, gradients clipped at 1.0 (conf/trainer).
+
+Resume: when the run directory holds a checkpoint (src/checkpoints.py) and
+`checkpoint.resume` is true, the stages it finished are skipped (their weights loaded),
+and a stage it stopped in the middle of is continued from the checkpoint, at the same
+step and the same place in the same epoch: started again after a SIGKILL, a run ends
+with the weights and metrics of a run that was never interrupted.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from src.run import checkpoints
+from src.launch.dist import Processes
+from src.models.module import VideoLMMModule
+
+log = logging.getLogger("src.train")
+
+
+def make_trainer(cfg: DictConfig, run_dir: Path, logger: Any, processes: Processes,
+                 epochs: int = 1, callbacks: list[L.Callback] | None = None) -> L.Trainer:
+    trainer = instantiate(cfg.trainer, max_epochs=epochs, logger=logger, default_root_dir=str(run_dir),
+                          callbacks=callbacks or [])
+    processes.adopt(trainer)
+    return trainer
+
+
+def resume_point(cfg: DictConfig, run_dir: Path, module: VideoLMMModule) -> tuple[int, Path | None]:
+    """(first stage to run, checkpoint to continue it from) after what earlier attempts saved."""
+    last = checkpoints.last_checkpoint(run_dir) if cfg.checkpoint.resume else None
+    if last is None:
+        return 0, None
+    saved = checkpoints.load(last)
+    progress = saved["apollo"]
+    names = [s["name"] for s in cfg.schedule.stages]
+    if progress["stage_done"]:
+        module.load_state_dict(saved["state_dict"])
+        module.restore_progress(progress)
+        nxt = progress["stage"] + 1
+        log.info("resuming: stage %s done (checkpoint %s); %s", names[progress["stage"]], last,
+                 f"next {names[nxt]}" if nxt < len(names) else "every stage done, evaluating")
+        return nxt, None
+    log.info("resuming stage %s from checkpoint %s (step %s)", names[progress["stage"]], last,
+             saved.get("global_step"))
+    return progress["stage"], last
+
+
+def train_schedule(cfg: DictConfig, module: VideoLMMModule, datamodule: Any, logger: Any,
+                   run_dir: Path, processes: Processes) -> dict[str, Any]:
+    """Train every stage not yet done; returns what the record says of the schedule."""
+    stages = [OmegaConf.to_container(s, resolve=True) for s in cfg.schedule.stages]
+    start, resume_from = resume_point(cfg, run_dir, module)
+    ck = cfg.checkpoint
+    for i in range(start, len(stages)):
+        stage = stages[i]
+        log.info("stage %d/%d %s: learning rates %s, %s data, %s epoch(s)", i + 1, len(stages),
+                 stage["name"], stage["lr"], stage["data"], stage["epochs"])
+        module.apply_stage(stage, index=i)
+        datamodule.use_stage(i, stage["data"])
+        periodic = checkpoints.PeriodicCheckpoint(run_dir, ck.every_minutes, ck.every_steps)
+        trainer = make_trainer(cfg, run_dir, logger, processes, stage["epochs"], [periodic])
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from if i == start else None,
+                    weights_only=True)
+        module.stage_done = True
+        checkpoints.save(trainer, run_dir)
+    return {
+        "name": cfg.schedule.name,
+        "stages": [{k: s[k] for k in ("name", "lr", "data", "epochs")} for s in stages],
+        "resumed_at_stage": None if start == 0 and resume_from is None else start,
+        "resumed_mid_stage": resume_from is not None,
+    }
+
+
+def evaluate(cfg: DictConfig, module: VideoLMMModule, datamodule: Any, logger: Any, run_dir: Path,
+             processes: Processes) -> None:
+    """Score the eval split; with several ranks, each scores its share and all gather the rest.
+
+    Circular evaluation scores each rotation of an item as its own row, and the ranks share
+    rows, not items: only once every rank's rows are here are an item's rotations merged
+    into its one row (`merge_rotations`), which `items.csv` and the metrics are made of.
+    """
+    import torch.distributed as dist
+
+    from src.models.module import accuracy_metrics, merge_rotations
+
+    trainer = make_trainer(cfg, run_dir, logger, processes)
+    trainer.test(module, datamodule=datamodule, verbose=False)
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        shards: list[Any] = [None] * dist.get_world_size()
+        dist.all_gather_object(shards, (module.results, module.skipped["test"],
+                                        module.decode_errors["test"]))
+        module.results = [r for results, _, _ in shards for r in results]
+        module.skipped["test"] = {k: v for _, skipped, _ in shards for k, v in skipped.items()}
+        module.decode_errors["test"] = sum(n for _, _, n in shards)
+        module.metrics = accuracy_metrics(module.results)
+    module.results = merge_rotations(module.results)  # after the gather: see the docstring
+    if logger:
+        logger.log_metrics(module.metrics, step=trainer.global_step)

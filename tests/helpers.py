@@ -1,0 +1,97 @@
+"""Helpers the tests share: the real config composed, the one tiny-model builder, small data, runs.
+
+Imported by test modules (`from tests.helpers import cfg_with`); pytest's own set-up
+(environment, fixtures) is in conftest.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from src.config import resolvers
+from src.config.compose import CONF_DIR
+from src.launch.grid import grid as expand_grid
+from src.launch.grid import sweeper_params
+from src.models.videolmm import VideoLMM
+from src.run.build import build_model
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "tests" / "fixtures"
+VIDEOS = FIXTURES / "videos"
+
+# the smallest data and training that still run every step of the path
+TINY_DATA = ["data.synthetic.n_train=24", "data.synthetic.n_eval=12", "data.synthetic.n_image=4",
+             "data.synthetic.n_multi_image=4", "data.synthetic.n_text=4",
+             "data.synthetic.min_duration=2", "data.synthetic.max_duration=3", "profile.epochs=1"]
+
+
+def cfg_with(*overrides: str) -> DictConfig:
+    """conf/train.yaml composed with `overrides`, as `python -m src.train` composes it."""
+    resolvers.register()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose("train", overrides=list(overrides))
+
+
+def compose_sweep(sweep: Path, point: list[str]) -> DictConfig:
+    """A grid point of a sweep file, as `--config-dir sweeps --config-name <sweep>` composes it:
+    the sweep file is the primary config and finds `train` (its first default) in conf/."""
+    resolvers.register()
+    with initialize_config_dir(config_dir=str(sweep.parent), version_base="1.3"):
+        return compose(sweep.stem, overrides=[f"hydra.searchpath=[file://{CONF_DIR}]", *point],
+                       return_hydra_config=True)
+
+
+def grid(sweep: Path) -> list[list[str]]:
+    """Every grid point of a sweep file, as overrides, expanded as Hydra's sweeper does."""
+    return expand_grid([], sweeper_params(compose_sweep(sweep, [])))
+
+
+def tiny_model(tokenizer: Any, *overrides: str, cfg: DictConfig | None = None) -> VideoLMM:
+    """The VideoLMM of the composed config (`overrides`, or `cfg`), built as a run builds it."""
+    return build_model(cfg if cfg is not None else cfg_with(*overrides), tokenizer)
+
+
+def records(root: Path) -> list[dict]:
+    """Every run record under `root`, in path order."""
+    return [json.loads(p.read_text()) for p in sorted(root.rglob("result.json"))]
+
+
+def train_cmd(*overrides: str, multirun: bool = False) -> list[str]:
+    return [sys.executable, "-m", "src.train", *(["-m"] if multirun else []), *overrides]
+
+
+def run_train(overrides: list[str], data_dir: Path, out_dir: Path, multirun: bool = False,
+              timeout: int = 900) -> subprocess.CompletedProcess:
+    """`python -m src.train` in a subprocess, data and outputs in the given folders."""
+    env = {**os.environ, "APOLLO_DATA_DIR": str(data_dir), "APOLLO_OUTPUT_DIR": str(out_dir),
+           "HYDRA_FULL_ERROR": "1"}
+    return subprocess.run(train_cmd(*overrides, multirun=multirun), cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def write_mp4(path: Path, colours: list[tuple[int, int, int]], start_pts: int = 0, fps: int = 10) -> Path:
+    """A 64x64 h264 mp4 of solid colours, one per frame, its first frame at start_pts / fps s."""
+    if "libx264" not in av.codecs_available:
+        pytest.skip("PyAV built without libx264")
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+        stream.options = {"crf": "0"}  # near-lossless, so only the RGB<->YUV rounding remains
+        for i, colour in enumerate(colours):
+            frame = av.VideoFrame.from_ndarray(np.full((64, 64, 3), colour, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = start_pts + i, Fraction(1, fps)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path

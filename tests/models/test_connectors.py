@@ -1,0 +1,167 @@
+"""Connectors: what each projector and resampler computes, and the paper's three connector options."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from src.config.compose import group_options
+from src.config.errors import ConfigError
+from src.config.validate import validate
+from src.models.connectors.attnpool import AttnPoolResampler
+from src.models.connectors.connector import Connector
+from src.models.connectors.conv import ConvProjector
+from src.models.connectors.pooling import AvgPoolResampler
+from src.models.llm import build_llm, build_word_tokenizer
+from src.batch import IGNORE, MEDIA, Batch
+from src.models.videolmm import VideoLMM
+from tests.helpers import cfg_with
+
+
+# Apollo Table 1: each row one `connector` option, and the parts it fixes
+PAPER = {"conv_avgpool": ("conv2", "avgpool"), "mlp_avgpool": ("mlp2x_gelu", "avgpool"),
+         "perceiver": ("mlp2x_gelu", "perceiver")}
+
+
+def grid(n: int = 3, t: int = 2, side: int = 5, dim: int = 12) -> torch.Tensor:
+    return torch.randn(n, t, side, side, dim)
+
+
+@pytest.mark.parametrize("option", group_options("projector"))
+def test_projector_keeps_the_grid_and_changes_the_width(option: str) -> None:
+    proj = instantiate(cfg_with(f"projector={option}").projector)(input_dim=12, output_dim=20)
+    assert proj(grid()).shape == (3, 2, 5, 5, 20)
+
+
+def test_linear_projector_is_one_affine_map() -> None:
+    proj = instantiate(cfg_with("projector=linear").projector)(input_dim=12, output_dim=20)
+    a, b = grid(), grid()
+    zero = proj(torch.zeros_like(a))
+    assert torch.allclose(proj(a + b) - zero, (proj(a) - zero) + (proj(b) - zero), atol=1e-5)
+
+
+def test_mlp_projector_maps_each_cell_alone_but_conv_mixes_neighbours() -> None:
+    mlp = instantiate(cfg_with("projector=mlp2x_gelu").projector)(input_dim=12, output_dim=20)
+    conv = instantiate(cfg_with("projector=conv2").projector)(input_dim=12, output_dim=20)
+    assert isinstance(conv, ConvProjector)
+    x = grid(n=1, t=1, side=7)
+    y = x.clone()
+    y[0, 0, 3, 3] += 1.0  # one cell of one frame changes
+    for proj, reach in ((mlp, 0), (conv, 2)):  # two 3x3 convolutions see 2 cells each way
+        changed = (proj(y) - proj(x)).abs().sum(-1)[0, 0] > 1e-6
+        rows, cols = torch.nonzero(changed, as_tuple=True)
+        assert changed[3, 3]
+        assert int((rows - 3).abs().max()) == reach and int((cols - 3).abs().max()) == reach
+
+
+def test_conv_projector_works_frame_by_frame() -> None:
+    conv = ConvProjector(input_dim=12, output_dim=20)
+    x = grid(n=1, t=3)
+    y = x.clone()
+    y[0, 1] += 1.0  # only the middle frame changes
+    diff = (conv(y) - conv(x)).abs().sum((-1, -2, -3))[0]
+    assert diff[1] > 0 and diff[0] == 0 and diff[2] == 0
+
+
+@pytest.mark.parametrize("option", group_options("resampler"))
+def test_resampler_gives_tokens_per_clip(option: str) -> None:
+    cfg = cfg_with(f"resampler={option}")
+    res = instantiate(cfg.resampler)(dim=16)
+    x = grid(n=4, t=2, side=6, dim=16).requires_grad_()
+    out = res(x)
+    assert out.shape == (4, cfg.resampler.tokens_per_clip, 16) == (4, res.tokens_per_clip, 16)
+    out.square().sum().backward()
+    assert x.grad.abs().sum() > 0
+
+
+def test_avgpool_averages_time_and_pools_space() -> None:
+    res = AvgPoolResampler(dim=3, tokens_per_clip=4)
+    x = torch.zeros(1, 2, 4, 4, 3)
+    x[0, 0, :2, :2] = 2.0  # top-left quarter, first frame only
+    out = res(x)
+    assert torch.allclose(out[0, 0], torch.full((3,), 1.0)) and out[0, 1:].abs().sum() == 0
+
+
+def test_attnpool_is_one_attention_over_the_clip() -> None:
+    res = AttnPoolResampler(dim=16, tokens_per_clip=5, heads=4).eval()
+    assert res.queries.shape == (5, 16) and isinstance(res.attn, torch.nn.MultiheadAttention)
+    assert not any(isinstance(m, torch.nn.Linear) and m.out_features > 16 for m in res.modules())  # no FFN
+    x = grid(n=2, t=2, side=3, dim=16)
+    # the cells of a frame are a set to attention: shuffling them changes nothing...
+    perm = torch.randperm(9)
+    shuffled = x.flatten(2, 3)[:, :, perm].reshape(x.shape)
+    assert torch.allclose(res(x), res(shuffled), atol=1e-5)
+    # ...but which frame a cell is in does (the learned frame embedding keeps time order)
+    with torch.no_grad():
+        res.frame_embed[1] += torch.randn(16)  # not a constant: the LayerNorm would remove it
+    assert not torch.allclose(res(x), res(x.flip(1)), atol=1e-4)
+
+
+def test_attnpool_rejects_heads_that_do_not_divide_the_width() -> None:
+    with pytest.raises(ValueError, match="not divisible by heads=5"):
+        AttnPoolResampler(dim=16, heads=5)
+
+
+def test_perceiver_depth_latents_and_heads_are_configurable() -> None:
+    cfg = cfg_with("resampler=perceiver", "resampler.depth=3", "resampler.tokens_per_clip=5", "resampler.heads=2")
+    res = instantiate(cfg.resampler)(dim=8)
+    assert len(res.layers) == 3 and res.latents.shape == (5, 8) and res.layers[0][0].heads == 2
+    assert res(grid(n=2, dim=8)).shape == (2, 5, 8)
+
+
+@pytest.mark.parametrize("option", sorted(PAPER))
+def test_paper_connector_is_one_option(option: str) -> None:
+    cfg = cfg_with(f"connector={option}")
+    assert (cfg.projector.name, cfg.resampler.name) == PAPER[option]
+    assert cfg.connector.name == option and cfg.resampler.tokens_per_clip == 16  # one token budget
+    validate(cfg)
+    # a command line that contradicts the option is one clear line, before anything loads
+    other = "perceiver" if PAPER[option][1] == "avgpool" else "avgpool"
+    with pytest.raises(ConfigError, match=f"resampler={other} contradicts connector={option}"):
+        validate(cfg_with(f"connector={option}", f"resampler={other}"))
+
+
+def test_default_connector_leaves_the_parts_to_their_groups() -> None:
+    cfg = cfg_with("resampler=attnpool", "projector=linear")
+    assert cfg.connector.name == "parts" and cfg.resampler.name == "attnpool"
+    validate(cfg)
+
+
+def tiny_batch(tok, clips: int = 3) -> Batch:
+    """One video sample of `clips` random clips, with an answer to train on."""
+    ids = tok.encode("<|im_start|> user", add_special_tokens=False) + [MEDIA] \
+        + tok.encode("what ? <|im_end|> <|im_start|> assistant", add_special_tokens=False)
+    answer = tok.encode("B <|im_end|>", add_special_tokens=False)
+    return Batch(media=[[torch.randint(0, 255, (clips, 1, 32, 32, 3), dtype=torch.uint8)]],
+                 input_ids=[torch.tensor(ids + answer)],
+                 labels=[torch.tensor([IGNORE] * len(ids) + answer)],
+                 answer_index=torch.tensor([1]), num_options=torch.tensor([2]), ids=["x"],
+                 categories=["c"], benchmarks=["b"])
+
+
+@pytest.mark.parametrize("option", sorted(PAPER))
+def test_paper_connector_trains_one_batch_in_the_model(option: str) -> None:
+    cfg = cfg_with(f"connector={option}")
+    tok = build_word_tokenizer(["what ? B"])
+    encoder = instantiate(cfg.encoder)
+    llm = build_llm(cfg.llm, cfg.profile, vocab_size=len(tok))
+    width = llm.config.hidden_size
+    connector = Connector(instantiate(cfg.projector)(input_dim=encoder.embed_dim, output_dim=width),
+                          instantiate(cfg.resampler)(dim=width))
+    model = VideoLMM(encoder, connector, llm, pad_token_id=tok.pad_token_id)
+    batch = tiny_batch(tok)
+    x, _, _, _ = model._sequences(batch)
+    assert x.shape[1] == len(batch.input_ids[0]) - 1 + 3 * 16  # the slot became 3 clips of 16 tokens
+    model.loss(batch).backward()
+    grads = [p.grad for p in connector.projector.parameters()]
+    assert grads and all(g is not None and g.abs().sum() > 0 for g in grads)
+
+
+def test_avgpool_needs_a_square_token_count_and_says_so_at_start_up() -> None:
+    validate(cfg_with("resampler=avgpool", "resampler.tokens_per_clip=9"))
+    validate(cfg_with("connector=mlp_avgpool"))
+    with pytest.raises(ConfigError, match=r"resampler.tokens_per_clip=12 is invalid for resampler=avgpool; "
+                                          r"valid: a square \(1, 4, 9, 16, ...\), e.g. 9 or 16"):
+        validate(cfg_with("resampler=avgpool", "resampler.tokens_per_clip=12"))
+    validate(cfg_with("resampler=perceiver", "resampler.tokens_per_clip=12"))  # any count
