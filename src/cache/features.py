@@ -42,9 +42,15 @@ import numpy as np
 import torch
 
 from src.cache.store import DiskStore
+from src.config.constraints import Constraints, Rule, boolean, nullable, positive_number
 
 log = logging.getLogger(__name__)
 
+CONSTRAINTS = Constraints(  # conf/train.yaml's `cache`
+    Rule("features", boolean, "true or false"),
+    Rule("dir", lambda v: isinstance(v, str) and v.strip() != "", "a directory path"),
+    Rule("max_gb", nullable(positive_number), "a number of GB > 0, or null (no limit)"),
+)
 FORMAT = 1  # bump when what an entry holds changes in a way the code digest cannot see
 SRC = Path(__file__).resolve().parents[1]
 # the code between a file and its features: decoding, frames into clips, preprocessing, encoders

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import lightning as L
 import numpy as np
+from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
+from src.config.constraints import Constraints, Rule, join, non_negative_int, positive_int
+from src.config.errors import ConfigError
 from src.cache.features import FeatureCache, FeatureLookup
 from src.data.dataset import EVAL_MODALITIES, SampleDataset, collate, shown_as
 from src.data.errors import DataError, ManifestError
@@ -41,6 +44,20 @@ def drop_modalities(samples: list[Sample], shares: Mapping[str, float], seed: in
     return out, counts
 
 
+def check_data(node: DictConfig, key: str, root: DictConfig) -> None:
+    """Manifests the option leaves to the user (`???`) are given; modality dropout is valid."""
+    for split in ("train", "eval"):
+        if split in node.keys() and OmegaConf.is_missing(node, split):
+            raise ConfigError(f"{join(key, split)} is not set; valid: the path of a JSON or JSONL manifest "
+                              f"({join(key, split)}=DIR/{split}.jsonl)")
+    dropout = node.get("modality_dropout")
+    if dropout is not None:
+        try:
+            check_dropout(OmegaConf.to_container(dropout) if OmegaConf.is_dict(dropout) else dropout)
+        except DataError as e:
+            raise ConfigError(str(e)) from None
+
+
 class VideoQADataModule(L.LightningDataModule):
     """A training manifest (multiple-choice or LLaVA-style) and a multiple-choice eval split.
 
@@ -57,6 +74,12 @@ class VideoQADataModule(L.LightningDataModule):
     audit's `frame` and `text` show eval items), so that a model learns to answer what one
     frame or the question alone answers; they then count as image and text samples.
     """
+
+    CONSTRAINTS: ClassVar[Constraints] = Constraints(
+        Rule("batch_size", positive_int, "an integer > 0"),
+        Rule("num_workers", non_negative_int, "an integer >= 0"),
+        check=check_data,
+    )
 
     def __init__(self, name: str, root: str, batch_size: int = 8, eval_batch_size: int = 16,
                  num_workers: int = 0, synthetic: Mapping[str, Any] | None = None,

@@ -15,6 +15,10 @@ import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from src.config.constraints import Constraints, Rule, nullable, positive_int
+from src.config.errors import ConfigError
 from src.data.errors import DataError
 from src.data.manifest import MODALITIES
 from src.data.order import Order
@@ -55,6 +59,20 @@ def check_dropout(shares: Mapping[str, float] | None, name: str = "data.modality
     if any(not 0 <= v < 1 for v in out.values()) or sum(out.values()) >= 1:
         raise DataError(f"{name}={out} is invalid; valid: each share in [0, 1), their sum below 1")
     return out
+
+
+def _check_mixture(mixture: DictConfig, key: str, root: DictConfig) -> None:
+    if mixture.get("shares") is not None:
+        try:
+            check_shares(OmegaConf.to_container(mixture.shares), key)  # type: ignore[arg-type]
+        except DataError as e:
+            raise ConfigError(str(e)) from None
+
+
+CONSTRAINTS = Constraints(  # conf/mixture/*.yaml
+    Rule("epoch_size", nullable(positive_int), "an integer > 0, or null"),
+    check=_check_mixture,
+)
 
 
 def epoch_counts(shares: Mapping[str, float], size: int) -> dict[str, int]:

@@ -22,9 +22,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
+from omegaconf import DictConfig
+
+from src.config.constraints import Constraints, Rule, join, nullable, positive_int, positive_number
+from src.config.errors import ConfigError
 
 # Tolerance for float rates such as 30000/1001: 120 frames at 29.97 fps and fps=29.97
 # must give 120 samples, not 119 from a product of 119.99999999.
@@ -150,6 +154,15 @@ def uniform_plan(
     return _plan(times.reshape(-1, frames_per_clip), num_frames, native_fps, start_time, interval)
 
 
+def check_one_rate(node: DictConfig, key: str, root: DictConfig) -> None:
+    """A frame rate or a token rate, not both, not neither."""
+    fps, tps = node.get("fps"), node.get("tokens_per_second")
+    if (fps is None) == (tps is None):
+        raise ConfigError(f"{join(key, 'tokens_per_second')}={tps!r} is invalid with {join(key, 'fps')}="
+                          f"{fps!r}; valid: exactly one of the two set ({join(key, 'fps')}=null "
+                          f"{join(key, 'tokens_per_second')}=16 samples at 16 tokens a second)")
+
+
 class FpsSampler:
     """Fps sampling as a Hydra `_target_`: `FpsSampler(fps=2, frames_per_clip=1)`.
 
@@ -158,6 +171,13 @@ class FpsSampler:
     can hold tokens per second fixed (or vary it) whatever the tokens per frame. Exactly
     one of `fps` and `tokens_per_second` is given.
     """
+
+    CONSTRAINTS: ClassVar[Constraints] = Constraints(
+        Rule("fps", nullable(positive_number), "> 0"),
+        Rule("tokens_per_second", nullable(positive_number), "> 0, or null"),
+        Rule("max_clips", nullable(positive_int), "an integer > 0, or null"),
+        check=check_one_rate,
+    )
 
     def __init__(self, fps: float | None = None, frames_per_clip: int = 1, max_clips: int | None = None,
                  tokens_per_second: float | None = None, tokens_per_clip: int | None = None) -> None:
@@ -187,6 +207,8 @@ class UniformSampler:
     `num_frames` here is the number of frames to sample (the paper's 8/16/32/64),
     not the length of the video, which is given at call time.
     """
+
+    CONSTRAINTS: ClassVar[Constraints] = Constraints(Rule("num_frames", positive_int, "an integer > 0"))
 
     def __init__(self, num_frames: int, frames_per_clip: int = 1) -> None:
         _check_uniform(num_frames, frames_per_clip)

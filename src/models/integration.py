@@ -25,10 +25,13 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from typing import ClassVar
+
 import torch
 from torch import nn
 
 from src.batch import IGNORE, MEDIA
+from src.config.constraints import Constraints, Rule, boolean
 
 CLIP = -2  # one of a clip's tokens_per_clip tokens
 START = -3  # the learned clip-start embedding
@@ -66,6 +69,12 @@ class ClipIntegration(nn.Module):
     start_end_tokens: wrap each clip in learned start and end embeddings
     timestamps: the text before each clip, with `{start}` and `{end}` (`MM:SS`); None for none
     """
+
+    CONSTRAINTS: ClassVar[Constraints] = Constraints(
+        Rule("timestamps", lambda v: v is None or (isinstance(v, str) and "{start}" in v and "{end}" in v),
+             "null, or a text holding {start} and {end}"),
+        Rule("start_end_tokens", boolean, "true or false"),
+    )
 
     def __init__(self, dim: int | None = None, tokenizer: Any = None, name: str = "none",
                  start_end_tokens: bool = False, timestamps: str | None = None) -> None:

@@ -8,8 +8,16 @@ from typing import Any
 from hydra.utils import get_class
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from src.config.constraints import Constraints, Rule, boolean, one_of, positive_number
 from src.models.chat import FORMATS
+from src.models.shrink import DTYPE_NAMES, loads_checkpoint
 
+CONSTRAINTS = Constraints(  # conf/llm/*.yaml (read by build_llm and build_tokenizer)
+    Rule("lr", positive_number, "a number > 0"),
+    Rule("chat_template", one_of(*FORMATS), " or ".join(FORMATS)),
+    Rule("dtype", one_of(*DTYPE_NAMES), ", ".join(DTYPE_NAMES)),
+    Rule("gradient_checkpointing", boolean, "true or false"),
+)
 SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<unk>"]
 
 
@@ -38,7 +46,7 @@ def build_word_tokenizer(corpus: Iterable[str], chat_template: str = "chatml") -
 
 def build_tokenizer(llm: Mapping[str, Any], profile: Mapping[str, Any],
                     corpus: Iterable[str]) -> PreTrainedTokenizerBase:
-    if profile["name"] == "pretrained":
+    if loads_checkpoint(profile):
         from transformers import AutoTokenizer
 
         tok = AutoTokenizer.from_pretrained(llm["pretrained"])
@@ -56,7 +64,7 @@ def build_llm(llm: Mapping[str, Any], profile: Mapping[str, Any], vocab_size: in
     """
     from src.models.precision import apply_switches, torch_dtype
 
-    if profile["name"] == "pretrained":
+    if loads_checkpoint(profile):
         model = get_class(llm["model_class"]).from_pretrained(llm["pretrained"], dtype=torch_dtype(llm["dtype"]))
     else:
         from src.models.shrink import shrink_arch

@@ -14,9 +14,30 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from src.config.constraints import Constraints, Rule, boolean, one_of, positive_int
+
+PROFILES = ("tiny", "pretrained")
+DTYPE_NAMES = ("float32", "bfloat16", "float16")  # src/models/precision.py DTYPES (no torch here)
+PROFILE_CONSTRAINTS = Constraints(  # conf/profile/*.yaml
+    Rule("name", one_of(*PROFILES), " or ".join(PROFILES)),
+    Rule("dtype", one_of(*DTYPE_NAMES), ", ".join(DTYPE_NAMES)),
+    Rule("gradient_checkpointing", boolean, "true or false"),
+    Rule("depth_div", positive_int, "an integer > 0"),
+)
 WIDTH_KEYS = ("hidden_size", "intermediate_size")
 DEPTH_KEYS = ("num_hidden_layers",)
 HEAD_KEYS = ("num_attention_heads", "num_key_value_heads")
+
+
+def loads_checkpoint(profile: Mapping[str, Any]) -> bool:
+    """Whether a profile loads each option's real checkpoint (`pretrained`), rather than
+    building a replica with random weights from the option's `arch`."""
+    return profile["name"] == "pretrained"
+
+
+def shrunk_depth(depth: int, profile: Mapping[str, Any]) -> int:
+    """A tower's depth after the profile's `depth_div` (as shrink_arch rounds it)."""
+    return _cdiv(depth, profile["depth_div"])
 
 
 def _cdiv(value: int, div: int) -> int:

@@ -21,8 +21,15 @@ from typing import Any
 import lightning as L
 import torch
 
+from src.config.constraints import Constraints, Rule, boolean, nullable, positive_int, positive_number
+
 log = logging.getLogger(__name__)
 
+CONSTRAINTS = Constraints(  # conf/train.yaml's `checkpoint`
+    Rule("every_minutes", nullable(positive_number), "a number of minutes > 0, or null"),
+    Rule("every_steps", nullable(positive_int), "an integer > 0, or null"),
+    Rule("resume", boolean, "true or false"),
+)
 CHECKPOINT_DIR = "checkpoints"
 LAST = "last.ckpt"
 

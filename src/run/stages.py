@@ -21,6 +21,9 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from src.config.constraints import Constraints, Rule, positive_int
+from src.config.errors import ConfigError
+from src.data.manifest import EVAL_MODALITIES
 from src.run import checkpoints
 from src.launch.dist import Processes
 from src.models.module import VideoLMMModule
@@ -107,3 +110,42 @@ def evaluate(cfg: DictConfig, module: VideoLMMModule, datamodule: Any, logger: A
     module.results = merge_rotations(module.results)  # after the gather: see the docstring
     if logger:
         logger.log_metrics(module.metrics, step=trainer.global_step)
+
+
+def _distinct_modalities(v: Any, empty: bool) -> bool:
+    return (OmegaConf.is_list(v) and (empty or len(v) > 0) and len(set(v)) == len(v)
+            and all(m in EVAL_MODALITIES for m in v))
+
+
+EVAL_CONSTRAINTS = Constraints(
+    Rule("batch_size", positive_int, "an integer > 0"),
+    Rule("modalities", lambda v: _distinct_modalities(v, empty=False),
+         f"a list of distinct {', '.join(EVAL_MODALITIES)}, e.g. eval.modalities=[video,frame,text]"),
+    Rule("circular", lambda v: _distinct_modalities(v, empty=True),
+         f"a list of distinct {', '.join(EVAL_MODALITIES)} (or []), e.g. eval.circular=[frame,text]"),
+)
+PARTS = ("vision", "connector", "llm")
+
+
+def check_stages(schedule: DictConfig, key: str, root: DictConfig) -> None:
+    """At least one stage; each trains some part at a rate >= 0, on known data, for >= 1 epoch."""
+    stages = schedule.stages
+    if not stages:
+        raise ConfigError(f"{key}.stages=[] is invalid; valid: at least one stage")
+    for i, stage in enumerate(stages):
+        for part in PARTS:
+            lr = stage.lr.get(part)
+            if not isinstance(lr, (int, float)) or lr < 0:
+                raise ConfigError(f"{key}.stages[{i}].lr.{part}={lr!r} is invalid; valid: a number >= 0")
+        if not any(stage.lr[p] > 0 for p in PARTS):
+            raise ConfigError(f"{key}.stages[{i}].lr={dict(stage.lr)} is invalid; valid: "
+                              "at least one part with a learning rate > 0")
+        if stage.get("data", "mixture") not in ("mixture", "video"):
+            raise ConfigError(f"{key}.stages[{i}].data={stage.data!r} is invalid; valid: mixture, "
+                              "video (video samples only)")
+        if not isinstance(stage.epochs, int) or stage.epochs < 1:
+            raise ConfigError(f"{key}.stages[{i}].epochs={stage.epochs!r} is invalid; "
+                              "valid: an integer >= 1")
+
+
+SCHEDULE_CONSTRAINTS = Constraints(Rule("stages", OmegaConf.is_list, "a list of stages"), check=check_stages)

@@ -19,6 +19,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from src.config.constraints import Constraints, Rule, is_int
 from src.config.errors import ConfigError
 from src.config.resolvers import run_name as name_of_run
 from src.config.validate import validate
@@ -26,6 +27,7 @@ from src.data.errors import DataError
 from src.run.records import is_finished, now, read_record, versions, write_items, write_record
 
 log = logging.getLogger("src.train")
+RUN_CONSTRAINTS = Constraints(Rule("seed", is_int, "an integer"))
 FAILURES: list[tuple[str, str]] = []  # (run, reason) of this process's failed runs
 
 

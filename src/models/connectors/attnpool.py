@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import nn
+
+from src.config.constraints import Constraints, Rule, positive_int
 
 
 class AttnPoolResampler(nn.Module):
@@ -15,6 +19,11 @@ class AttnPoolResampler(nn.Module):
     themselves, no feed-forward stack), so it shows what the Perceiver's depth buys. As in
     the Perceiver, a learned embedding of each token's frame within the clip keeps time order.
     """
+
+    CONSTRAINTS: ClassVar[Constraints] = Constraints(
+        Rule("tokens_per_clip", positive_int, "an integer > 0"),
+        Rule("heads", positive_int, "an integer > 0"),
+    )
 
     def __init__(self, dim: int, tokens_per_clip: int = 16, heads: int = 8, max_frames: int = 64,
                  name: str = "attnpool") -> None:

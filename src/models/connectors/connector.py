@@ -3,7 +3,24 @@
 from __future__ import annotations
 
 import torch
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
+
+from src.config.constraints import Constraints
+from src.config.errors import ConfigError
+
+
+def check_choice(connector: DictConfig, key: str, root: DictConfig) -> None:
+    """A connector option of the paper sets both parts; no `projector=`/`resampler=` may undo it."""
+    for part in ("projector", "resampler"):
+        fixed = connector.get(part)
+        chosen = OmegaConf.select(root, f"{part}.name")
+        if fixed is not None and chosen != fixed:
+            raise ConfigError(f"{part}={chosen} contradicts {key}={connector.name}, "
+                              f"which sets {part}={fixed}; valid: leave {part}= out, or {key}=parts")
+
+
+CHOICE_CONSTRAINTS = Constraints(check=check_choice)  # conf/connector/*.yaml
 
 
 class Connector(nn.Module):

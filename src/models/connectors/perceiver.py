@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import nn
+
+from src.config.constraints import Constraints, Rule, positive_int
 
 
 def _feed_forward(dim: int, mult: int = 4) -> nn.Module:
@@ -43,6 +47,12 @@ class PerceiverResampler(nn.Module):
     to the clip's tokens (plus themselves) through `depth` attention + feed-forward
     blocks. A learned embedding of each token's frame within the clip keeps time order.
     """
+
+    CONSTRAINTS: ClassVar[Constraints] = Constraints(
+        Rule("tokens_per_clip", positive_int, "an integer > 0"),
+        Rule("depth", positive_int, "an integer > 0"),
+        Rule("heads", positive_int, "an integer > 0"),
+    )
 
     def __init__(self, dim: int, tokens_per_clip: int = 16, depth: int = 2, heads: int = 8,
                  max_frames: int = 64, name: str = "perceiver") -> None:

@@ -2,9 +2,37 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
+
+from src.config.constraints import Constraints, Rule, join, positive_int
+from src.config.errors import ConfigError
+from src.models.shrink import loads_checkpoint, shrunk_depth
+
+
+def check_encoder(node: DictConfig, key: str, root: DictConfig) -> None:
+    """Remote code needs the user's consent; `select_layer` names a layer the tower has.
+
+    An option that loads its checkpoint's own code says so with a `trust_remote_code` key
+    (a pair passes its value on to such a member, and says so first). A checkpoint's depth
+    is known once it loads; a replica's is its option's `arch` after the profile's shrink.
+    """
+    profile = root.profile
+    if loads_checkpoint(profile) and node.get("trust_remote_code") is False:
+        raise ConfigError(f"{join(key, 'trust_remote_code')}=false is invalid with profile={profile.name}: "
+                          f"encoder={node.name} runs its checkpoint's own Python code; valid: true "
+                          f"(set {join(key, 'trust_remote_code')}=true to allow it)")
+    layer, depth = node.get("select_layer"), OmegaConf.select(node, "arch.num_hidden_layers")
+    if loads_checkpoint(profile) or layer is None or depth is None:
+        return
+    depth = shrunk_depth(depth, profile)
+    if not isinstance(layer, int) or not -(depth + 1) <= layer <= depth:
+        raise ConfigError(f"{join(key, 'select_layer')}={layer!r} is invalid; valid: an integer from "
+                          f"{-(depth + 1)} to {depth} (the {profile.name} {node.name} has {depth} layers)")
 
 
 class VisionEncoder(nn.Module):
@@ -20,6 +48,9 @@ class VisionEncoder(nn.Module):
       - `grid`: h = w, the side of the patch grid; `tubelet`: frames per time step;
       - `input_size`, `image_mean`, `image_std`: the preprocessing of the checkpoint.
     """
+
+    CONSTRAINTS: ClassVar[Constraints] = Constraints(
+        Rule("frames_per_clip", positive_int, "an integer > 0"), check=check_encoder)
 
     name: str
     frames_per_clip: int

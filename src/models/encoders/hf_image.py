@@ -9,7 +9,7 @@ import torch
 from hydra.utils import get_class
 
 from src.models.encoders.base import VisionEncoder, check_select_layer
-from src.models.shrink import shrink_arch, shrink_vision_input
+from src.models.shrink import loads_checkpoint, shrink_arch, shrink_vision_input
 
 
 class HFImageEncoder(VisionEncoder):
@@ -32,7 +32,7 @@ class HFImageEncoder(VisionEncoder):
         self.prefix_tokens = prefix_tokens
         self.image_mean = tuple(image_mean)
         self.image_std = tuple(image_std)
-        if profile["name"] == "pretrained":
+        if loads_checkpoint(profile):
             self.model = get_class(model_class).from_pretrained(pretrained)
             self.input_size = input_size
         else:

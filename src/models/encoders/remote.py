@@ -17,7 +17,7 @@ import torch
 from hydra.utils import get_class
 
 from src.models.encoders.base import VisionEncoder, check_select_layer
-from src.models.shrink import shrink_arch, shrink_vision_input
+from src.models.shrink import loads_checkpoint, shrink_arch, shrink_vision_input
 
 
 def remote_code_refusal(name: str) -> str:
@@ -48,7 +48,7 @@ class RemoteCodeEncoder(VisionEncoder):
         self.select_layer = select_layer
         self.image_mean = tuple(image_mean)
         self.image_std = tuple(image_std)
-        if profile["name"] == "pretrained":
+        if loads_checkpoint(profile):
             if not trust_remote_code:
                 raise ValueError(remote_code_refusal(name))
             from transformers import AutoModel
