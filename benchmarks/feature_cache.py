@@ -3,7 +3,7 @@
     python -m benchmarks.feature_cache [--sweeps demo resampler] [--n-train 1000 --n-eval 250
         --epochs 3] [--threads 1] [--warm] [--out DIR]
 
-For each sweep (`demo`: encoder=siglip,dinov2 x llm=qwen0.5b,qwen4b, the README's demo;
+For each sweep (`demo`: encoder=siglip,dinov2 x llm=qwen0.5b,qwen4b, make demo's grid;
 `resampler`: resampler=perceiver,avgpool,attnpool), it generates the synthetic benchmark
 first (not timed), then runs the whole sweep as `python -m src.train -m ...` twice, in one
 go: with `cache.features=false`, and with the cache on, starting from an empty cache folder

@@ -293,7 +293,7 @@ def camera_pan(rng: np.random.Generator, n: int, fps: float, size: int) -> Scene
     The world has a landmark colour on each side (red left, green right, blue above,
     yellow below), so where the camera ends up tells where it went. So does the centre
     frame, already halfway there: the modality audit's models answer it from that frame
-    alone (README, "Modality audit and benchmark curation").
+    alone (docs/results.md, "The modality audit and curation").
     """
     d = int(rng.integers(4))
     dx, dy = STEP[DIRECTIONS[d]]

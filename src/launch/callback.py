@@ -3,7 +3,7 @@
 Registered in conf/train.yaml (`hydra.callbacks.launch`), so sweep files get it too.
 - at the start of a run or a sweep: the launcher matches the trainer (src.config.check_launcher),
   and a sweep folder holds one sweep only (src.launch.rundir.sweep_conflict): one line, exit 2;
-- at the start of each job (rank zero only; DDP ranks join rank zero's run, src/dist.py):
+- at the start of each job (rank zero only; DDP ranks join rank zero's run, src/launch/dist.py):
   the job claims its run directory, waiting while another process runs the same grid
   point (src.launch.rundir.claim), and gives it up at the job's end;
 - in a SLURM job, a SIGTERM (the job requeued, preempted, or at its time limit, where

@@ -3,7 +3,7 @@
 Widths are divided by `width_div`, depths by `depth_div`, attention heads by
 `heads_div` (rounded up, never below one), and a vision tower's patch grid by
 `grid_div` with its patch side divided by `patch_div`. Every model of a family shrinks
-by the same factors, so the family keeps its relative sizes: the README's table gives
+by the same factors, so the family keeps its relative sizes: docs/models.md's table gives
 real and tiny parameter counts. `profile=pretrained` uses factors of 1, which leaves
 a config as it is.
 """

@@ -4,7 +4,7 @@ Each stage is one `trainer.fit`: the parts with a learning rate of 0 frozen, the
 the stage (video samples only, or the mixture), AdamW with one parameter group per
 component, cosine decay after a 3% warm-up, gradients clipped at 1.0 (conf/trainer).
 
-Resume: when the run directory holds a checkpoint (src/checkpoints.py) and
+Resume: when the run directory holds a checkpoint (src/run/checkpoints.py) and
 `checkpoint.resume` is true, the stages it finished are skipped (their weights loaded),
 and a stage it stopped in the middle of is continued from the checkpoint, at the same
 step and the same place in the same epoch: started again after a SIGKILL, a run ends

@@ -9,7 +9,7 @@ a member's settings and `encoder.members.<name>.<key>=...` overrides one member.
 unordered pair of single options gets one file, under one name: the video encoder first
 (the paper's `InternVideo2+SigLIP`), alphabetical between two of a kind. The pair's clip
 is its longest member's (`frames_per_clip`); `encoder.trust_remote_code` reaches the
-members that load remote code. tests/test_encoders.py checks the files against this script.
+members that load remote code. tests/models/test_encoders.py checks the files against this script.
 """
 
 from __future__ import annotations

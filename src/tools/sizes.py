@@ -2,7 +2,7 @@
 
 Real models are built on the meta device (no memory, no download); tiny ones for real,
 with the vocabulary of the default synthetic benchmark's tokenizer (given as an
-argument, since it depends on the data). Prints a Markdown table for the README.
+argument, since it depends on the data). Prints a Markdown table (docs/models.md).
 """
 
 from __future__ import annotations

@@ -80,7 +80,7 @@ def test_sampler_builds_and_samples(option: str) -> None:
     assert plan.indices.shape[1] == 1 and (plan.indices < 90).all()
 
 
-# FSDP needs GPUs: tests/test_trainers.py builds its strategy
+# FSDP needs GPUs: tests/run/test_trainers.py builds its strategy
 @pytest.mark.parametrize("option", [o for o in group_options("trainer") if o != "fsdp"])
 def test_trainer_builds(option: str) -> None:
     cfg = cfg_with(f"trainer={option}")

@@ -1,5 +1,5 @@
 """Run directories never collide: one owner per grid point, one sweep per sweep folder, and
-concurrent launches of the same sweep train each grid point once (DDP ranks: tests/test_ddp.py)."""
+concurrent launches of the same sweep train each grid point once (DDP ranks: tests/launch/test_ddp.py)."""
 
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ def test_pretrained_loads_tiny_checkpoints_saved_locally(tmp_path: Path, data_di
     tiny.tokenizer.save_pretrained(tmp_path / "llm")
 
     # float32, as the checkpoints were saved (profile=pretrained's default bfloat16 would round
-    # them; tests/test_llm_family.py checks that path)
+    # them; tests/models/test_llm_family.py checks that path)
     cfg = cfg_with(*small, "profile=pretrained", "profile.dtype=float32", f"encoder.pretrained={tmp_path / 'enc'}",
                    f"llm.pretrained={tmp_path / 'llm'}", f"encoder.input_size={tiny.model.encoder.input_size}")
     parts = build_parts(cfg)

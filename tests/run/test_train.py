@@ -17,7 +17,7 @@ from tests.helpers import TINY_DATA, records, run_train
 # the smallest data and training that still run every step of the path
 # a question the tiny model reliably learns in a few hundred steps (which way the camera
 # pans: 1.0 on seeds 0, 1 and 2); it checks learning, not the use of time: the modality
-# audit found that its centre frame answers it (README, "Modality audit");
+# audit found that its centre frame answers it (docs/results.md, "The modality audit");
 # `make demo` trains the full benchmark, whose harder questions need far more steps
 LEARNABLE = ["data.synthetic.scenes=[camera_pan]", "data.synthetic.n_train=400", "data.synthetic.n_eval=100",
              "data.synthetic.n_image=0", "data.synthetic.n_multi_image=0", "data.synthetic.n_text=0",
