@@ -13,6 +13,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from src.config.compose import CONF_DIR, canonical_pair, config_groups, group_options
+from src.config.container import to_dict
 from src.config.errors import ConfigError
 from src.data.manifest import EVAL_MODALITIES
 from src.models.chat import FORMATS
@@ -112,7 +113,7 @@ def validate(cfg: DictConfig) -> None:
                           f"{rates[0]!r}; valid: exactly one of the two set (sampler.fps=null "
                           "sampler.tokens_per_second=16 samples at 16 tokens a second)")
     for split in ("train", "eval"):  # a value the option leaves to the user (`???`)
-        if split in cfg.data.keys() and OmegaConf.is_missing(cfg.data, split):
+        if split in cfg.data.keys() and OmegaConf.is_missing(cfg.data, split):  # noqa: SIM118 - `in` skips a ??? value
             raise ConfigError(f"data.{split} is not set; valid: the path of a JSON or JSONL manifest "
                               f"(data.{split}=DIR/{split}.jsonl)")
     shares = OmegaConf.select(cfg, "mixture.shares")
@@ -121,7 +122,7 @@ def validate(cfg: DictConfig) -> None:
         from src.data.mixture import check_shares
 
         try:
-            check_shares(OmegaConf.to_container(shares), "mixture")
+            check_shares(to_dict(shares), "mixture")
         except DataError as e:
             raise ConfigError(str(e)) from None
     dropout = OmegaConf.select(cfg, "data.modality_dropout")
@@ -130,7 +131,7 @@ def validate(cfg: DictConfig) -> None:
         from src.data.mixture import check_dropout
 
         try:
-            check_dropout(OmegaConf.to_container(dropout) if OmegaConf.is_dict(dropout) else dropout)
+            check_dropout(to_dict(dropout) if OmegaConf.is_dict(dropout) else dropout)
         except DataError as e:
             raise ConfigError(str(e)) from None
     if cfg.resampler.get("name") == "avgpool":  # pools space to a side x side grid
@@ -219,8 +220,8 @@ def check_launcher(cfg: DictConfig) -> None:
         if nodes != num_nodes:
             raise ConfigError(f"trainer.num_nodes={num_nodes} does not match hydra.launcher.nodes="
                               f"{nodes} {named}; valid: trainer.num_nodes={nodes}")
-    elif target.endswith(("LocalLauncher", "LocalParallelLauncher")):
-        if devices != 1 or launcher.get("tasks_per_node", 1) != 1:
-            raise ConfigError(f"trainer.devices={devices} is invalid with hydra/launcher={choice}, "
-                              "which starts one process per run; valid: trainer.devices=1, or "
-                              "hydra/launcher=basic (Lightning starts the ranks) or a SLURM preset")
+    elif (target.endswith(("LocalLauncher", "LocalParallelLauncher"))
+          and (devices != 1 or launcher.get("tasks_per_node", 1) != 1)):
+        raise ConfigError(f"trainer.devices={devices} is invalid with hydra/launcher={choice}, "
+                          "which starts one process per run; valid: trainer.devices=1, or "
+                          "hydra/launcher=basic (Lightning starts the ranks) or a SLURM preset")
