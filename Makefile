@@ -10,7 +10,7 @@ export TOKENIZERS_PARALLELISM ?= false
 
 SWEEP_DIR := outputs/sweeps/default
 
-.PHONY: venv data demo test sweep clean slurm-up slurm-down
+.PHONY: venv data demo lint test sweep clean slurm-up slurm-down
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -51,7 +51,13 @@ sweep: data
 	$(PY) -m analysis.correlations outputs/sweeps/$(SWEEP)/results.csv --out outputs/sweeps/$(SWEEP)/correlations
 	$(PY) -m analysis.report outputs/sweeps/$(SWEEP) --paper
 
-test: venv
+# ruff (lint, then formatting) and mypy, configured in pyproject.toml; `make test` runs them first.
+lint: venv
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+
+test: venv lint
 	$(PY) -m pytest
 
 clean:

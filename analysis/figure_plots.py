@@ -10,6 +10,7 @@ paper's are ApolloBench overall in %, so the two never share an axis.
 from __future__ import annotations
 
 from collections.abc import Collection
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -44,13 +45,15 @@ def _bars(ax: Axes, labels: list[str], t: pd.DataFrame, colors: list[str], horiz
         ax.barh(pos, t["mean"], xerr=err, color=colors, capsize=3)
         ax.set_yticks(pos, labels)
         ax.invert_yaxis()  # best on top
+        ax.margins(x=0.15)
     else:
         ax.bar(pos, t["mean"], yerr=err, color=colors, capsize=3)
         ax.set_xticks(pos, labels, rotation=20, ha="right")
-    ax.margins(**({"x": 0.15} if horizontal else {"y": 0.1}))
+        ax.margins(y=0.1)
     tops = t["max"] if err is not None else t["mean"]  # the label goes past the error bar
     for p, v, top in zip(pos, t["mean"], tops, strict=True):
-        xy, align = ((top, p), {"va": "center"}) if horizontal else ((p, top), {"ha": "center", "va": "bottom"})
+        xy = (top, p) if horizontal else (p, top)
+        align: dict[str, Any] = {"va": "center"} if horizontal else {"ha": "center", "va": "bottom"}
         ax.annotate(f"{v:.3g}", xy, fontsize=7, xytext=(3, 0) if horizontal else (0, 2),
                     textcoords="offset points", **align)
 

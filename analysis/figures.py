@@ -65,7 +65,7 @@ def make_figures(frame: pd.DataFrame, metric: str | None = None, with_paper: boo
         lambda t: figure_plots.fps_tps_figure(t, metric, paper.fps_tps() if with_paper else None))
 
     def encoders(t: pd.DataFrame) -> Figure:
-        names = {paper.paper_encoder_name(str(e)) for e in t["encoder"]} - {None}
+        names = {n for e in t["encoder"] if (n := paper.paper_encoder_name(str(e))) is not None}
         return figure_plots.encoders_figure(t, metric, paper.encoders() if with_paper else None, names)
 
     add("encoders", axes.encoders(frame, metric), encoders)

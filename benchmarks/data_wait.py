@@ -15,6 +15,7 @@ every video decoded), the case where loading costs the most; `--cache` measures 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import statistics
 import tempfile
@@ -34,8 +35,8 @@ def measure(overrides: list[str], batches: int) -> tuple[float, float, float]:
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
     from lightning.pytorch.profilers import SimpleProfiler
-    from omegaconf import OmegaConf
 
+    from src.config.container import to_dict
     from src.run.build import build_parts
     from src.models.module import VideoLMMModule
 
@@ -43,7 +44,7 @@ def measure(overrides: list[str], batches: int) -> tuple[float, float, float]:
         cfg = compose("train", overrides=overrides)
     L.seed_everything(cfg.seed, verbose=False)
     parts = build_parts(cfg)
-    stage = OmegaConf.to_container(cfg.schedule.stages[0], resolve=True)
+    stage = to_dict(cfg.schedule.stages[0], resolve=True)
     module = VideoLMMModule(parts.model, parts.option_token_ids, stage)
     parts.datamodule.use_stage(0, stage["data"])
     encode = parts.model.encoder.encode
@@ -55,7 +56,7 @@ def measure(overrides: list[str], batches: int) -> tuple[float, float, float]:
         spent.append(time.perf_counter() - start)
         return out
 
-    parts.model.encoder.encode = timed_encode
+    parts.model.encoder.encode = timed_encode  # type: ignore[method-assign]
     calls = []
     module.on_train_batch_end = lambda *_: calls.append(sum(spent))  # type: ignore[method-assign]
     profiler = SimpleProfiler(dirpath=tempfile.mkdtemp(), filename="profile")  # its table: a file
@@ -64,7 +65,7 @@ def measure(overrides: list[str], batches: int) -> tuple[float, float, float]:
     trainer.fit(module, datamodule=parts.datamodule)
     fetch = profiler.recorded_durations[FETCH][1:batches]
     step = profiler.recorded_durations[STEP][1:]
-    per_step = [b - a for a, b in zip(calls, calls[1:])]
+    per_step = [b - a for a, b in itertools.pairwise(calls)]
     return statistics.mean(fetch), statistics.mean(step), statistics.mean(per_step or [0.0])
 
 

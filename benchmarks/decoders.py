@@ -26,7 +26,9 @@ import importlib
 import os
 import time
 from collections.abc import Callable
+from fractions import Fraction
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -58,7 +60,7 @@ def pyav(path: Path, sampler: FpsSampler) -> np.ndarray:
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         stream.codec_context.thread_count = 1
-        plan = sampler(stream.frames, float(stream.average_rate), 0.0)
+        plan = sampler(stream.frames, float(cast(Fraction, stream.average_rate)), 0.0)  # set for the fixture
         wanted = plan.flat.tolist()
         keep, last = set(wanted), max(wanted)
         frames = {}

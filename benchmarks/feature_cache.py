@@ -77,7 +77,7 @@ def bench(name: str, grid: list[str], args: argparse.Namespace) -> dict[str, Any
         print(f"  {name} cache {mode}: {seconds:.1f} s wall, {cpu:.1f} s CPU for {len(recs)} runs "
               f"(load {os.getloadavg()[0]:.1f})", flush=True)
     off = result["passes"]["off"]
-    for mode, p in result["passes"].items():
+    for p in result["passes"].values():
         p["speedup"] = off["seconds"] / p["seconds"]
         p["cpu_speedup"] = off["cpu"] / p["cpu"]
         p["same"], p["why"] = same_results(off["records"], p["records"])

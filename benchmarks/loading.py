@@ -90,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     sources = {"synthetic": synthetic_rows(args.videos, args.manifest),
                f"real {args.real.name}": real_rows(args.videos, args.real)}
     tokenizer = build_word_tokenizer(text for rows in sources.values() for r in rows for _, text in r.turns)
-    samplers = {"fps 2": FpsSampler(fps=2.0), "uniform 8": UniformSampler(num_frames=8)}
+    samplers: dict[str, FpsSampler | UniformSampler] = {"fps 2": FpsSampler(fps=2.0),
+                                                         "uniform 8": UniformSampler(num_frames=8)}
     print(f"{os.cpu_count()} CPUs; batches of {args.batch}; {args.seconds:g} s per row")
     print(f"{'source':<28} {'sampler':<10} {'decode':<8} {'workers':>7} {'videos/s':>9} {'clips/s':>9} {'frames/s':>9}")
     for source, rows in sources.items():

@@ -26,13 +26,13 @@ def small_data(n_train: int, n_eval: int, epochs: int) -> list[str]:
 def prepare_data(overrides: list[str], data_dir: Path) -> Path:
     """Generate the benchmark the overrides name before any clock starts."""
     from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
 
+    from src.config.container import to_dict
     from src.data.synthetic import SyntheticSpec, ensure
 
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("train", overrides=[*overrides, f"paths.data_dir={data_dir}"])
-    spec = SyntheticSpec.from_dict(OmegaConf.to_container(cfg.data.synthetic, resolve=True))
+    spec = SyntheticSpec.from_dict(to_dict(cfg.data.synthetic, resolve=True))
     return ensure(spec, cfg.data.root, progress=False)
 
 

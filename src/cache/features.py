@@ -111,7 +111,7 @@ def encoder_identity(encoder: torch.nn.Module) -> dict[str, Any]:
         if isinstance(sub, VisionEncoder):  # preprocessing, select_layer, prefix tokens, ...
             settings[name] = {k: v for k, v in vars(sub).items() if not k.startswith("_") and _plain(v)}
         config = getattr(sub, "config", None)  # a transformers model's (one per model, shared)
-        if hasattr(config, "to_json_string") and id(config) not in seen:
+        if config is not None and hasattr(config, "to_json_string") and id(config) not in seen:
             seen.add(id(config))
             configs[name] = [config.to_json_string(use_diff=False),
                              str(getattr(config, "_attn_implementation", None))]

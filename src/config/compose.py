@@ -13,6 +13,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from src.config.container import to_dict
 from src.config.errors import ConfigError
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
@@ -91,7 +92,7 @@ def axis_keys(args: Sequence[str]) -> list[str]:
 
 def single_options(conf_dir: Path = CONF_DIR) -> dict[str, dict[str, Any]]:
     """The single encoder options and their raw (unresolved) configs."""
-    return {name: OmegaConf.to_container(OmegaConf.load(conf_dir / "encoder" / f"{name}.yaml"))
+    return {name: to_dict(OmegaConf.load(conf_dir / "encoder" / f"{name}.yaml"))
             for name in group_options("encoder", conf_dir) if SEP not in name}
 
 
@@ -107,6 +108,6 @@ def canonical_pair(value: str, conf_dir: Path = CONF_DIR) -> str | None:
     singles = single_options(conf_dir)
     if len(parts) != 2 or not all(p in singles for p in parts) or parts[0] == parts[1]:
         return None
-    return pair_name(*parts, singles)
+    return pair_name(parts[0], parts[1], singles)
 
 

@@ -152,8 +152,8 @@ def check_launcher(cfg: DictConfig) -> None:
         if nodes != num_nodes:
             raise ConfigError(f"trainer.num_nodes={num_nodes} does not match hydra.launcher.nodes="
                               f"{nodes} {named}; valid: trainer.num_nodes={nodes}")
-    elif target.endswith(("LocalLauncher", "LocalParallelLauncher")):
-        if devices != 1 or launcher.get("tasks_per_node", 1) != 1:
-            raise ConfigError(f"trainer.devices={devices} is invalid with hydra/launcher={choice}, "
-                              "which starts one process per run; valid: trainer.devices=1, or "
-                              "hydra/launcher=basic (Lightning starts the ranks) or a SLURM preset")
+    elif (target.endswith(("LocalLauncher", "LocalParallelLauncher"))
+          and (devices != 1 or launcher.get("tasks_per_node", 1) != 1)):
+        raise ConfigError(f"trainer.devices={devices} is invalid with hydra/launcher={choice}, "
+                          "which starts one process per run; valid: trainer.devices=1, or "
+                          "hydra/launcher=basic (Lightning starts the ranks) or a SLURM preset")

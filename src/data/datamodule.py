@@ -75,6 +75,8 @@ class VideoQADataModule(L.LightningDataModule):
     frame or the question alone answers; they then count as image and text samples.
     """
 
+    name: str  # (LightningDataModule's may be None; this one always has one)
+
     CONSTRAINTS: ClassVar[Constraints] = Constraints(
         Rule("batch_size", positive_int, "an integer > 0"),
         Rule("num_workers", non_negative_int, "an integer >= 0"),
@@ -135,6 +137,7 @@ class VideoQADataModule(L.LightningDataModule):
         for split, path in (("train", self.train_path), ("eval", self.eval_path)):
             if path is None or not path.is_file():
                 raise ManifestError(f"data.{split}={path}: no such manifest file")
+        assert self.train_path is not None and self.eval_path is not None  # checked just above
         self.train_samples, self.reports["train"] = read_manifest(
             self.train_path, self.name, media_root=self.media_root)
         self.eval_samples, self.reports["eval"] = read_manifest(
@@ -193,7 +196,8 @@ class VideoQADataModule(L.LightningDataModule):
 
     def _trained_batches(self) -> int:
         """Batches of the current epoch the model has trained on (for the loader's checkpoint state)."""
-        return int(self.trainer.fit_loop.epoch_loop.batch_progress.current.processed)
+        # asked while Lightning fits (a trainer is attached); its progress trackers are loosely typed
+        return int(self.trainer.fit_loop.epoch_loop.batch_progress.current.processed)  # type: ignore[union-attr]
 
     def report(self) -> dict[str, Any]:
         """What the data was, for the run record: rows read and skipped, modalities, mixture."""
@@ -236,8 +240,8 @@ class VideoQADataModule(L.LightningDataModule):
         dataset = SampleDataset(samples, self.sampler, self.tokenizer, train=train, modality=modality,
                                 features=self._features(train),
                                 circular=not train and modality in self.eval_circular)
-        common = {"batch_size": batch_size, "num_workers": self.num_workers, "collate_fn": collate,
-                  "persistent_workers": self.num_workers > 0}
+        common: dict[str, Any] = {"batch_size": batch_size, "num_workers": self.num_workers,
+                                  "collate_fn": collate, "persistent_workers": self.num_workers > 0}
         if train:
             return ResumableLoader(dataset, order=self.train_order(), trained=self._trained_batches,
                                    **common)

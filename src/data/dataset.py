@@ -203,7 +203,7 @@ class SampleDataset(Dataset):
                 indices = plan.indices
                 span = torch.from_numpy(np.stack([plan.starts, plan.ends], axis=1))
             key, found = self._cached(info.get("digest", ""), "video", indices)
-            if found is not None:
+            if key is not None and found is not None:
                 return found[0], span, CacheSlot(key, True, found[1]), found[1]
             if video is None:
                 video = open_video(path)
@@ -230,7 +230,7 @@ class SampleDataset(Dataset):
             info = cache.remember(path)
         indices = np.zeros((1, self.frames_per_clip), dtype=np.int64)
         key, found = self._cached(info["digest"] if info else "", "image", indices)
-        if found is not None:
+        if key is not None and found is not None:
             return found[0], None, CacheSlot(key, True, found[1]), found[1]
         image = load_image(path) if image is None else image
         clips = np.repeat(image[None, None], self.frames_per_clip, axis=1)

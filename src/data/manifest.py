@@ -153,7 +153,7 @@ def _options(row: dict[str, Any]) -> tuple[list[str], str]:
         raise _Skip("bad options", f"options must be a list of 2 to {len(LETTERS)} strings")
     prefixed = [re.match(rf"^\(?{LETTERS[i]}[.):]\s*", o) for i, o in enumerate(options)]
     if all(prefixed):  # "A. cat", "(B) dog": the letters are ours to add
-        options = [o[m.end():] for o, m in zip(options, prefixed)]
+        options = [o[m.end():] for o, m in zip(options, prefixed) if m is not None]
     answer = row["answer"]
     if isinstance(answer, str) and answer.strip() in options and answer.strip() not in LETTERS:
         answer = LETTERS[options.index(answer.strip())]

@@ -11,7 +11,7 @@ loader's `state_dict` with its checkpoints (a "stateful" loader) and leaves the 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -74,7 +74,7 @@ class Order(Sampler[int]):
 class Shuffled(Order):
     """Every sample of `indices` once an epoch, in a new order each epoch."""
 
-    def __init__(self, indices: np.ndarray | list[int], seed: int = 0) -> None:
+    def __init__(self, indices: np.ndarray | Sequence[int], seed: int = 0) -> None:
         super().__init__(seed)
         self.indices = np.asarray(indices, dtype=np.int64)
 
@@ -109,8 +109,8 @@ class ResumableLoader(DataLoader):
     batch ahead of the one it trains on.
     """
 
-    def __init__(self, *args: Any, order: Order, trained: Callable[[], int], **kwargs: Any) -> None:
-        super().__init__(*args, sampler=order, **kwargs)
+    def __init__(self, dataset: Any, *, order: Order, trained: Callable[[], int], **kwargs: Any) -> None:
+        super().__init__(dataset, sampler=order, **kwargs)
         self.order = order
         self.trained = trained
 

@@ -188,6 +188,7 @@ class FpsSampler:
             if tokens_per_clip is None:
                 raise ValueError("tokens_per_second needs tokens_per_clip (the resampler's)")
             fps = fps_for_tokens(tokens_per_second, frames_per_clip, tokens_per_clip)
+        assert fps is not None  # exactly one of the two was given
         _check_fps(fps, frames_per_clip, max_clips)
         self.fps = float(fps)
         self.frames_per_clip = int(frames_per_clip)

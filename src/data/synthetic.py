@@ -115,8 +115,9 @@ class SyntheticSpec:
     @classmethod
     def from_dict(cls, fields: Mapping[str, Any]) -> SyntheticSpec:
         """From a config block (lists become tuples, so the spec stays hashable)."""
-        return cls(**{k: tuple(v) if isinstance(v, Sequence) and not isinstance(v, str) else v
-                      for k, v in fields.items()})
+        kwargs: dict[str, Any] = {k: tuple(v) if isinstance(v, Sequence) and not isinstance(v, str) else v
+                                  for k, v in fields.items()}
+        return cls(**kwargs)
 
     def key(self) -> str:
         fields = dataclasses.asdict(self)
@@ -261,8 +262,9 @@ def _sample(rng: np.random.Generator, spec: SyntheticSpec, stream: str, index: i
     kinds = list(samples)
     scene = samples[kinds[index % len(kinds)]](rng, spec.size)
     if stream == "image":
-        names: str | list[str] = f"images/{item_id}.png"
-        write_png(out / names, scene.frames[0])
+        single = f"images/{item_id}.png"
+        write_png(out / single, scene.frames[0])
+        names: str | list[str] = single
     else:
         names = [f"images/{item_id}_{j}.png" for j in range(len(scene.frames))]
         for name, image in zip(names, scene.frames):
@@ -329,8 +331,10 @@ def default_spec_and_root() -> tuple[SyntheticSpec, Path]:
     """The spec and location that `conf/data/synthetic.yaml` gives training by default."""
     from omegaconf import OmegaConf
 
+    from src.config.container import to_dict
+
     cfg = OmegaConf.load(DEFAULT_CONFIG)
-    spec = SyntheticSpec.from_dict(OmegaConf.to_container(cfg.synthetic))
+    spec = SyntheticSpec.from_dict(to_dict(cfg.synthetic))
     root = Path(os.environ.get("APOLLO_DATA_DIR", Path.cwd() / "data")) / "synthetic"
     return spec, root
 
@@ -344,8 +348,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     spec, root = default_spec_and_root()
-    changes = {k: tuple(v) if isinstance(v, list) else v for k, v in vars(args).items()
-               if k != "out" and v is not None}
+    changes: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in vars(args).items()
+                               if k != "out" and v is not None}
     try:
         spec = dataclasses.replace(spec, **changes)
     except ValueError as e:

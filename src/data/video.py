@@ -26,8 +26,9 @@ import logging
 import math
 import re
 from collections.abc import Sequence
+from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import av
 import numpy as np
@@ -140,7 +141,8 @@ class _PyAVReader:
         if not pts:
             raise ValueError("no video packets")
         self._pts = np.sort(np.asarray(pts, np.int64))
-        tb = float(self._stream.time_base)
+        time_base = cast(Fraction, self._stream.time_base)  # a demuxed stream's is always set
+        tb = float(time_base)
         times = self._pts * tb
         rate = self._stream.average_rate or self._stream.guessed_rate
         if rate:
@@ -157,7 +159,7 @@ class _PyAVReader:
             w, h = h, w
         start = float(times[0])
         if self._stream.start_time is not None:
-            start = float(self._stream.start_time * self._stream.time_base)
+            start = float(self._stream.start_time * time_base)
         return dict(num_frames=len(pts), fps=fps, start_time=start, times=times, width=w, height=h)
 
     def read(self, indices: list[int]) -> dict[int, np.ndarray]:
@@ -183,7 +185,7 @@ class _PyAVReader:
         self._container.close()
 
 
-_READERS = {"decord": _DecordReader, "pyav": _PyAVReader}
+_READERS: dict[str, type[_DecordReader] | type[_PyAVReader]] = {"decord": _DecordReader, "pyav": _PyAVReader}
 
 
 class Video:

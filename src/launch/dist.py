@@ -60,7 +60,7 @@ def launch_children_as_this_job() -> None:
     from lightning.pytorch.strategies.launchers import subprocess_script as trainer_launcher
 
     for module in (fabric_launcher, trainer_launcher):  # each imported the function by name
-        module._hydra_subprocess_cmd = hydra_child_command
+        module._hydra_subprocess_cmd = hydra_child_command  # type: ignore[attr-defined]  # private, replaced
 
 
 class Processes:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from omegaconf import DictConfig, OmegaConf, read_write
+from omegaconf import DictConfig, ListConfig, OmegaConf, read_write
 
 from src.config import resolvers
 from src.config.compose import CONF_DIR, command_line_dirs, sweep_file_overrides
+from src.config.container import to_dict
 from src.config.errors import ConfigError
 from src.config.validate import check_launcher, check_overrides, validate
 
@@ -45,10 +46,10 @@ def _split_args(args: list[str]) -> tuple[Path | None, str, list[str]]:
     return config_dir, name, rest
 
 
-def sweeper_params(cfg: DictConfig) -> dict[str, Any]:
+def sweeper_params(cfg: DictConfig | ListConfig) -> dict[str, Any]:
     """`hydra.sweeper.params` of a composed config (a sweep file's axes), or none."""
     params = OmegaConf.select(cfg, "hydra.sweeper.params")
-    return dict(OmegaConf.to_container(params)) if params is not None else {}  # type: ignore[arg-type]
+    return to_dict(params) if params is not None else {}
 
 
 def compose_points(args: list[str]) -> tuple[DictConfig, list[tuple[list[str], DictConfig, Path]]]:
@@ -65,7 +66,7 @@ def compose_points(args: list[str]) -> tuple[DictConfig, list[tuple[list[str], D
     check_overrides(overrides, extra_dirs=local)
     check_overrides(sweep_file_overrides(args), extra_dirs=local)
     parsed = OverridesParser.create().parse_overrides(overrides)
-    plain = [o.input_line for o in parsed if not o.is_sweep_override()]
+    plain = [cast(str, o.input_line) for o in parsed if not o.is_sweep_override()]  # set by the parser
     search = [f"hydra.searchpath=[file://{CONF_DIR}]"] if config_dir else []
     with initialize_config_dir(config_dir=str((config_dir or CONF_DIR).resolve()), version_base="1.3"):
         launch = compose(name, overrides=[*search, *plain], return_hydra_config=True)
@@ -95,12 +96,13 @@ def dry_run(args: list[str], brief: bool = False) -> int:
         return 2
     launcher = launch.hydra.runtime.choices.get("hydra/launcher")
     print(f"sweep {launch.sweep}: {len(points)} runs into {launch.hydra.sweep.dir} (hydra/launcher={launcher})")
-    varying = {o for p, _, _ in points for o in p} - set.intersection(*(set(p) for p, _, _ in points))
+    common = set.intersection(*(set(p) for p, _, _ in points))
+    varying = {o for p, _, _ in points for o in p} - common
     for i, (point, cfg, run_dir) in enumerate(points):
         shown = [o for o in point if o in varying] or point
         print(f"\n#{i} {' '.join(shown)}\n   dir: {run_dir}")
         if not brief:
-            job = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+            job = OmegaConf.masked_copy(cfg, [str(k) for k in cfg if k != "hydra"])
             try:
                 text = OmegaConf.to_yaml(job, resolve=True)
             except Exception:  # noqa: BLE001 - a value only the run can resolve: show it as written

@@ -165,13 +165,13 @@ def sweep_conflict(old: Any, new: Any) -> str | None:
     Overrides name each run's directory, so they never mix runs; anything else (the sweep
     file's settings, the defaults of conf/) does not, and would silently mix two studies.
     """
-    from omegaconf import OmegaConf
+    from src.config.container import to_dict
 
     skip = set(new.hydra.job.config.override_dirname.exclude_keys)
     skip |= _overridden(list(old.hydra.overrides.task)) | _overridden(list(new.hydra.overrides.task))
 
     def job(cfg: Any) -> dict[str, Any]:
-        tree = OmegaConf.to_container(cfg, resolve=False)
+        tree = to_dict(cfg, resolve=False)
         tree.pop("hydra", None)
         return {k: v for k, v in _flat(tree).items()
                 if not any(k == s or k.startswith(s + ".") for s in skip)}

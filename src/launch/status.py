@@ -157,7 +157,8 @@ def status(sweep_dir: Path) -> int:
     labels = [" ".join(o for o in p.overrides if o not in common) or " ".join(p.overrides) or "(no overrides)"
               for p in points]
     width = max([len(x) for x in labels] + [3])
-    print(f"{sweep_dir}: {len(grid_points)} grid points" + (f" (all with {' '.join(sorted(common))})" if common else ""))
+    print(f"{sweep_dir}: {len(grid_points)} grid points"
+          + (f" (all with {' '.join(sorted(common))})" if common else ""))
     print(f"{'state':<12}{'run':<{width}}  detail")
     for i, (p, label) in enumerate(zip(points, labels)):
         if not p.in_grid and (i == 0 or points[i - 1].in_grid):

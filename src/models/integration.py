@@ -89,12 +89,13 @@ class ClipIntegration(nn.Module):
         self.tokenizer = tokenizer
         self.timestamps = timestamps or None
         # new embeddings, at the scale of a fresh LLM's (initializer_range 0.02)
-        self.start = nn.Parameter(torch.randn(dim) * 0.02) if start_end_tokens else None
-        self.end = nn.Parameter(torch.randn(dim) * 0.02) if start_end_tokens else None
+        self.start = nn.Parameter(torch.randn(dim) * 0.02) if start_end_tokens and dim else None
+        self.end = nn.Parameter(torch.randn(dim) * 0.02) if start_end_tokens and dim else None
         self._text_ids: dict[str, list[int]] = {}  # few distinct texts: tokenize each once
 
     def text_ids(self, start: float, end: float) -> list[int]:
         """Token ids of the timestamp text of a clip from `start` to `end` seconds."""
+        assert self.timestamps is not None  # asked only with timestamps
         text = timestamp_text(self.timestamps, start, end)
         if text not in self._text_ids:
             self._text_ids[text] = self.tokenizer.encode(text, add_special_tokens=False)
@@ -144,7 +145,7 @@ class ClipIntegration(nn.Module):
         if int(clip.sum()) != len(clip_rows):
             raise ValueError(f"{int(clip.sum())} clip-token positions for {len(clip_rows)} clip tokens")
         x = x.masked_scatter(clip, clip_rows.to(x.dtype))
-        if self.start is not None:
+        if self.start is not None and self.end is not None:  # both or neither
             x = torch.where((ids == START)[:, None], self.start.to(x.dtype), x)
             x = torch.where((ids == END)[:, None], self.end.to(x.dtype), x)
         return x

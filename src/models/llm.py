@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from hydra.utils import get_class
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -65,7 +65,8 @@ def build_llm(llm: Mapping[str, Any], profile: Mapping[str, Any], vocab_size: in
     from src.models.precision import apply_switches, torch_dtype
 
     if loads_checkpoint(profile):
-        model = get_class(llm["model_class"]).from_pretrained(llm["pretrained"], dtype=torch_dtype(llm["dtype"]))
+        model_class = cast("type[PreTrainedModel]", get_class(llm["model_class"]))
+        model = model_class.from_pretrained(llm["pretrained"], dtype=torch_dtype(llm["dtype"]))
     else:
         from src.models.shrink import shrink_arch
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 
 from src.batch import Batch
 from src.models.videolmm import VideoLMM
@@ -21,6 +22,8 @@ AUDIT_PREFIX = {"frame": "test_frame", "text": "test_text"}
 
 class VideoLMMModule(L.LightningModule):
     """Wraps a VideoLMM; `stage` gives each component's learning rate (0 = frozen)."""
+
+    option_token_ids: torch.Tensor  # a buffer
 
     def __init__(self, model: VideoLMM, option_token_ids: list[int], stage: Mapping[str, Any],
                  weight_decay: float = 0.0, warmup_ratio: float = 0.03) -> None:
@@ -128,7 +131,7 @@ class VideoLMMModule(L.LightningModule):
             return
         self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
-    def configure_optimizers(self) -> dict[str, Any]:
+    def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
         groups = [{"params": [p for p in part.parameters() if p.requires_grad],
                    "lr": self.stage["lr"][name], "name": name}
                   for name, part in self.parts().items() if self.stage["lr"][name] > 0]
@@ -136,7 +139,8 @@ class VideoLMMModule(L.LightningModule):
         opt = torch.optim.AdamW(groups, weight_decay=self.weight_decay, fused=True)
         # not trainer.estimated_stepping_batches: it builds the training loader before a
         # checkpoint is restored, and the loader would then miss its place in the epoch
-        per_epoch = -(-self.trainer.datamodule.train_batches() // self.trainer.accumulate_grad_batches)
+        datamodule = self.trainer.datamodule  # type: ignore[attr-defined]  # set by Lightning when it fits
+        per_epoch = -(-datamodule.train_batches() // self.trainer.accumulate_grad_batches)
         total = max(1, per_epoch * self.trainer.max_epochs)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, WarmupCosine(total, self.warmup_ratio))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
@@ -165,8 +169,9 @@ class VideoLMMModule(L.LightningModule):
                 "chosen": int(chosen[i]), "correct": int(chosen[i] == batch.answer_index[i]),
                 "seconds": seconds,
             }
-            if batch.rotations and batch.rotations[i] is not None:  # one rotation of a circular item
-                row["rotation"], row["of"] = batch.rotations[i]
+            rotation = batch.rotations[i] if batch.rotations else None
+            if rotation is not None:  # one rotation of a circular item
+                row["rotation"], row["of"] = rotation
             self.results.append(row)
 
     def on_test_epoch_end(self) -> None:

@@ -9,11 +9,14 @@ gives the memory each LLM size needs under them (`python -m src.tools.memory`).
 from __future__ import annotations
 
 import logging
+from typing import TypeVar
 
 import torch
 from torch import nn
 
 log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=nn.Module)
 
 DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "bfloat16": torch.bfloat16,
                                   "float16": torch.float16}
@@ -51,7 +54,7 @@ def enable_gradient_checkpointing(module: nn.Module, what: str) -> int:
     return calls
 
 
-def apply_switches(module: nn.Module, dtype: str, gradient_checkpointing: bool, what: str) -> nn.Module:
+def apply_switches(module: M, dtype: str, gradient_checkpointing: bool, what: str) -> M:
     """Cast `module`'s weights to `dtype` and turn on gradient checkpointing if asked."""
     module.to(torch_dtype(dtype))
     if gradient_checkpointing:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
+from typing import cast
 
 import torch
 from torch import nn
@@ -11,6 +12,8 @@ from transformers import PreTrainedModel
 
 from src.batch import IGNORE, MEDIA, Batch
 from src.cache.features import CacheSlot, FeatureCache
+from src.models.connectors.connector import Connector
+from src.models.encoders.base import VisionEncoder
 from src.models.integration import ClipIntegration
 
 def by_shape(fn: Callable[[torch.Tensor], torch.Tensor], tensors: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -30,8 +33,8 @@ def by_shape(fn: Callable[[torch.Tensor], torch.Tensor], tensors: list[torch.Ten
 class VideoLMM(nn.Module):
     """Composes injected parts; builds nothing itself."""
 
-    def __init__(self, encoder: nn.Module, connector: nn.Module, llm: PreTrainedModel,
-                 pad_token_id: int, integration: nn.Module | None = None,
+    def __init__(self, encoder: VisionEncoder, connector: Connector, llm: PreTrainedModel,
+                 pad_token_id: int, integration: ClipIntegration | None = None,
                  feature_cache: FeatureCache | None = None) -> None:
         super().__init__()
         self.encoder = encoder
@@ -75,12 +78,13 @@ class VideoLMM(nn.Module):
         """Count the hits and misses; store the misses' features (an encoder in eval mode,
         on the device and in the dtype the loader's keys were made for)."""
         cache = self.feature_cache
-        misses = [j for j in todo if slots[j] is not None]
+        assert cache is not None  # called only with a cache
+        misses = [(j, slot) for j in todo if (slot := slots[j]) is not None]
         hits = sum(1 for s in slots if s is not None and s.hit)
         cache.count("train" if self.training else "test", hits, len(misses))
         if misses and not self.encoder.training and cache.writable(self.encoder):
-            for j in misses:
-                cache.save(slots[j].key, grids[j], slots[j].decode_errors)
+            for j, slot in misses:
+                cache.save(slot.key, grids[j], slot.decode_errors)
 
     def _sequences(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Right-padded input embeddings, attention mask, labels, and each sequence's last index.
@@ -89,23 +93,24 @@ class VideoLMM(nn.Module):
         timestamp text it adds), none of it trained as a target.
         """
         embed = self.llm.get_input_embeddings()
-        device = embed.weight.device
+        device = cast(torch.Tensor, embed.weight).device
         slots = [slot for ss in batch.cache for slot in ss] if batch.cache else None
         media = self.clip_tokens([m.to(device) for ms in batch.media for m in ms], slots)
         n = self.connector.tokens_per_clip
         seqs, labels = [], []
         k = 0
-        for i, (ids, lab) in enumerate(zip(batch.input_ids, batch.labels)):
+        for i, (sample_ids, sample_labels) in enumerate(zip(batch.input_ids, batch.labels)):
             items = batch.media[i]
             times = batch.clip_times[i] if batch.clip_times else [None] * len(items)
-            ids, lab = self.integration.expand(ids.tolist(), lab.tolist(), [len(m) for m in items], times, n)
-            ids = torch.tensor(ids, device=device)
-            rows = media[k:k + len(items)]
+            laid, laid_labels = self.integration.expand(sample_ids.tolist(), sample_labels.tolist(),
+                                                        [len(m) for m in items], times, n)
+            ids = torch.tensor(laid, device=device)
+            item_tokens = media[k:k + len(items)]
             k += len(items)
             text = embed(ids.clamp(min=0))  # the layout's markers are replaced in fill()
-            rows = torch.cat(rows) if rows else text.new_zeros(0, text.shape[-1])
+            rows = torch.cat(item_tokens) if item_tokens else text.new_zeros(0, text.shape[-1])
             seqs.append(self.integration.fill(ids, text, rows))
-            labels.append(torch.tensor(lab, device=device))
+            labels.append(torch.tensor(laid_labels, device=device))
         width = max(len(s) for s in seqs)
         dim = seqs[0].shape[-1]
         pad = embed(torch.tensor([self.pad_token_id], device=device))[0]

@@ -82,7 +82,7 @@ class PeriodicCheckpoint(L.Callback):
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any,
                            batch: Any, batch_idx: int) -> None:
-        due = bool(self.every_steps) and trainer.global_step % self.every_steps == 0
+        due = bool(self.every_steps and trainer.global_step % self.every_steps == 0)
         if self.every_minutes is not None:
             due = due or time.monotonic() - self._last >= 60 * self.every_minutes
         if trainer.world_size > 1:

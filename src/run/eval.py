@@ -21,12 +21,13 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from omegaconf import DictConfig, OmegaConf
 
 from src.config import resolvers
 from src.config.compose import CONF_DIR, config_groups, group_options
+from src.config.container import to_dict
 from src.config.errors import ConfigError
 from src.config.validate import validate
 from src.data.errors import DataError
@@ -50,7 +51,7 @@ def run_config(run_dir: Path, overrides: list[str]) -> DictConfig:
     composed = run_dir / ".hydra" / "config.yaml"
     # the config as composed (interpolations kept, so that eval.modalities reaches the data),
     # its paths as they resolved when the run trained
-    cfg = OmegaConf.load(composed) if composed.is_file() else OmegaConf.create(record["config"])
+    cfg = cast(DictConfig, OmegaConf.load(composed) if composed.is_file() else OmegaConf.create(record["config"]))
     cfg.paths = record["config"]["paths"]
     if "circular" not in cfg.eval:  # a run from before eval.circular: today's default
         cfg.eval.circular = OmegaConf.load(CONF_DIR / "train.yaml").eval.circular
@@ -63,11 +64,11 @@ def run_config(run_dir: Path, overrides: list[str]) -> DictConfig:
         if group in groups:
             if option not in group_options(group):
                 raise EvalError(f"{o}: not an option of '{group}'; valid choices: {', '.join(group_options(group))}")
-            node = OmegaConf.load(CONF_DIR / group / f"{option}.yaml")
+            node = cast(DictConfig, OmegaConf.load(CONF_DIR / group / f"{option}.yaml"))
             node.pop("defaults", None)
             cfg[group] = node
     try:
-        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(keyed))
+        cfg = cast(DictConfig, OmegaConf.merge(cfg, OmegaConf.from_dotlist(keyed)))
     except Exception as e:  # noqa: BLE001 - a malformed override: one line
         raise EvalError(f"bad override in {overrides}: {' '.join(str(e).split())}") from None
     cfg.checkpoint.resume = False
@@ -97,7 +98,7 @@ def evaluate_run(run_dir: Path, overrides: list[str]) -> dict[str, Any]:
     tokenizer = AutoTokenizer.from_pretrained(run_dir / "tokenizer") if (run_dir / "tokenizer").is_dir() else None
     parts = build_parts(cfg, tokenizer=tokenizer)
     module = VideoLMMModule(parts.model, parts.option_token_ids,
-                            OmegaConf.to_container(cfg.schedule.stages[-1], resolve=True))
+                            to_dict(cfg.schedule.stages[-1], resolve=True))
     module.load_state_dict(saved["state_dict"])
     start = time.perf_counter()
     processes = Processes()

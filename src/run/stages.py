@@ -19,11 +19,12 @@ from typing import Any
 
 import lightning as L
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from src.config.constraints import Constraints, Rule, positive_int
 from src.config.errors import ConfigError
 from src.data.manifest import EVAL_MODALITIES
+from src.config.container import to_dict
 from src.run import checkpoints
 from src.launch.dist import Processes
 from src.models.module import VideoLMMModule
@@ -62,7 +63,7 @@ def resume_point(cfg: DictConfig, run_dir: Path, module: VideoLMMModule) -> tupl
 def train_schedule(cfg: DictConfig, module: VideoLMMModule, datamodule: Any, logger: Any,
                    run_dir: Path, processes: Processes) -> dict[str, Any]:
     """Train every stage not yet done; returns what the record says of the schedule."""
-    stages = [OmegaConf.to_container(s, resolve=True) for s in cfg.schedule.stages]
+    stages = [to_dict(s, resolve=True) for s in cfg.schedule.stages]
     start, resume_from = resume_point(cfg, run_dir, module)
     ck = cfg.checkpoint
     for i in range(start, len(stages)):

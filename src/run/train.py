@@ -17,9 +17,10 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from src.config.constraints import Constraints, Rule, is_int
+from src.config.container import to_dict
 from src.config.errors import ConfigError
 from src.config.resolvers import run_name as name_of_run
 from src.config.validate import validate
@@ -44,9 +45,9 @@ def _choices() -> dict[str, str]:
 
 def _resolved(cfg: DictConfig) -> dict[str, Any]:
     try:
-        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+        return to_dict(cfg, resolve=True)
     except Exception:  # an unresolvable value: keep the config as written
-        return OmegaConf.to_container(cfg, resolve=False)  # type: ignore[return-value]
+        return to_dict(cfg, resolve=False)
 
 
 class _DropTips(logging.Filter):
@@ -90,13 +91,13 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, run_name: str,
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     parts = build_parts(cfg)
     module = VideoLMMModule(parts.model, parts.option_token_ids,
-                            OmegaConf.to_container(cfg.schedule.stages[0], resolve=True),
+                            to_dict(cfg.schedule.stages[0], resolve=True),
                             weight_decay=cfg.schedule.weight_decay,
                             warmup_ratio=cfg.schedule.warmup_ratio)
     main = is_main_process()
     if main:  # src.eval scores the run later with the very tokenizer it trained with
         parts.tokenizer.save_pretrained(run_dir / "tokenizer")
-    logger = build_logger(cfg, run_dir, run_name, choices) if main else False
+    logger: Any = build_logger(cfg, run_dir, run_name, choices) if main else False
     info = design(cfg, parts)
     if logger:
         # the design numbers too, so that analysis.collect reads the same row from W&B

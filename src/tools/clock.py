@@ -85,7 +85,7 @@ def eval_ceiling(sampler: Sampler, spec: SyntheticSpec, draws: int = 20000, seed
     table: dict[tuple, Counter] = defaultdict(Counter)
     for key, answer in (_observe(rng, spec, sampler) for _ in range(draws)):
         table[key][answer] += 1
-    prior = Counter()
+    prior: Counter = Counter()
     for counts in table.values():
         prior.update(counts)
     items = [i for i, (kind, control) in enumerate(schedule(spec, spec.n_eval))

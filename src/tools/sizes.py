@@ -15,10 +15,11 @@ from hydra.utils import get_class, instantiate
 from omegaconf import OmegaConf
 
 from src.config.compose import CONF_DIR, group_options
+from src.config.container import to_dict
 from src.models.shrink import shrink_arch
 
-TINY = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "profile" / "tiny.yaml"))
-REAL = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "profile" / "pretrained.yaml"))
+TINY = to_dict(OmegaConf.load(CONF_DIR / "profile" / "tiny.yaml"))
+REAL = to_dict(OmegaConf.load(CONF_DIR / "profile" / "pretrained.yaml"))
 
 
 def _count(model_class: str, config_class: str, arch: dict[str, Any], meta: bool) -> int:
@@ -29,7 +30,7 @@ def _count(model_class: str, config_class: str, arch: dict[str, Any], meta: bool
 
 
 def llm_params(option: str, profile: dict[str, Any], vocab_size: int | None = None) -> int:
-    cfg = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "llm" / f"{option}.yaml"))
+    cfg = to_dict(OmegaConf.load(CONF_DIR / "llm" / f"{option}.yaml"))
     arch = shrink_arch(cfg["arch"], profile)
     if vocab_size is not None:
         arch["vocab_size"] = vocab_size

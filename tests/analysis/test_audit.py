@@ -6,6 +6,7 @@ import csv
 import json
 from collections import Counter
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pytest
@@ -97,7 +98,11 @@ def test_text_prompt_loses_tag_and_its_line_break() -> None:
     ds = SampleDataset(samples, FpsSampler(fps=1), tok, train=False, modality="text")
     seen: list[Sample] = []
     tokens = ds.tokens
-    ds.tokens = lambda sample: seen.append(sample) or tokens(sample)  # type: ignore[method-assign]
+    def tokens_seen(sample: Sample) -> tuple[list[int], list[int]]:
+        seen.append(sample)
+        return tokens(sample)
+
+    ds.tokens = tokens_seen  # type: ignore[method-assign]
     first, second = ds[0], ds[1]  # the missing video is never opened: no media to read
     assert "skip" not in first and first["media"] == [] and second["media"] == []
     assert [s.turns[0][1] for s in seen] == ["Which one?\nA. x\nB. y", "Look: Which one?"]
@@ -125,7 +130,7 @@ def test_one_test_loader_per_modality(media: Path, tokenizer) -> None:
     dm.eval_samples = items(media)
     dm.attach(FpsSampler(fps=2), tokenizer)
     loaders = dm.test_dataloader()
-    assert [ld.dataset.modality for ld in loaders] == ["text", "video"]
+    assert [cast(SampleDataset, ld.dataset).modality for ld in loaders] == ["text", "video"]
     assert [ld.batch_size for ld in loaders] == [2, 2]
     assert VideoQADataModule("toy", str(media)).eval_modalities == ["video"]
     with pytest.raises(ValueError, match="eval_modalities"):

@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 import pytest
@@ -189,7 +189,7 @@ def fake_runs() -> list[FakeRun]:
 
 
 class FakeApi:
-    calls: list[tuple[str, Any]] = []
+    calls: ClassVar[list[tuple[str, Any]]] = []
 
     def runs(self, path: str, filters: dict[str, Any] | None = None) -> list[FakeRun]:
         FakeApi.calls.append((path, filters))
@@ -259,7 +259,7 @@ def test_cli_wandb_without_key_is_one_line(args: list[str], needle: str, monkeyp
 def test_unreachable_server_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     from analysis.wandb_runs import WandbUnavailable, check_reachable
 
-    with pytest.raises(WandbUnavailable, match="cannot reach the W&B server http://127.0.0.1:9"):
+    with pytest.raises(WandbUnavailable, match=r"cannot reach the W&B server http://127.0.0.1:9"):
         check_reachable("http://127.0.0.1:9", timeout=1.0)  # the discard port: nothing listens
 
 

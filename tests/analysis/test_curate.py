@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -59,9 +60,10 @@ def items(tmp_path: Path) -> pd.DataFrame:
 
 
 def test_entropy_and_point_biserial() -> None:
-    assert binary_entropy([0, 0.25, 0.5, 0.75, 1]).tolist() == pytest.approx([0, H_QUARTER, 1, H_QUARTER, 0])
+    p = np.array([0, 0.25, 0.5, 0.75, 1])
+    assert binary_entropy(p).tolist() == pytest.approx([0, H_QUARTER, 1, H_QUARTER, 0])
     # totals 5, 5, 3, 2 (of 8): dt = 1.25, 1.25, -0.75, -1.75, sum dt² = 6.75
-    r = point_biserial([[1, 1, 0, 0], [1, 0, 0, 0], [0, 0, 1, 1], [1, 1, 1, 1]], [5, 5, 3, 2])
+    r = point_biserial(np.array([[1, 1, 0, 0], [1, 0, 0, 0], [0, 0, 1, 1], [1, 1, 1, 1]]), np.array([5, 5, 3, 2]))
     assert r.tolist() == pytest.approx([2.5 / math.sqrt(6.75), 5 / 9, -2.5 / math.sqrt(6.75), 0.0])
 
 
@@ -257,7 +259,7 @@ def test_the_figure_shows_every_model_and_every_item(items: pd.DataFrame) -> Non
     _, _, report = curate(items, budget=3)
     left, right = curation_figure(report).axes
     points = left.collections[0].get_offsets()
-    assert sorted(map(tuple, points.tolist())) == sorted(
+    assert sorted(map(tuple, np.asarray(points).tolist())) == sorted(
         (s["full"], s["curated"]) for s in report["scores"].values())
     # stacked bars: A = kept 2, dropped both 1 (a3), frame only 1 (a4); B = kept 1, 2 not
     # selected, frame only 1 (b2)

@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from matplotlib.axes import Axes
 
 from analysis import axes, figures, modality, paper
 
@@ -34,18 +35,30 @@ def sweep_table() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def drawn(summary: pd.DataFrame | str) -> pd.DataFrame:
+    """A summary that has rows (not the reason it has none)."""
+    assert not isinstance(summary, str), summary
+    return summary
+
+
+def legend(ax: Axes) -> list[str]:
+    found = ax.get_legend()
+    assert found is not None
+    return [t.get_text() for t in found.get_texts()]
+
+
 def test_summaries_by_hand() -> None:
     frame = sweep_table()
-    enc = axes.encoders(frame, METRIC).set_index("encoder")
+    enc = drawn(axes.encoders(frame, METRIC)).set_index("encoder")
     # dinov2 mean: 0.30 + 0.01 (mixture) + 0.035 (fps: mean of 0.03, 0.06, 0.015) + 0.025 (tpf: 1, 4) = 0.37
     assert enc.loc["dinov2", "mean"] == pytest.approx(0.37) and enc.loc["siglip", "mean"] == pytest.approx(0.42)
     assert list(enc.index) == ["siglip", "dinov2"] and enc.loc["siglip", "n"] == 12  # failed run left out
-    samp = axes.sampling(frame, METRIC).set_index("setting")
+    samp = drawn(axes.sampling(frame, METRIC)).set_index("setting")
     assert list(samp.index) == ["fps 1/s", "fps 2/s", "uniform 8 frames"]
     assert samp.loc["uniform 8 frames", "mean"] == pytest.approx(0.3 + 0.025 + 0.01 + 0.015 + 0.025)
-    grid = axes.fps_tps(frame, METRIC)
+    grid = drawn(axes.fps_tps(frame, METRIC))
     assert sorted(zip(grid["fps"], grid["tps"], grid["tpf"])) == [(1, 4, 4), (1, 16, 16), (2, 8, 4), (2, 32, 16)]
-    mix = axes.mixtures(frame, METRIC)
+    mix = drawn(axes.mixtures(frame, METRIC))
     assert list(mix["mixture"]) == ["natural", "paper02"] and list(mix["text"]) == pytest.approx([0.1, 0.15])
     assert mix["mean"].diff().iloc[1] == pytest.approx(0.02)
     panels, skipped = axes.trends(frame, METRIC)
@@ -62,7 +75,7 @@ def test_every_figure_has_its_axes_and_labels() -> None:
     assert [t.get_text() for t in ours.get_xticklabels()] == [
         "fps 1/s (n=8)", "fps 2/s (n=8)", "uniform 8 frames (n=8)"]
     assert ref.get_title() == "Apollo (arXiv 2412.10360), Table 11" and ref.get_ylabel() == "ApolloBench overall (%)"
-    assert [t.get_text() for t in ref.get_legend().get_texts()] == ["tested at 2 fps", "tested uniform"]
+    assert legend(ref) == ["tested at 2 fps", "tested uniform"]
     heat = [a for a in figs.made["fps_tps"].axes if a.get_label() != "<colorbar>"]
     assert [a.get_title() for a in heat] == ["Ours: fps × tokens per second", "Apollo (arXiv 2412.10360), Table 10"]
     assert all((a.get_xlabel(), a.get_ylabel(), a.get_xscale()) == ("tokens per second", "frames per second", "log")
@@ -123,8 +136,8 @@ def test_cli_writes_pngs_and_lists_skips(tmp_path: Path, capsys: pytest.CaptureF
     frame = sweep_table().drop(columns=["mixture"])
     frame.to_csv(tmp_path / "r.csv", index=False)
     assert figures.main([str(tmp_path / "r.csv"), "--out", str(tmp_path / "f"), "--paper"]) == 0
-    out, err = capsys.readouterr()
-    assert "drew 4 of 5 figures" in out and "skipped fig6_mixtures.png: no column 'mixture'" in err
+    out, printed = capsys.readouterr()
+    assert "drew 4 of 5 figures" in out and "skipped fig6_mixtures.png: no column 'mixture'" in printed
     doc = json.loads((tmp_path / "f" / "figures.json").read_text())
     assert doc["skipped"] == {"mixtures": "no column 'mixture'"} and len(doc["drawn"]) == 4
     for name in doc["drawn"].values():
@@ -157,7 +170,7 @@ def test_modality_gap_by_hand(tmp_path: Path) -> None:
     fig = modality.figure_plots.modality_figure(table)
     [ax] = fig.axes
     assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b"]
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["video", "frame", "text"]
+    assert legend(ax) == ["video", "frame", "text"]
     assert ax.get_ylabel() == "accuracy (mean over runs)" and len(ax.patches) == 6
     audit_table().to_csv(tmp_path / "r.csv", index=False)
     assert modality.main([str(tmp_path / "r.csv"), "--out", str(tmp_path / "m")]) == 0

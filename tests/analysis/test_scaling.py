@@ -30,14 +30,17 @@ def test_r2_by_hand() -> None:
     assert stats.r2(np.array([1, 2, 3, 4]), np.array([2, 4, 5, 8])) == pytest.approx(361 / 375)
     # the R² of the least-squares line is the same number
     x, y = np.array([1.0, 2, 3, 4]), np.array([2.0, 4, 5, 8])
-    slope, intercept = stats.least_squares_line(x, y)
+    line = stats.least_squares_line(x, y)
+    assert line is not None
+    slope, intercept = line
     resid = y - (slope * x + intercept)
     assert 1 - resid @ resid / 18.75 == pytest.approx(361 / 375)
 
 
 def test_r2_degenerate_is_nan_with_a_note() -> None:
     assert math.isnan(stats.r2(np.array([1.0, 2]), np.array([3.0, 4])))
-    assert "n=2" in stats.r2_note(np.array([1.0, 2]), np.array([3.0, 4]))
+    note = stats.r2_note(np.array([1.0, 2]), np.array([3.0, 4]))
+    assert note is not None and "n=2" in note
     assert math.isnan(stats.r2(np.array([1.0, 1, 1]), np.array([1.0, 2, 3])))
     assert stats.r2_note(np.array([1.0, 1, 1]), np.array([1.0, 2, 3])) == "zero variance in scores"
     assert stats.r2_note(np.array([1.0, 2, 3]), np.array([1.0, 2, 4])) is None
@@ -241,7 +244,8 @@ TPF = {(e, v): (x, y) for (e, v), x, y in zip(
 
 
 def test_variants_differing_only_in_a_design_number() -> None:
-    cells = {(e, v, s, 1000): float(xy[i]) for (e, v), xy in TPF.items() for i, s in enumerate((0.5, 4.0))}
+    cells: dict[tuple[str, float, float, float], float] = {
+        (e, v, s, 1000): float(xy[i]) for (e, v), xy in TPF.items() for i, s in enumerate((0.5, 4.0))}
     frame = design_table(cells, "design.tokens_per_frame")
     result, scores = analyse(frame, METRIC, n_boot=0)
     assert result.variant_cols == ["encoder", "resampler", "design.tokens_per_frame"]
@@ -296,7 +300,8 @@ def test_r2_against_training_set_size_by_hand() -> None:
     [ax] = fig.axes
     assert ax.get_xscale() == "log" and ax.get_xlabel() == "design.train_set_size"
     assert ax.get_ylabel() == "R² with llm_size_b=4 at 1000" and len(ax.get_lines()) == 2
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["llm_size_b=0.5", "llm_size_b=4"]
+    legend = ax.get_legend()
+    assert legend is not None and [t.get_text() for t in legend.get_texts()] == ["llm_size_b=0.5", "llm_size_b=4"]
     # without --data-col the training-set size is a design number that splits cells
     plain, _ = analyse(data_frame(), METRIC, n_boot=0)
     assert "design.train_set_size" in plain.variant_cols

@@ -8,7 +8,9 @@ import multiprocessing as mp
 import os
 import shutil
 import time
+from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pytest
@@ -24,6 +26,7 @@ from src.config.validate import validate
 from src.data.dataset import SampleDataset, collate
 from src.data.manifest import Sample, mcq_prompt
 from src.data.samplers import FpsSampler
+from src.models.encoders.base import VisionEncoder
 from src.models.llm import build_word_tokenizer
 from tests.helpers import TINY_DATA, cfg_with, tiny_model, write_mp4
 
@@ -40,7 +43,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return d
 
 
-def encoder(option: str = "siglip", seed: int = 0, *overrides: str) -> torch.nn.Module:
+def encoder(option: str = "siglip", seed: int = 0, *overrides: str) -> VisionEncoder:
     torch.manual_seed(seed)
     return instantiate(cfg_with(f"encoder={option}", *overrides).encoder).eval()
 
@@ -148,7 +151,7 @@ def _writer(root: str, key: str, size: int, rounds: int) -> None:
         store.write(store.path("features", key), bytes([size % 251]) * size)
 
 
-def _reader(root: str, key: str, sizes: list[int], seconds: float, bad: mp.Value) -> None:
+def _reader(root: str, key: str, sizes: list[int], seconds: float, bad: Synchronized[int]) -> None:
     store = DiskStore(root, None)
     end = time.time() + seconds
     while time.time() < end:
@@ -223,16 +226,20 @@ def test_a_stage_that_trains_the_encoder_changes_its_identity(files: Path, tok, 
     dm = VideoQADataModule("toy", str(tmp_path))
     dm.attach(FpsSampler(fps=2), tok, encoder=enc, feature_cache=cache)
     enc.requires_grad_(False)
-    before = dm._features(train=True).identity
+    lookup = dm._features(train=True)
+    assert lookup is not None
+    before = lookup.identity
     enc.requires_grad_(True)
     assert dm._features(train=True) is None  # the stage that trains it
     versions = [p._version for p in enc.parameters()]
     opt = torch.optim.AdamW(enc.parameters(), lr=1e-2, fused=True)
-    sum(p.sum() for p in enc.parameters()).backward()
+    cast(torch.Tensor, sum(p.sum() for p in enc.parameters())).backward()
     opt.step()
     assert [p._version for p in enc.parameters()] == versions  # what the fix does not rely on
     enc.requires_grad_(False)
-    after = dm._features(train=True).identity
+    lookup = dm._features(train=True)
+    assert lookup is not None
+    after = lookup.identity
     assert after != before
     assert after == FeatureCache(tmp_path / "other").bind(enc).identity  # the weights as they are
 
@@ -249,7 +256,9 @@ def test_runs_of_a_sweep_over_llm_or_connector_share_the_encoder(data_dir: Path,
         cfg = cfg_with(*TINY_DATA, f"paths.data_dir={data_dir}", f"cache.dir={tmp_path}", *overrides)
         L.seed_everything(cfg.seed, verbose=False)
         parts = build_parts(cfg)
-        return parts.model.feature_cache.bind(parts.model.encoder).identity
+        cache = parts.model.feature_cache
+        assert cache is not None
+        return cache.bind(parts.model.encoder).identity
 
     base = identity()
     assert identity("llm=qwen4b") == base and identity("resampler=avgpool") == base

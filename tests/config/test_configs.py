@@ -11,6 +11,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from src.config.compose import CONF_DIR, config_groups, group_options
+from src.config.container import to_dict
 from src.models.llm import build_llm, build_word_tokenizer
 from src.models.shrink import shrink_arch
 from tests.helpers import cfg_with
@@ -119,7 +120,7 @@ def test_schedule_stages_are_valid(option: str) -> None:
 @pytest.mark.parametrize("option", group_options("profile"))
 def test_profile_shrink_rule(option: str) -> None:
     cfg = cfg_with(f"profile={option}")
-    arch = OmegaConf.to_container(cfg.llm.arch)
+    arch = to_dict(cfg.llm.arch)
     small = shrink_arch(arch, cfg.profile)
     if option == "pretrained":
         assert small == arch

@@ -18,6 +18,7 @@ import pytest
 from omegaconf import DictConfig, OmegaConf
 
 from analysis.paper import ENCODER_NAMES, table
+from src.config.container import to_dict, to_list
 from src.config.validate import check_overrides, validate
 from src.data.synthetic import SyntheticSpec
 from tests.helpers import ROOT, compose_sweep, grid
@@ -57,6 +58,13 @@ def composed(name: str, point: tuple[str, ...], profile: str = "tiny") -> DictCo
 def axis(point: tuple[str, ...], key: str) -> str | None:
     """The value a grid point gives `key`."""
     return next((o.split("=", 1)[1] for o in point if o.split("=", 1)[0] == key), None)
+
+
+def value(point: tuple[str, ...], key: str) -> str:
+    """The value a grid point gives `key`, which it must give."""
+    found = axis(point, key)
+    assert found is not None, (point, key)
+    return found
 
 
 def designs(name: str) -> list[tuple[str, ...]]:
@@ -102,7 +110,7 @@ def test_every_design_composes_and_validates(name: str) -> None:
             if key in cfg.hydra.runtime.choices:
                 assert choice(cfg, key) == v
         if cfg.data.name == "synthetic":  # the data spec a run would generate is valid
-            SyntheticSpec.from_dict(OmegaConf.to_container(cfg.data.synthetic))
+            SyntheticSpec.from_dict(to_dict(cfg.data.synthetic))
 
 
 def test_local_groups_are_used_and_no_option_is_orphaned() -> None:
@@ -176,7 +184,11 @@ def test_token_integration_is_table2() -> None:
 def _rate(cell: object) -> float:
     """A Table 12 learning rate; `5e-5(sic; likely 5e-6)` reads as its leading number."""
     text = str(cell)
-    return float(re.match(r"[0-9.eE+-]+", text).group()) if text not in ("", "nan") else float("nan")
+    if text in ("", "nan"):
+        return float("nan")
+    match = re.match(r"[0-9.eE+-]+", text)
+    assert match is not None, text
+    return float(match.group())
 
 
 def table12() -> list[tuple[str, float, list[dict[str, float]]]]:
@@ -193,7 +205,7 @@ def table12() -> list[tuple[str, float, list[dict[str, float]]]]:
 
 
 def _check_stages(cfg: DictConfig, expected: list[dict[str, float]]) -> None:
-    stages = OmegaConf.to_container(cfg.schedule.stages, resolve=True)
+    stages = to_list(cfg.schedule.stages, resolve=True)
     assert len(stages) == len(expected)
     for got, want in zip(stages, expected):
         assert {p: got["lr"][p] > 0 for p in want} == {p: want[p] > 0 for p in want}
@@ -215,7 +227,7 @@ def test_schedules_vision_lr_are_table12_rows_that_train_the_encoder() -> None:
     got = set()
     for p in points("schedules_vision_lr"):
         c = composed("schedules_vision_lr", p)
-        stages = OmegaConf.to_container(c.schedule.stages, resolve=True)
+        stages = to_list(c.schedule.stages, resolve=True)
         assert {s["lr"]["vision"] for s in stages} - {0.0} == {c.profile.lr.vision}
         got.add((choice(c, "schedule"), c.profile.lr.vision))
     assert got == rows and len(rows) == 15
@@ -251,7 +263,7 @@ def signature(cfg: DictConfig) -> dict[str, object]:
 def variants(name: str) -> dict[str, DictConfig]:
     """Each scaling variant of a study, composed with the other axes' first values."""
     others = [o for o in points(name)[0] if not o.startswith("scaling_variant=")]
-    return {axis(p, "scaling_variant"): composed(name, p)
+    return {value(p, "scaling_variant"): composed(name, p)
             for p in points(name) if all(o in p for o in others)}
 
 
@@ -284,7 +296,7 @@ def test_scaling_composes_at_scale() -> None:
     for p in points("scaling"):
         if axis(p, "llm") == "qwen7b" and axis(p, "scaling_variant") in expected:
             c = composed("scaling", p, "pretrained")
-            assert choice(c, "schedule") == expected[axis(p, "scaling_variant")]
+            assert choice(c, "schedule") == expected[value(p, "scaling_variant")]
 
 
 def test_data_size_crosses_training_set_sizes_with_variants_and_llm_sizes() -> None:
@@ -293,9 +305,9 @@ def test_data_size_crosses_training_set_sizes_with_variants_and_llm_sizes() -> N
     names = {axis(p, "scaling_variant") for p in pts}
     assert len(names) == 5 and names <= set(variants("scaling"))
     specs = {}
-    for size in sorted({axis(p, "train_size") for p in pts}):
+    for size in sorted({value(p, "train_size") for p in pts}):
         c = composed("data_size", next(p for p in pts if axis(p, "train_size") == size))
-        specs[size] = SyntheticSpec.from_dict(OmegaConf.to_container(c.data.synthetic))
+        specs[size] = SyntheticSpec.from_dict(to_dict(c.data.synthetic))
     totals = sorted(s.n_train + s.n_image + s.n_multi_image + s.n_text for s in specs.values())
     assert totals == [161, 325, 650, 1300]
     sizes = ("n_train", "n_image", "n_multi_image", "n_text")
@@ -311,5 +323,5 @@ def test_the_audit_sweep_trains_models_that_can_answer_without_the_video() -> No
         assert cfg.sweep == "audit" and list(cfg.eval.modalities) == ["video", "frame", "text"]
         assert list(cfg.eval.circular) == [] and cfg.schedule.stages[-1].epochs == 20
         assert dict(cfg.data.modality_dropout) == {"frame": 0.3, "text": 0.3}
-        spec = SyntheticSpec.from_dict(OmegaConf.to_container(cfg.data.synthetic))
+        spec = SyntheticSpec.from_dict(to_dict(cfg.data.synthetic))
         assert spec.train_control_share == 0.3 and spec.control_share == 0.1

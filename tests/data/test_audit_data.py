@@ -46,7 +46,8 @@ def test_the_cache_key_of_a_spec_without_the_new_fields_is_unchanged() -> None:
 
 def test_shuffled_options_keep_the_answer_and_vary_the_order() -> None:
     spec = SyntheticSpec(shuffle_train_options=True)
-    orders, letters = set(), Counter()
+    orders: set[tuple[str, ...]] = set()
+    letters: Counter[int] = Counter()
     for i in range(120):
         scene = VIDEO_SCENES["last_card"](item_rng(spec, "train", i), 30, 10.0, 64)
         mixed = shuffle_options(spec, "train", i, scene)

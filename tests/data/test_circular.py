@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 import torch
@@ -60,6 +61,16 @@ class Stub(torch.nn.Module):
         return scores.masked_fill(k[None, :] >= batch.num_options[:, None], -torch.inf)
 
 
+def options_of(sample: Sample) -> list[str]:
+    assert sample.options is not None
+    return sample.options
+
+
+def answer_of(sample: Sample) -> str:
+    assert sample.answer is not None
+    return sample.answer
+
+
 def always_c(words: list[str]) -> int:
     return 2  # letter C, where there is one (else the first option, by the stub's -9 tie)
 
@@ -79,7 +90,8 @@ def score(tokenizer, pick, samples: list[Sample], batch_size: int, ranks: int = 
     letters = tokenizer.convert_tokens_to_ids(list("ABCD"))
     rows = []
     for rank in range(ranks):
-        module = VideoLMMModule(Stub(tokenizer, pick), letters, {"lr": {"vision": 0, "connector": 1, "llm": 1}})
+        stub: Any = Stub(tokenizer, pick)  # a stand-in for a VideoLMM
+        module = VideoLMMModule(stub, letters, {"lr": {"vision": 0, "connector": 1, "llm": 1}})
         module.on_test_epoch_start()
         mine = list(range(rank, len(ds), ranks))
         for b, start in enumerate(range(0, len(mine), batch_size)):
@@ -96,9 +108,9 @@ def test_rotations_move_the_options_and_the_answer() -> None:
                                            COLOURS[2:] + COLOURS[:2], COLOURS[3:] + COLOURS[:3]]
     # the answer's option keeps its text and takes each letter once: B, A, D, C
     assert [s.answer for s in turned] == ["B", "A", "D", "C"]
-    assert all(s.options[LETTERS.index(s.answer)] == "green" for s in turned)
+    assert all(options_of(s)[LETTERS.index(answer_of(s))] == "green" for s in turned)
     for s in turned:  # the prompt lists the rotated options, the rest of it is the item's own
-        assert s.turns[0][1] == mcq_prompt("The card is green . What colour is the card ?", s.options)
+        assert s.turns[0][1] == mcq_prompt("The card is green . What colour is the card ?", options_of(s))
         assert s.turns[1] == ("assistant", s.answer)
     assert "A. yellow\nB. red" in turned[3].turns[0][1] and option_lines(["x", "y"]) == "A. x\nB. y"
     assert rotate(item, 5).options == turned[1].options and item.options == COLOURS  # untouched
@@ -124,8 +136,8 @@ def test_the_dataset_holds_every_rotation_with_its_answer(tokenizer) -> None:
     for e in entries:
         item = next(s for s in ITEMS if s.id == e["id"])
         shift, k = e["rotation"]
-        assert k == len(item.options) == e["num_options"]
-        assert e["answer_index"] == (LETTERS.index(item.answer) - shift) % k
+        assert k == len(options_of(item)) == e["num_options"]
+        assert e["answer_index"] == (LETTERS.index(answer_of(item)) - shift) % k
         # the tokens are the rotated prompt: the answer's text stands at the answer's letter
         words = tokenizer.convert_ids_to_tokens(e["input_ids"].tolist())
         assert reads_the_answer(words) == e["answer_index"]
@@ -158,7 +170,7 @@ def test_a_constant_letter_is_never_right_and_reading_always_is(tokenizer, batch
     assert all(r["correct"] == 1 and r["rotations_right"] == r["rotations"] for r in reader)
     assert [r["rotations"] for r in reader] == [4, 4, 4, 4, 2, 3]
     # the letter chosen, in the item's own order: the answer, and C (A of two) for the constant
-    assert [r["chosen"] for r in reader] == [LETTERS.index(s.answer) for s in ITEMS]
+    assert [r["chosen"] for r in reader] == [LETTERS.index(answer_of(s)) for s in ITEMS]
     assert [r["chosen"] for r in constant] == [2, 2, 2, 2, 0, 2]
     assert all(r["modality"] == "text" and r["control"] == "text" for r in reader)
     assert accuracy_metrics(score(tokenizer, always_c, ITEMS, batch_size)) == {
@@ -170,7 +182,7 @@ def test_a_constant_letter_is_never_right_and_reading_always_is(tokenizer, batch
 def test_rotations_scored_on_different_ranks_merge_after_the_gather(tokenizer) -> None:
     one = merge_rotations(score(tokenizer, reads_the_answer, ITEMS, 2))
     gathered = score(tokenizer, reads_the_answer, ITEMS, 2, ranks=2)  # rank 0's rows, then rank 1's
-    by_item = {}
+    by_item: dict[str, set[bool]] = {}
     for k, r in enumerate(gathered):
         by_item.setdefault(r["item"], set()).add(k < len(gathered) // 2)
     assert all(len(ranks) == 2 for ranks in by_item.values())  # every item on both ranks
@@ -219,9 +231,9 @@ def test_the_datamodule_scores_the_named_modalities_circularly(tokenizer, tmp_pa
     dm = VideoQADataModule("toy", str(tmp_path), eval_modalities=["video", "text"], eval_circular=["text"])
     dm.eval_samples = ITEMS
     dm.attach(FpsSampler(fps=2), tokenizer)
-    video, text = dm.test_dataloader()
-    assert (video.dataset.circular, len(video.dataset)) == (False, 6)
-    assert (text.dataset.circular, len(text.dataset)) == (True, 21)
+    video, text = (cast(SampleDataset, ld.dataset) for ld in dm.test_dataloader())
+    assert (video.circular, len(video)) == (False, 6)
+    assert (text.circular, len(text)) == (True, 21)
     with pytest.raises(ValueError, match="eval_circular"):
         VideoQADataModule("toy", str(tmp_path), eval_circular=["sound"])
 

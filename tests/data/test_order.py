@@ -52,7 +52,7 @@ def test_ranks_take_disjoint_slices_of_equal_length(world) -> None:
     world(0, 1)
     full = list(Shuffled(range(10), seed=4))
     assert all(len(p) == 4 for p in per_rank)  # 10 padded to 12 by wrapping around
-    assert sorted(sum(per_rank, [])) == sorted(full + full[:2])
+    assert sorted(i for p in per_rank for i in p) == sorted(full + full[:2])
     assert per_rank[1] == np.resize(full, 12)[1::3].tolist()
 
 

@@ -125,7 +125,8 @@ def test_max_clips_spreads_clips_not_lowers_fps() -> None:
         (lambda: FpsSampler(fps=-1.0), "fps must be > 0"),
         (lambda: FpsSampler(fps=1, frames_per_clip=0), "frames_per_clip must be > 0"),
         (lambda: FpsSampler(fps=1, max_clips=0), "max_clips must be > 0"),
-        (lambda: FpsSampler(fps=1, frames_per_clip=1.5), "frames_per_clip must be an integer"),
+        (lambda: FpsSampler(fps=1, frames_per_clip=1.5),  # type: ignore[arg-type]  # wrong on purpose
+         "frames_per_clip must be an integer"),
         (lambda: UniformSampler(num_frames=0), "num_frames .to sample. must be > 0"),
         (lambda: UniformSampler(num_frames=8, frames_per_clip=0), "frames_per_clip must be > 0"),
         (lambda: UniformSampler(num_frames=6, frames_per_clip=4), "multiple of frames_per_clip=4"),

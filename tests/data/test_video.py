@@ -35,7 +35,8 @@ COLOURS = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (0, 255, 255),
 def expected(row: dict[str, str]) -> tuple[int, float, int, int]:
     """(frames, fps, width, height) the reader must report, from the manifest."""
     if row["file"] == NO_DURATION:
-        return int(row["frames_pyav_decoded"]), float(Fraction(row["r_frame_rate"])), int(row["width"]), int(row["height"])
+        return (int(row["frames_pyav_decoded"]), float(Fraction(row["r_frame_rate"])), int(row["width"]),
+                int(row["height"]))
     h, w, _ = (int(x) for x in row["decord_frame_shape_HWC"].split("x"))
     return int(row["decord_len"]), float(row["decord_avg_fps"]), w, h
 

@@ -36,7 +36,8 @@ def _owner(run_dir: Path, **fields: object) -> None:
 
 def test_a_claim_is_exclusive_until_released(tmp_path: Path) -> None:
     held = claim(tmp_path)
-    assert read_owner(tmp_path)["pid"] == os.getpid()
+    owner = read_owner(tmp_path)
+    assert owner is not None and owner["pid"] == os.getpid()
     with pytest.raises(TimeoutError):
         claim(tmp_path, poll_s=0.05, timeout_s=0.3)  # this very process is alive
     held.release()
@@ -79,11 +80,11 @@ def _claim_from_elsewhere(run_dir: Path) -> None:
     import src.launch.rundir as rundir
 
     real = rundir.me
-    rundir.me = lambda: {**real(), "host": "elsewhere"}  # type: ignore[assignment]
+    rundir.me = lambda: {**real(), "host": "elsewhere"}
     try:
         claim(run_dir, stale_s=0.4, poll_s=0.05, timeout_s=0.3)
     finally:
-        rundir.me = real  # type: ignore[assignment]
+        rundir.me = real
 
 
 def _worker(run_dir: str, log: str) -> None:
@@ -141,7 +142,7 @@ def test_a_different_sweep_under_the_same_name_is_a_conflict(tmp_path: Path) -> 
 
 def test_a_conflicting_launch_stops_with_one_line(tmp_path: Path) -> None:
     a = _sweep_file(tmp_path, "a", "seed: 1\nhydra:\n  sweeper:\n    params:\n      encoder: siglip,dinov2\n")
-    b = _sweep_file(tmp_path, "b", "seed: 2\nhydra:\n  sweeper:\n    params:\n      encoder: siglip,dinov2\n")
+    _sweep_file(tmp_path, "b", "seed: 2\nhydra:\n  sweeper:\n    params:\n      encoder: siglip,dinov2\n")
     out = tmp_path / "out"
     sweep_dir = out / "sweeps" / "shared"
     sweep_dir.mkdir(parents=True)

@@ -108,7 +108,8 @@ def test_a_2x2_sweep_through_slurm_makes_four_records(slurm_cluster: None, data_
         assert line in script.splitlines(), script
     status = subprocess.run([sys.executable, "-m", "src.sweep", "status", str(sweep)], cwd=ROOT,
                             capture_output=True, text=True, timeout=120).stdout
-    assert status.strip().splitlines()[-1] == "4 grid points: 4 done, 0 failed, 0 running, 0 interrupted, 0 queued, 0 missing"
+    assert status.strip().splitlines()[-1] == ("4 grid points: 4 done, 0 failed, 0 running, 0 interrupted, "
+                                               "0 queued, 0 missing")
 
 
 @pytest.mark.slow

@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 from src.run.records import write_record
 from src.launch.rundir import OWNER, claim
 from src.launch.grid import compose_points, grid
-from src.launch.status import sweep_points
+from src.launch.status import Point, sweep_points
 from tests.helpers import ROOT
 
 
@@ -75,14 +75,19 @@ def _launched(tmp_path: Path) -> Path:
     return sweep_dir
 
 
-def _record(run_dir: Path, status: str, reason: str | None = None, **metrics: float) -> None:
+def _dir(point: Point) -> Path:
+    assert point.run_dir is not None
+    return point.run_dir
+
+
+def _record(run_dir: Path, status: str, reason: str | None = None, /, **metrics: float) -> None:
     write_record(run_dir, {"status": status, "reason": reason, "sweep": "st", "choices": {}, "config": {},
                            "design": {}, "metrics": metrics, "costs": {}, "versions": {}})
 
 
 def test_status_names_every_grid_point_done_failed_running_interrupted_missing(tmp_path: Path) -> None:
     sweep_dir = _launched(tmp_path)
-    runs = {p.overrides[0] + " " + p.overrides[1]: p.run_dir for p in sweep_points(sweep_dir)}
+    runs = {p.overrides[0] + " " + p.overrides[1]: _dir(p) for p in sweep_points(sweep_dir)}
     _record(runs["encoder=siglip llm=qwen0.5b"], "ok", **{"test/synthetic/overall": 0.4375})
     _record(runs["encoder=siglip llm=qwen1.5b"], "failed", "RuntimeError: loss is nan\nmore")
     held = claim(runs["encoder=dinov2 llm=qwen0.5b"])  # a live process runs it
@@ -108,19 +113,20 @@ def test_status_names_every_grid_point_done_failed_running_interrupted_missing(t
         "encoder=dinov2 llm=qwen1.5b"][1]
     assert "-- not in the grid of the last launch:" in proc.stdout and rows["encoder=siglip llm=qwen4b"][0] == "done"
     assert proc.stdout.splitlines()[0].endswith("4 grid points (all with seed=3 sweep=st)")
-    assert proc.stdout.splitlines()[-1] == "4 grid points: 1 done, 1 failed, 1 running, 1 interrupted, 0 queued, 0 missing"
+    assert proc.stdout.splitlines()[-1] == ("4 grid points: 1 done, 1 failed, 1 running, 1 interrupted, "
+                                            "0 queued, 0 missing")
 
 
 def test_status_counts_missing_points_and_a_dead_owner_is_not_running(tmp_path: Path) -> None:
     sweep_dir = _launched(tmp_path)
     points = sweep_points(sweep_dir)
     for p in points[2:]:  # never started
-        for f in sorted(p.run_dir.rglob("*"), reverse=True):
+        for f in sorted(_dir(p).rglob("*"), reverse=True):
             f.unlink() if f.is_file() else f.rmdir()
-        p.run_dir.rmdir()
+        _dir(p).rmdir()
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    (points[0].run_dir / OWNER).write_text(json.dumps({"host": os.uname().nodename, "pid": dead.pid,
+    (_dir(points[0]) / OWNER).write_text(json.dumps({"host": os.uname().nodename, "pid": dead.pid,
                                                        "slurm_job": None}))
     states = [p.state for p in sweep_points(sweep_dir)]
     assert states == ["interrupted", "interrupted", "missing", "missing"]
@@ -137,15 +143,15 @@ def test_a_point_whose_slurm_job_waits_in_the_queue_is_queued(tmp_path: Path,
     sweep_dir = _launched(tmp_path)
     points = sweep_points(sweep_dir)
     for p in points:  # nothing started
-        for f in sorted(p.run_dir.rglob("*"), reverse=True):
+        for f in sorted(_dir(p).rglob("*"), reverse=True):
             f.unlink() if f.is_file() else f.rmdir()
-        p.run_dir.rmdir()
+        _dir(p).rmdir()
     launch = sweep_dir / ".submitit" / "2026-12-02_10-00-00"
     for job, point, ended in (("77_0", points[0], False), ("77_1", points[1], True), ("77_2", points[2], False)):
         (launch / job).mkdir(parents=True)
         # as hydra-submitit-launcher submits: the launcher, then the run's overrides first
-        with open(launch / job / f"{job}_submitted.pkl", "wb") as f:
-            pickle.dump(DelayedSubmission(print, list(reversed(point.overrides)), "hydra.sweep.dir", 0), f)
+        with open(launch / job / f"{job}_submitted.pkl", "wb") as out:
+            pickle.dump(DelayedSubmission(print, list(reversed(point.overrides)), "hydra.sweep.dir", 0), out)
         if ended:
             (launch / job / f"{job}_0_result.pkl").write_bytes(b"")
     queue = {"77_0": "PENDING", "77_1": "RUNNING"}  # 77_2 has left the queue (cancelled)

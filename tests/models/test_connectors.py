@@ -72,7 +72,7 @@ def test_resampler_gives_tokens_per_clip(option: str) -> None:
     out = res(x)
     assert out.shape == (4, cfg.resampler.tokens_per_clip, 16) == (4, res.tokens_per_clip, 16)
     out.square().sum().backward()
-    assert x.grad.abs().sum() > 0
+    assert x.grad is not None and x.grad.abs().sum() > 0
 
 
 def test_avgpool_averages_time_and_pools_space() -> None:
@@ -130,8 +130,8 @@ def test_default_connector_leaves_the_parts_to_their_groups() -> None:
 
 def tiny_batch(tok, clips: int = 3) -> Batch:
     """One video sample of `clips` random clips, with an answer to train on."""
-    ids = tok.encode("<|im_start|> user", add_special_tokens=False) + [MEDIA] \
-        + tok.encode("what ? <|im_end|> <|im_start|> assistant", add_special_tokens=False)
+    ids = [*tok.encode("<|im_start|> user", add_special_tokens=False), MEDIA,
+           *tok.encode("what ? <|im_end|> <|im_start|> assistant", add_special_tokens=False)]
     answer = tok.encode("B <|im_end|>", add_special_tokens=False)
     return Batch(media=[[torch.randint(0, 255, (clips, 1, 32, 32, 3), dtype=torch.uint8)]],
                  input_ids=[torch.tensor(ids + answer)],

@@ -8,6 +8,7 @@ import json
 import math
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -51,7 +52,7 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(n)
 
 
-def build(option: str, *overrides: str) -> VisionEncoder:
+def build(option: str, *overrides: str) -> Any:  # a VisionEncoder, of the option's own class
     return instantiate(cfg_with(f"encoder={option}", *overrides).encoder)
 
 
@@ -120,7 +121,8 @@ def test_select_layer_picks_that_layers_output(option: str) -> None:
         depth = int(enc.model.config.num_hidden_layers)
         captured: list[torch.Tensor] = []
         for block in _blocks(enc.model, depth):
-            block.register_forward_hook(lambda m, i, o: captured.append(o[0] if isinstance(o, tuple) else o))
+            block.register_forward_hook(
+                lambda m, i, o, captured=captured: captured.append(o[0] if isinstance(o, tuple) else o))
         torch.manual_seed(0)
         with torch.no_grad():
             out = enc.encode(x)
@@ -188,7 +190,7 @@ def test_remote_code_loads_only_with_consent(option: str, tmp_path: Path,
     pretrained = ["profile=pretrained", f"encoder.pretrained={tmp_path}", "encoder.subfolder=null"]
     with pytest.raises(ConfigError, match=r"set encoder.trust_remote_code=true to allow it"):
         validate(cfg_with(f"encoder={option}", *pretrained))
-    with pytest.raises(InstantiationException, match="set encoder.trust_remote_code=true"):
+    with pytest.raises(InstantiationException, match=r"set encoder.trust_remote_code=true"):
         build(option, *pretrained)
     loaded = build(option, *pretrained, "encoder.trust_remote_code=true")
     assert type(loaded.model).__module__.startswith("transformers_modules")  # the checkpoint's code ran
@@ -197,7 +199,7 @@ def test_remote_code_loads_only_with_consent(option: str, tmp_path: Path,
 
 def test_a_pair_passes_consent_to_its_remote_member() -> None:
     cfg = cfg_with("encoder=internvideo2+siglip", "profile=pretrained")
-    with pytest.raises(ConfigError, match="encoder.trust_remote_code=false"):
+    with pytest.raises(ConfigError, match=r"encoder.trust_remote_code=false"):
         validate(cfg)
     cfg = cfg_with("encoder=internvideo2+siglip", "profile=pretrained", "encoder.trust_remote_code=true")
     validate(cfg)

@@ -82,7 +82,7 @@ def test_layout_of_one_item(option: str, tok) -> None:
     times = torch.tensor([[0.0, 1.0], [1.0, 2.5]])
     ts = [tok.encode(timestamp_text(TEMPLATE, *t), add_special_tokens=False) for t in times.tolist()]
     se = option in ("tokens", "both")
-    expected = []
+    expected: list[int] = []
     for c in range(2):
         expected += (ts[c] if option in ("timestamps", "both") else []) + [START] * se + [CLIP] * 3 + [END] * se
     assert integ.layout(2, 3, times) == expected
@@ -93,8 +93,8 @@ def test_layout_of_one_item(option: str, tok) -> None:
 @pytest.mark.parametrize("option", OPTIONS)
 def test_sequences_hold_the_timestamps_and_labels_stay_on_the_answer(option: str, tok, batch) -> None:
     integ = integration(option, tok)
-    ids, labels = integ.expand(batch.input_ids[0].tolist(), batch.labels[0].tolist(), [3], batch.clip_times[0], 4)
-    ids, labels = torch.tensor(ids), torch.tensor(labels)
+    got, lab = integ.expand(batch.input_ids[0].tolist(), batch.labels[0].tolist(), [3], batch.clip_times[0], 4)
+    ids, labels = torch.tensor(got), torch.tensor(lab)
     text = tok.decode(ids[ids >= 0].tolist())
     stamps = ["clip from 00 : 00 - 00 : 01 :", "clip from 00 : 01 - 00 : 02 :", "clip from 00 : 02 - 00 : 03 :"]
     if option in ("timestamps", "both"):
@@ -119,10 +119,11 @@ def test_learned_tokens_and_clips_sit_where_the_layout_says(tok, batch) -> None:
     x, mask, y, _ = model._sequences(batch)
     clips = model.clip_tokens(batch.media[0])[0]  # (3 clips * tokens_per_clip, D)
     integ = model.integration
-    ids, _ = integ.expand(batch.input_ids[0].tolist(), batch.labels[0].tolist(), [3], batch.clip_times[0],
-                          model.connector.tokens_per_clip)
-    ids = torch.tensor(ids)
+    laid, _ = integ.expand(batch.input_ids[0].tolist(), batch.labels[0].tolist(), [3], batch.clip_times[0],
+                           model.connector.tokens_per_clip)
+    ids = torch.tensor(laid)
     row = x[0, : len(ids)]
+    assert integ.start is not None and integ.end is not None
     assert int(mask[0].sum()) == len(ids)
     assert torch.allclose(row[ids == START], integ.start.expand(3, -1))
     assert torch.allclose(row[ids == END], integ.end.expand(3, -1))
@@ -134,13 +135,15 @@ def test_learned_tokens_and_clips_sit_where_the_layout_says(tok, batch) -> None:
 def test_learned_tokens_train_with_the_connector(tok, batch) -> None:
     model = tiny_model(tok, "integration=tokens")
     model.loss(batch).backward()
-    assert model.integration.start.grad.abs().sum() > 0 and model.integration.end.grad.abs().sum() > 0
+    start, end = model.integration.start, model.integration.end
+    assert start is not None and start.grad is not None and end is not None and end.grad is not None
+    assert start.grad.abs().sum() > 0 and end.grad.abs().sum() > 0
     module = VideoLMMModule(model, [tok.convert_tokens_to_ids("A"), tok.convert_tokens_to_ids("B")],
                             {"name": "s", "lr": {"vision": 0.0, "connector": 1e-3, "llm": 0.0}, "epochs": 1})
     connector_params = {id(p) for p in module.parts()["connector"].parameters()}
-    assert id(model.integration.start) in connector_params and model.integration.start.requires_grad
+    assert id(start) in connector_params and start.requires_grad
     module.apply_stage({"name": "s", "lr": {"vision": 0.0, "connector": 0.0, "llm": 1e-3}, "epochs": 1})
-    assert not model.integration.end.requires_grad  # frozen with the connector
+    assert not end.requires_grad  # frozen with the connector
 
 
 def test_eval_scores_with_timestamps_do_not_depend_on_the_batch(samples, tok) -> None:

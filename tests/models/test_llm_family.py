@@ -62,8 +62,8 @@ def test_each_llm_declares_its_rate_and_chat_format(option: str) -> None:
 def test_chat_format_and_loss_on_the_answer_only(chat: str, prompt_end: str) -> None:
     tok = tokenizer(chat)
     train = SampleDataset(SAMPLES, FpsSampler(fps=1), tok)
-    ids, labels = train.tokens(SAMPLES[1])  # two turns: rendered turn by turn
-    ids, labels = torch.tensor(ids), torch.tensor(labels)
+    id_list, label_list = train.tokens(SAMPLES[1])  # two turns: rendered turn by turn
+    ids, labels = torch.tensor(id_list), torch.tensor(label_list)
     trained = tok.decode(ids[labels != IGNORE].tolist()).split()
     assert trained == ["yes", "<|im_end|>", "yes", "again", "<|im_end|>"]
     assert tok.unk_token_id not in ids.tolist()
@@ -120,6 +120,7 @@ def test_gradient_checkpointing_gives_the_same_gradients() -> None:
         m.train()
         m(inputs_embeds=x).logits.square().mean().backward()
     for (name, a), b in zip(plain.named_parameters(), ckpt.parameters()):
+        assert a.grad is not None and b.grad is not None, name
         assert torch.allclose(a.grad, b.grad, atol=1e-6), name
 
 

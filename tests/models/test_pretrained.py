@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 from hydra.utils import instantiate
@@ -16,7 +17,8 @@ def test_pretrained_loads_tiny_checkpoints_saved_locally(tmp_path: Path, data_di
              "data.synthetic.n_multi_image=2", "data.synthetic.n_text=2", f"paths.data_dir={data_dir}"]
     # save a tiny encoder, LLM and tokenizer as if they were checkpoints
     tiny = build_parts(cfg_with(*small))
-    tiny.model.encoder.model.save_pretrained(tmp_path / "enc")
+    encoder: Any = tiny.model.encoder  # a transformers tower's wrapper (it has a `model`)
+    encoder.model.save_pretrained(tmp_path / "enc")
     tiny.model.llm.save_pretrained(tmp_path / "llm")
     tiny.tokenizer.save_pretrained(tmp_path / "llm")
 

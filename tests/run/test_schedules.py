@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 from src.config.compose import group_options
+from src.config.container import to_list
 from src.config.errors import ConfigError
 from src.config.validate import validate
 from src.models.module import VideoLMMModule, WarmupCosine
@@ -43,7 +44,7 @@ def test_the_seven_schedules_of_table_12_are_the_options() -> None:
 def test_each_stage_trains_what_the_name_says_on_the_papers_data(option: str) -> None:
     cfg = cfg_with(f"schedule={option}")
     validate(cfg)
-    stages = OmegaConf.to_container(cfg.schedule.stages, resolve=True)
+    stages = to_list(cfg.schedule.stages, resolve=True)
     assert len(stages) == len(option.split("_"))
     for stage, letters in zip(stages, option.split("_")):
         assert "".join(PARTS[p] for p in PARTS if stage["lr"][p] > 0) == letters
@@ -56,7 +57,7 @@ def test_each_stage_trains_what_the_name_says_on_the_papers_data(option: str) ->
 def test_pretrained_defaults_to_the_papers_best_schedule_with_its_rates() -> None:
     cfg = cfg_with("profile=pretrained", "llm=qwen2.5-7b")
     assert cfg.schedule.name == "c_vc_cl"
-    stages = OmegaConf.to_container(cfg.schedule.stages, resolve=True)
+    stages = to_list(cfg.schedule.stages, resolve=True)
     assert [s["lr"] for s in stages] == [
         {"vision": 0.0, "connector": 1e-4, "llm": 0.0},
         {"vision": 5e-6, "connector": 1e-4, "llm": 0.0},  # Table 12, row 13
@@ -85,7 +86,8 @@ class _Tiny(torch.nn.Module):
 
 
 def test_a_stage_freezes_what_it_does_not_train_and_groups_the_rest() -> None:
-    module = VideoLMMModule(_Tiny(), [0, 1], {"lr": {"vision": 0.0, "connector": 1e-3, "llm": 0.0}})
+    model: Any = _Tiny()  # a stand-in for a VideoLMM: its four parts only
+    module = VideoLMMModule(model, [0, 1], {"lr": {"vision": 0.0, "connector": 1e-3, "llm": 0.0}})
     assert not any(p.requires_grad for p in module.model.encoder.parameters())
     assert all(p.requires_grad for p in module.model.connector.parameters())
     module.apply_stage({"lr": {"vision": 5e-6, "connector": 1e-4, "llm": 0.0}}, index=1)

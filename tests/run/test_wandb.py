@@ -7,9 +7,9 @@ import os
 from pathlib import Path
 
 import pytest
-from omegaconf import OmegaConf
 
 from src.config.compose import axis_keys
+from src.config.container import to_dict
 from src.run.loggers import ablation_axis, wandb_id, wandb_settings
 from src.config.redact import REDACTED, is_secret_key, redact, redact_override
 from tests.helpers import TINY_DATA, cfg_with, records, run_train
@@ -19,7 +19,7 @@ def test_the_logger_config_holds_the_conventions(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("APOLLO_AXIS", "encoder+llm")
     monkeypatch.delenv("WANDB_MODE", raising=False)
     cfg = cfg_with("logger=wandb", "sweep=encoders")
-    logger = OmegaConf.to_container(cfg.logger, resolve=True)
+    logger = to_dict(cfg.logger, resolve=True)
     assert logger["project"] == "apollo-lab" and logger["group"] == "encoders"
     assert logger["job_type"] == "encoder+llm" and logger["mode"] == "offline"  # offline by default
     monkeypatch.setenv("WANDB_MODE", "online")

@@ -82,7 +82,9 @@ def test_the_verdict_needs_pairs(tmp_path: Path, capsys: pytest.CaptureFixture[s
 def test_the_ceiling_is_for_the_sweeps_own_videos() -> None:
     from omegaconf import OmegaConf
 
+    from src.config.container import to_dict
+
     sweep = OmegaConf.load(ROOT / "sweeps" / "sampling_speed.yaml").data.synthetic
-    spec = SyntheticSpec.from_dict(OmegaConf.to_container(sweep))
+    spec = SyntheticSpec.from_dict(to_dict(sweep))
     assert (spec.scenes, spec.min_duration, spec.max_duration, spec.native_fps) == (
         SWEEP_SPEC.scenes, SWEEP_SPEC.min_duration, SWEEP_SPEC.max_duration, SWEEP_SPEC.native_fps)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
@@ -34,7 +36,7 @@ class Connector(nn.Module):
         super().__init__()
         self.projector = projector
         self.resampler = resampler
-        self.tokens_per_clip: int = resampler.tokens_per_clip
+        self.tokens_per_clip = cast(int, resampler.tokens_per_clip)  # every resampler's int
 
     def forward(self, grid: torch.Tensor) -> torch.Tensor:
         return self.resampler(self.projector(grid))

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Iterable
+from typing import ClassVar, cast
 
 import torch
 from torch import nn
@@ -70,7 +71,7 @@ class PerceiverResampler(nn.Module):
         n, t, h, w, d = grid.shape
         x = (grid + self.frame_embed[:t, None, None]).reshape(n, t * h * w, d)
         latents = self.latents.expand(n, -1, -1)
-        for attn, ff in self.layers:
+        for attn, ff in cast("Iterable[nn.ModuleList]", self.layers):  # [attention, feed-forward] each
             latents = latents + attn(x, latents)
             latents = latents + ff(latents)
         return self.norm(latents)

@@ -58,8 +58,8 @@ class VisionEncoder(nn.Module):
     grid: int
     tubelet: int = 1
     input_size: int
-    image_mean: tuple[float, float, float]
-    image_std: tuple[float, float, float]
+    image_mean: tuple[float, ...]  # one per channel (3)
+    image_std: tuple[float, ...]
 
     def grid_shape(self, frames: int) -> tuple[int, int, int]:
         """(t, h, w) of the feature grid of one clip of `frames` frames."""

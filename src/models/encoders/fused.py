@@ -9,6 +9,7 @@ grids are concatenated along channels, so D is the sum of the members' widths.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -50,21 +51,25 @@ class FusedEncoder(VisionEncoder):
         self.members = nn.ModuleDict(dict(members))
         self.name = name
         self.frames_per_clip = frames_per_clip
-        for key, member in self.members.items():
+        for key, member in self._members().items():
             if frames_per_clip % member.frames_per_clip:
                 raise ValueError(f"encoder {name}: frames_per_clip={frames_per_clip} is not a multiple of "
                                  f"member {key}'s {member.frames_per_clip}")
-        self.embed_dim = sum(m.embed_dim for m in self.members.values())
+        self.embed_dim = sum(m.embed_dim for m in self._members().values())
         self.grid = self.grid_shape(frames_per_clip)[1]
+
+    def _members(self) -> dict[str, VisionEncoder]:
+        """The members by key, as the encoders they are (an nn.ModuleDict types them as modules)."""
+        return cast("dict[str, VisionEncoder]", dict(self.members.items()))
 
     def _time_steps(self, frames: int) -> int:
         """t of the common grid: the video members' (the longest), or `frames` without one."""
-        steps = [self.member_shape(k, frames)[0] for k, m in self.members.items() if m.frames_per_clip > 1]
+        steps = [self.member_shape(k, frames)[0] for k, m in self._members().items() if m.frames_per_clip > 1]
         return max(steps, default=frames)
 
     def member_shape(self, key: str, frames: int) -> tuple[int, int, int]:
         """(t, h, w) of one member's grid for a clip of `frames` frames, before resampling."""
-        member = self.members[key]
+        member = self._members()[key]
         if member.frames_per_clip == 1:
             return member.grid_shape(self._time_steps(frames))
         t, h, w = member.grid_shape(member.frames_per_clip)
@@ -83,7 +88,7 @@ class FusedEncoder(VisionEncoder):
         n, t = frames.shape[:2]
         steps = self._time_steps(t)
         grids = {}
-        for key, member in self.members.items():
+        for key, member in self._members().items():
             f = member.frames_per_clip
             if f == 1:  # `steps` frames, evenly spaced: frame i * t / steps
                 pick = torch.arange(steps, device=frames.device) * t // steps

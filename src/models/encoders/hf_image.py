@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from hydra.utils import get_class
 
 from src.models.encoders.base import VisionEncoder, check_select_layer
 from src.models.shrink import loads_checkpoint, shrink_arch, shrink_vision_input
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 
 class HFImageEncoder(VisionEncoder):
@@ -33,7 +36,7 @@ class HFImageEncoder(VisionEncoder):
         self.image_mean = tuple(image_mean)
         self.image_std = tuple(image_std)
         if loads_checkpoint(profile):
-            self.model = get_class(model_class).from_pretrained(pretrained)
+            self.model = cast("type[PreTrainedModel]", get_class(model_class)).from_pretrained(pretrained)
             self.input_size = input_size
         else:
             cfg = shrink_arch(arch, profile)

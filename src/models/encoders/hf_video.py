@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from hydra.utils import get_class
 
 from src.models.encoders.base import VisionEncoder, check_select_layer
 from src.models.shrink import loads_checkpoint, shrink_arch, shrink_vision_input
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 
 class HFVideoEncoder(VisionEncoder):
@@ -41,7 +44,7 @@ class HFVideoEncoder(VisionEncoder):
         self.image_std = tuple(image_std)
         self.forward_kwargs = dict(forward_kwargs or {})
         if loads_checkpoint(profile):
-            self.model = get_class(model_class).from_pretrained(pretrained)
+            self.model = cast("type[PreTrainedModel]", get_class(model_class)).from_pretrained(pretrained)
         else:
             cfg = shrink_arch(arch, profile)
             size, patch = shrink_vision_input(input_size, cfg["patch_size"], profile)

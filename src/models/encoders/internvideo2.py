@@ -20,6 +20,7 @@ model saved from it carries it as its remote code.
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -34,7 +35,8 @@ class InternVideo2Config(PretrainedConfig):
 
     model_type = "apollo_internvideo2"
     # the official config's names for the same numbers
-    attribute_map = {"d_model": "hidden_size", "img_size": "image_size", "depth": "num_hidden_layers"}
+    attribute_map: ClassVar[dict[str, str]] = {"d_model": "hidden_size", "img_size": "image_size",
+                                               "depth": "num_hidden_layers"}
 
     def __init__(self, hidden_size: int = 1408, intermediate_size: int = 6144,
                  num_hidden_layers: int = 40, num_attention_heads: int = 16, image_size: int = 224,
@@ -145,8 +147,9 @@ class Block(GradientCheckpointingLayer):
         self.mlp = Mlp(config)
         self.ls2 = LayerScale(dim, config.layerscale_init)
         # the official init shrinks the residual branches' output projections with depth
+        # (a plain float attribute: torch's stubs type a module's attributes as tensors or modules)
         for linear in (self.attn.proj, self.mlp.fc2):
-            linear.init_scale = 1.0 / math.sqrt(2.0 * (index + 1))
+            linear.init_scale = 1.0 / math.sqrt(2.0 * (index + 1))  # type: ignore[assignment]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.ls1(self.attn(self.norm1(x)))
@@ -190,7 +193,8 @@ class InternVideo2Model(PreTrainedModel):
                 init.zeros_(module.bias)
         elif isinstance(module, nn.Conv3d):
             init.trunc_normal_(module.weight, std=std)
-            init.zeros_(module.bias)
+            if module.bias is not None:  # the patch embedding's has one
+                init.zeros_(module.bias)
         elif isinstance(module, RMSNorm):
             init.ones_(module.weight)
         elif isinstance(module, LayerScale):

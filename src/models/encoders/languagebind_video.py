@@ -53,10 +53,11 @@ class LanguageBindVideoLayer(CLIPEncoderLayer):
     """A CLIP encoder layer with LanguageBind's temporal attention in front: ((B T), N, D) -> same."""
 
     def __init__(self, config: LanguageBindVideoConfig) -> None:
-        super().__init__(config)
+        # (transformers types CLIP's modules with CLIP's configs; this one has the same fields)
+        super().__init__(config)  # type: ignore[arg-type]
         self.num_frames = config.num_frames
         self.temporal_embedding = nn.Parameter(torch.zeros(1, config.num_frames, config.hidden_size))
-        self.temporal_attn = CLIPAttention(config)
+        self.temporal_attn = CLIPAttention(config)  # type: ignore[arg-type]
         self.temporal_layer_norm1 = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
 
     def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None,
@@ -70,7 +71,7 @@ class LanguageBindVideoLayer(CLIPEncoderLayer):
         attended, _ = self.temporal_attn(self.temporal_layer_norm1(x))
         x = x + attended
         x = x.view(bt // t, n, t, d).transpose(1, 2).reshape(bt, n, d)
-        return super().forward(x, attention_mask, **kwargs)
+        return super().forward(x, attention_mask, **kwargs)  # type: ignore[arg-type]  # None: no mask
 
 
 class _Encoder(nn.Module):
@@ -82,7 +83,7 @@ class _Encoder(nn.Module):
 class _VisionTransformer(nn.Module):
     def __init__(self, config: LanguageBindVideoConfig) -> None:
         super().__init__()
-        self.embeddings = CLIPVisionEmbeddings(config)
+        self.embeddings = CLIPVisionEmbeddings(config)  # type: ignore[arg-type]
         self.pre_layrnorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.encoder = _Encoder(config)
         self.post_layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
@@ -91,10 +92,10 @@ class _VisionTransformer(nn.Module):
 class LanguageBindVideoModel(CLIPPreTrainedModel):
     """forward: video (B, 3, T, H, W) -> hidden states ((B T), 1 + h*w, D), CLS first per frame."""
 
-    config: LanguageBindVideoConfig
+    config: LanguageBindVideoConfig  # type: ignore[assignment]  # CLIP's fields, not a CLIPConfig
     config_class = LanguageBindVideoConfig
     main_input_name = "pixel_values"
-    input_modalities = ("video",)
+    input_modalities = ("video",)  # type: ignore[assignment]  # CLIP's are ("image", "text")
 
     def __init__(self, config: LanguageBindVideoConfig) -> None:
         super().__init__(config)

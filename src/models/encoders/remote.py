@@ -11,7 +11,7 @@ rule, which is called exactly as the official code is called.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from hydra.utils import get_class
@@ -35,7 +35,7 @@ class RemoteCodeEncoder(VisionEncoder):
     the attributes of the official config that hold the input side, the width and the depth.
     """
 
-    CONFIG_KEYS = {"size": "image_size", "width": "hidden_size", "depth": "num_hidden_layers"}
+    CONFIG_KEYS: ClassVar[dict[str, str]] = {"size": "image_size", "width": "hidden_size", "depth": "num_hidden_layers"}
 
     def __init__(self, name: str, model_class: str, config_class: str, pretrained: str,
                  arch: Mapping[str, Any], input_size: int, image_mean: Sequence[float],
@@ -89,14 +89,16 @@ class InternVideo2Encoder(RemoteCodeEncoder):
     config answers to them too.
     """
 
-    CONFIG_KEYS = {"size": "img_size", "width": "d_model", "depth": "depth"}
+    CONFIG_KEYS: ClassVar[dict[str, str]] = {"size": "img_size", "width": "d_model", "depth": "depth"}
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.tubelet = int(self.model.config.tubelet_size)
         # the official index counts from the end only: hidden state k (k >= 0) is block k - 1
-        self._return_idx = (self.select_layer - (self.num_layers + 1) if self.select_layer >= 0
-                            else self.select_layer)  # num_layers is known whenever select_layer >= 0
+        self._return_idx = self.select_layer
+        if self.select_layer >= 0:  # num_layers is known whenever select_layer >= 0
+            assert self.num_layers is not None
+            self._return_idx = self.select_layer - (self.num_layers + 1)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         n, t = frames.shape[:2]
