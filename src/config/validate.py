@@ -106,7 +106,7 @@ def constrained_nodes(cfg: DictConfig) -> list[tuple[str, DictConfig, Constraint
         if isinstance(node, DictConfig):
             found.append((path, node, _import(ref, f"OWNERS[{path!r}]")))
     for path, node in _targets(cfg, ""):
-        target = node._get_node("_target_")._value()
+        target = node.get("_target_")
         if isinstance(target, str) and not target.startswith(LIBRARIES):
             constraints = getattr(_import(target, join(path, "_target_")), "CONSTRAINTS", None)
             if isinstance(constraints, Constraints):

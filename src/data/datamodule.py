@@ -11,6 +11,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
+from src.config.container import to_dict
 from src.config.constraints import Constraints, Rule, join, non_negative_int, positive_int
 from src.config.errors import ConfigError
 from src.cache.features import FeatureCache, FeatureLookup
@@ -53,7 +54,7 @@ def check_data(node: DictConfig, key: str, root: DictConfig) -> None:
     dropout = node.get("modality_dropout")
     if dropout is not None:
         try:
-            check_dropout(OmegaConf.to_container(dropout) if OmegaConf.is_dict(dropout) else dropout)
+            check_dropout(to_dict(dropout) if OmegaConf.is_dict(dropout) else dropout)
         except DataError as e:
             raise ConfigError(str(e)) from None
 

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from src.config.container import to_dict
 from src.config.constraints import Constraints, Rule, nullable, positive_int
 from src.config.errors import ConfigError
 from src.data.errors import DataError
@@ -64,7 +65,7 @@ def check_dropout(shares: Mapping[str, float] | None, name: str = "data.modality
 def _check_mixture(mixture: DictConfig, key: str, root: DictConfig) -> None:
     if mixture.get("shares") is not None:
         try:
-            check_shares(OmegaConf.to_container(mixture.shares), key)  # type: ignore[arg-type]
+            check_shares(to_dict(mixture.shares), key)
         except DataError as e:
             raise ConfigError(str(e)) from None
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import lightning as L
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from src.config.constraints import Constraints, Rule, positive_int
 from src.config.errors import ConfigError
