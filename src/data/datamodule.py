@@ -48,7 +48,7 @@ def drop_modalities(samples: list[Sample], shares: Mapping[str, float], seed: in
 def check_data(node: DictConfig, key: str, root: DictConfig) -> None:
     """Manifests the option leaves to the user (`???`) are given; modality dropout is valid."""
     for split in ("train", "eval"):
-        if split in node.keys() and OmegaConf.is_missing(node, split):
+        if split in node.keys() and OmegaConf.is_missing(node, split):  # noqa: SIM118 - `in` skips a ??? value
             raise ConfigError(f"{join(key, split)} is not set; valid: the path of a JSON or JSONL manifest "
                               f"({join(key, split)}=DIR/{split}.jsonl)")
     dropout = node.get("modality_dropout")
