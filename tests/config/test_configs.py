@@ -25,11 +25,13 @@ from src.models.shrink import shrink_arch
 from tests.helpers import cfg_with, tiny_model, word_tokenizer
 
 ALL = [(g, o) for g in config_groups() for o in group_options(g)]
-# the part of the model each group builds (None: not a part; the sampler cuts the clips)
+# the groups the model is built from, and what one loss must reach through the group's
+# part: the encoder; the whole connector (a resampler's own parameters, if any, and through
+# it the projector's); the integration's; None: the sampler cuts the clips, no part
 MODEL_PARTS = {
     "encoder": lambda model: model.encoder,
-    "projector": lambda model: model.connector.projector,
-    "resampler": lambda model: model.connector.resampler,
+    "projector": lambda model: model.connector,
+    "resampler": lambda model: model.connector,
     "integration": lambda model: model.integration,
     "sampler": None,
 }
