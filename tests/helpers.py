@@ -24,6 +24,7 @@ from src.config import resolvers
 from src.config.compose import CONF_DIR
 from src.launch.grid import grid as expand_grid
 from src.launch.grid import sweeper_params
+from src.models.llm import build_word_tokenizer
 from src.models.videolmm import VideoLMM
 from src.run.build import build_model
 
@@ -37,11 +38,12 @@ TINY_DATA = ["data.synthetic.n_train=24", "data.synthetic.n_eval=12", "data.synt
              "data.synthetic.min_duration=2", "data.synthetic.max_duration=3", "profile.epochs=1"]
 
 
-def cfg_with(*overrides: str) -> DictConfig:
-    """conf/train.yaml composed with `overrides`, as `python -m src.train` composes it."""
+def cfg_with(*overrides: str, hydra: bool = False) -> DictConfig:
+    """conf/train.yaml composed with `overrides`, as `python -m src.train` composes it;
+    `hydra`: with its `hydra` node (the launcher, the runtime choices)."""
     resolvers.register()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose("train", overrides=list(overrides))
+        return compose("train", overrides=list(overrides), return_hydra_config=hydra)
 
 
 def compose_sweep(sweep: Path, point: list[str]) -> DictConfig:
@@ -63,6 +65,11 @@ def tiny_model(tokenizer: Any, *overrides: str, cfg: DictConfig | None = None) -
     return build_model(cfg if cfg is not None else cfg_with(*overrides), tokenizer)
 
 
+def word_tokenizer(samples: Any, *text: str, chat: str = "chatml") -> Any:
+    """The tiny word-level tokenizer of `samples`' turns (and `text`), with the chat roles."""
+    return build_word_tokenizer([*(t for s in samples for _, t in s.turns), "user assistant", *text], chat)
+
+
 def records(root: Path) -> list[dict]:
     """Every run record under `root`, in path order."""
     return [json.loads(p.read_text()) for p in sorted(root.rglob("result.json"))]
@@ -72,12 +79,16 @@ def train_cmd(*overrides: str, multirun: bool = False) -> list[str]:
     return [sys.executable, "-m", "src.train", *(["-m"] if multirun else []), *overrides]
 
 
+def train_env(data_dir: Path, out_dir: Path, **extra: str) -> dict[str, str]:
+    """The environment of a `python -m src.train` subprocess: data and outputs in these folders."""
+    return {**os.environ, "APOLLO_DATA_DIR": str(data_dir), "APOLLO_OUTPUT_DIR": str(out_dir), **extra}
+
+
 def run_train(overrides: list[str], data_dir: Path, out_dir: Path, multirun: bool = False,
               timeout: int = 900) -> subprocess.CompletedProcess:
     """`python -m src.train` in a subprocess, data and outputs in the given folders."""
-    env = {**os.environ, "APOLLO_DATA_DIR": str(data_dir), "APOLLO_OUTPUT_DIR": str(out_dir),
-           "HYDRA_FULL_ERROR": "1"}
-    return subprocess.run(train_cmd(*overrides, multirun=multirun), cwd=ROOT, env=env,
+    return subprocess.run(train_cmd(*overrides, multirun=multirun), cwd=ROOT,
+                          env=train_env(data_dir, out_dir, HYDRA_FULL_ERROR="1"),
                           capture_output=True, text=True, timeout=timeout)
 
 

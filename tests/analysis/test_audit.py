@@ -11,7 +11,6 @@ from typing import cast
 import numpy as np
 import pytest
 import torch
-from hydra.utils import instantiate
 from torch.utils.data import DataLoader
 
 from src.config.errors import ConfigError
@@ -21,12 +20,10 @@ from src.data.dataset import SampleDataset, collate, shown_as
 from src.data.errors import DataError
 from src.data.manifest import Sample, mcq_prompt
 from src.data.samplers import FpsSampler
-from src.models.connectors.connector import Connector
-from src.models.llm import build_llm, build_word_tokenizer
+from src.models.llm import build_word_tokenizer
 from src.models.module import VideoLMMModule, accuracy_metrics
 from src.batch import IGNORE, MEDIA
-from src.models.videolmm import VideoLMM
-from tests.helpers import TINY_DATA, cfg_with, run_train, tiny_model, write_mp4
+from tests.helpers import TINY_DATA, cfg_with, run_train, tiny_model, word_tokenizer, write_mp4
 
 
 RED, GREEN, BLUE = (220, 20, 20), (20, 220, 20), (20, 20, 220)
@@ -61,7 +58,7 @@ def items(d: Path) -> list[Sample]:
 
 @pytest.fixture(scope="module")
 def tokenizer(media: Path):
-    return build_word_tokenizer([*(t for s in items(media) for _, t in s.turns), "user assistant"])
+    return word_tokenizer(items(media))
 
 
 def test_video_frame_and_text_items(media: Path, tokenizer) -> None:

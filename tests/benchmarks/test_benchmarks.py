@@ -1,4 +1,5 @@
-"""The loading benchmark runs and prints one row per source, sampler, decode mode and worker count."""
+"""The loading benchmark measures videos, clips and frames per second for each sampler and
+decode mode, and prints one row per source, sampler, decode mode and worker count."""
 
 from __future__ import annotations
 
@@ -7,21 +8,35 @@ from pathlib import Path
 import pytest
 
 from benchmarks import loading
+from src.data.dataset import SampleDataset
+from src.data.samplers import FpsSampler, UniformSampler
 from src.data.synthetic import SyntheticSpec, ensure
+from tests.helpers import word_tokenizer
 
 
-def test_loading_benchmark_prints_its_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = ensure(SyntheticSpec(n_train=8, n_eval=1, min_duration=2, max_duration=3, n_image=0,
-                                  n_multi_image=0, n_text=0), tmp_path, progress=False)
-    assert loading.main(["--manifest", str(folder / "train.jsonl"), "--videos", "4", "--batch", "2",
-                         "--seconds", "0.2", "--workers", "0", "1"]) == 0
+                                  n_multi_image=0, n_text=0), tmp_path_factory.mktemp("loading"), progress=False)
+    return folder / "train.jsonl"
+
+
+@pytest.mark.parametrize("source", ["synthetic", "real"])
+def test_loading_measures_each_sampler_and_decode_mode(manifest: Path, source: str) -> None:
+    rows = loading.synthetic_rows(4, manifest) if source == "synthetic" else loading.real_rows(4, loading.REAL)
+    tok = word_tokenizer(rows)
+    for name, sampler in (("fps", FpsSampler(fps=2.0)), ("uniform", UniformSampler(num_frames=8))):
+        for dataset in (SampleDataset, loading.DecodeAllDataset):
+            r = loading.measure(dataset(rows, sampler, tok), workers=0, seconds=0.2, batch_size=2)
+            assert r["videos/s"] > 0 and r["clips/s"] >= r["videos/s"], (name, dataset, r)
+            assert r["frames/s"] == r["clips/s"]  # image-encoder clips: one frame each
+            if name == "uniform":  # 8 frames of every video, whatever its length
+                assert r["clips/s"] == pytest.approx(8 * r["videos/s"])
+
+
+def test_loading_benchmark_prints_its_table(manifest: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert loading.main(["--manifest", str(manifest), "--videos", "2", "--batch", "2",
+                         "--seconds", "0.05", "--workers", "0"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    rows = [ln.split() for ln in lines[2:]]
-    assert len(rows) == 2 * 2 * 2 * 2  # sources x samplers x decode modes x worker counts
-    for row in rows:
-        videos, clips, frames = map(float, row[-3:])
-        assert videos > 0 and clips >= videos and frames == clips  # image encoders: 1 frame a clip
-    # uniform sampling takes 8 frames of every video (rates are printed to 0.1)
-    uniform = [r for r in rows if "uniform" in r]
-    assert len(uniform) == 8
-    assert all(float(r[-2]) == pytest.approx(8 * float(r[-3]), abs=0.5) for r in uniform)
+    assert lines[1].split()[:2] == ["source", "sampler"]
+    assert len(lines[2:]) == 2 * 2 * 2 * 1  # sources x samplers x decode modes x worker counts

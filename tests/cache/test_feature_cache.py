@@ -28,7 +28,7 @@ from src.data.manifest import Sample, mcq_prompt
 from src.data.samplers import FpsSampler
 from src.models.encoders.base import VisionEncoder
 from src.models.llm import build_word_tokenizer
-from tests.helpers import TINY_DATA, cfg_with, tiny_model, write_mp4
+from tests.helpers import TINY_DATA, cfg_with, tiny_model, word_tokenizer, write_mp4
 
 
 COLOURS = [(200, 30, 30), (30, 200, 30), (30, 30, 200), (200, 200, 30)]
@@ -60,7 +60,7 @@ def items(d: Path) -> list[Sample]:
 
 @pytest.fixture(scope="module")
 def tok(files: Path):
-    return build_word_tokenizer([*(t for s in items(files) for _, t in s.turns), "user assistant"])
+    return word_tokenizer(items(files))
 
 
 def dataset(files: Path, tok, cache: FeatureCache | None, enc: torch.nn.Module, fps: float = 2,

@@ -16,11 +16,10 @@ from src.data.datamodule import VideoQADataModule
 from src.data.dataset import SampleDataset, collate
 from src.data.manifest import LETTERS, Sample, mcq_prompt
 from src.data.samplers import FpsSampler
-from src.models.llm import build_word_tokenizer
 from src.models.module import VideoLMMModule, accuracy_metrics, merge_rotations
 from src.batch import MEDIA, Batch
 from src.run.train import write_items
-from tests.helpers import TINY_DATA, cfg_with, records, run_train, write_mp4
+from tests.helpers import TINY_DATA, cfg_with, records, run_train, word_tokenizer, write_mp4
 
 
 COLOURS = ["red", "green", "blue", "yellow"]
@@ -41,7 +40,7 @@ ITEMS = [told("a", COLOURS, 0), told("b", COLOURS, 1), told("c", COLOURS[::-1], 
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    return build_word_tokenizer([t for s in ITEMS for _, t in s.turns] + ["user assistant"])
+    return word_tokenizer(ITEMS)
 
 
 class Stub(torch.nn.Module):

@@ -7,16 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra.utils import instantiate
 from PIL import Image
 
 from src.data.dataset import SampleDataset, collate
 from src.data.manifest import Sample, mcq_prompt
 from src.data.samplers import FpsSampler
-from src.models.llm import build_llm, build_word_tokenizer
 from src.batch import IGNORE, MEDIA
-from src.models.videolmm import VideoLMM
-from tests.helpers import VIDEOS, cfg_with, tiny_model, write_mp4
+from tests.helpers import VIDEOS, tiny_model, word_tokenizer, write_mp4
 
 
 COLOURS = [(200, 30, 30), (30, 200, 30), (30, 30, 200), (200, 200, 30)]
@@ -50,7 +47,7 @@ def samples(d: Path) -> list[Sample]:
 
 @pytest.fixture(scope="module")
 def tokenizer(files: Path):
-    return build_word_tokenizer([*(t for s in samples(files) for _, t in s.turns), "user assistant"])
+    return word_tokenizer(samples(files))
 
 
 def test_media_become_clips(files: Path, tokenizer) -> None:

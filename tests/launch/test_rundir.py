@@ -13,13 +13,11 @@ import time
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from src.config.compose import CONF_DIR
 from src.launch.rundir import OWNER, claim, read_owner, sweep_conflict
 from src.launch.grid import compose_points
-from tests.helpers import ROOT, TINY_DATA, run_train, train_cmd
+from tests.helpers import ROOT, TINY_DATA, compose_sweep, run_train, train_cmd, train_env
 
 
 def _dead_pid() -> int:
@@ -112,12 +110,6 @@ def test_racing_processes_own_the_directory_one_at_a_time(tmp_path: Path) -> Non
         assert (kind_a, kind_b) == ("start", "end") and pid_a == pid_b  # never interleaved
 
 
-def _launch_cfg(sweep_file: Path, *overrides: str):
-    with initialize_config_dir(config_dir=str(sweep_file.parent), version_base="1.3"):
-        return compose(sweep_file.stem, overrides=[f"hydra.searchpath=[file://{CONF_DIR}]", *overrides],
-                       return_hydra_config=True)
-
-
 def _sweep_file(folder: Path, name: str, body: str) -> Path:
     path = folder / f"{name}.yaml"
     path.write_text(f"defaults:\n  - train\n  - _self_\nsweep: shared\n{body}")
@@ -129,15 +121,15 @@ def test_a_different_sweep_under_the_same_name_is_a_conflict(tmp_path: Path) -> 
                     "hydra:\n  sweeper:\n    params:\n      encoder: siglip,dinov2\n")
     b = _sweep_file(tmp_path, "b", "data:\n  synthetic: {n_train: 48}\n"
                     "hydra:\n  sweeper:\n    params:\n      encoder: siglip,dinov2\n")
-    old = _launch_cfg(a)
-    assert sweep_conflict(old, _launch_cfg(a)) is None
+    old = compose_sweep(a, [])
+    assert sweep_conflict(old, compose_sweep(a, [])) is None
     # other overrides (they name each run's folder), another logger: the same sweep
-    assert sweep_conflict(old, _launch_cfg(a, "llm=qwen4b", "logger=csv", "data.batch_size=2")) is None
-    differs = sweep_conflict(old, _launch_cfg(b))
+    assert sweep_conflict(old, compose_sweep(a, ["llm=qwen4b", "logger=csv", "data.batch_size=2"])) is None
+    differs = sweep_conflict(old, compose_sweep(b, []))
     assert differs and "data.synthetic.n_train=24" in differs and "data.synthetic.n_train=48" in differs
     # a setting the code added since (its default keeps the old behaviour) is no conflict
     newer = _sweep_file(tmp_path, "a2", a.read_text().split("sweep: shared\n", 1)[1] + "brand_new: {option: 1}\n")
-    assert sweep_conflict(old, _launch_cfg(newer)) is None
+    assert sweep_conflict(old, compose_sweep(newer, [])) is None
 
 
 def test_a_conflicting_launch_stops_with_one_line(tmp_path: Path) -> None:
@@ -146,7 +138,7 @@ def test_a_conflicting_launch_stops_with_one_line(tmp_path: Path) -> None:
     out = tmp_path / "out"
     sweep_dir = out / "sweeps" / "shared"
     sweep_dir.mkdir(parents=True)
-    OmegaConf.save(_launch_cfg(a), sweep_dir / "multirun.yaml")  # what Hydra wrote when `a` ran
+    OmegaConf.save(compose_sweep(a, []), sweep_dir / "multirun.yaml")  # what Hydra wrote when `a` ran
     proc = run_train(["--config-dir", str(tmp_path), "--config-name", "b"], tmp_path / "data", out,
                      multirun=True, timeout=120)
     assert proc.returncode == 2, proc.stderr[-2000:]
@@ -168,7 +160,7 @@ def test_two_sweeps_never_share_a_run_directory(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_the_same_sweep_started_twice_at_once_trains_each_point_once(data_dir: Path, tmp_path: Path) -> None:
     args = ["sweep=twice", "logger=none", "seed=0", *TINY_DATA]
-    env = {**os.environ, "APOLLO_DATA_DIR": str(data_dir), "APOLLO_OUTPUT_DIR": str(tmp_path)}
+    env = train_env(data_dir, tmp_path)
     procs = [subprocess.Popen(train_cmd(*args, multirun=True), cwd=ROOT, env=env, text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for _ in range(2)]
     outs = [p.communicate(timeout=600)[0] for p in procs]

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.helpers import ROOT, TINY_DATA, train_cmd
+from tests.helpers import ROOT, TINY_DATA, train_cmd, train_env
 
 
 pytestmark = pytest.mark.slurm
@@ -65,10 +65,6 @@ def slurm_cluster() -> Iterator[None]:
     subprocess.run(["bash", str(ROOT / "scripts" / "slurm_down.sh")], capture_output=True, timeout=300)
 
 
-def _env(data_dir: Path, out: Path) -> dict[str, str]:
-    return {**os.environ, "APOLLO_DATA_DIR": str(data_dir), "APOLLO_OUTPUT_DIR": str(out)}
-
-
 def _jobs(sweep_dir: Path) -> list[str]:
     """The SLURM job ids of a sweep's runs (array tasks), from their submitit folders."""
     return sorted(p.name for p in sweep_dir.glob(".submitit/*/*")
@@ -91,7 +87,7 @@ def test_a_2x2_sweep_through_slurm_makes_four_records(slurm_cluster: None, data_
                                                       tmp_path: Path) -> None:
     args = ["hydra/launcher=slurm_cpu", "encoder=siglip,dinov2", "llm=qwen0.5b,qwen1.5b", "logger=none",
             "sweep=slurm", *TINY_DATA]
-    proc = subprocess.run(train_cmd(*args, multirun=True), cwd=ROOT, env=_env(data_dir, tmp_path),
+    proc = subprocess.run(train_cmd(*args, multirun=True), cwd=ROOT, env=train_env(data_dir, tmp_path),
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     sweep = tmp_path / "sweeps" / "slurm"
@@ -119,7 +115,7 @@ def test_a_job_requeued_mid_training_resumes_and_finishes_once(slurm_cluster: No
     args = ["hydra/launcher=slurm_cpu", "sweep=requeue", "seed=0", "checkpoint.every_steps=1",
             *[a for a in TINY_DATA if not a.startswith("profile.epochs")], "profile.epochs=4"]
     sweep = tmp_path / "sweeps" / "requeue"
-    launcher = subprocess.Popen(train_cmd(*args, multirun=True), cwd=ROOT, env=_env(data_dir, tmp_path),
+    launcher = subprocess.Popen(train_cmd(*args, multirun=True), cwd=ROOT, env=train_env(data_dir, tmp_path),
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 300

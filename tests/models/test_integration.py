@@ -13,27 +13,28 @@ from src.config.compose import group_options
 from src.data.dataset import SampleDataset, collate
 from src.data.manifest import Sample, mcq_prompt
 from src.data.samplers import FpsSampler
-from src.models.connectors.connector import Connector
 from src.models.integration import CLIP, END, START, ClipIntegration, mmss, timestamp_corpus, timestamp_text
-from src.models.llm import build_llm, build_word_tokenizer
 from src.models.module import VideoLMMModule
 from src.batch import IGNORE
-from src.models.videolmm import VideoLMM
-from tests.helpers import TINY_DATA, cfg_with, records, run_train, tiny_model, write_mp4
+from tests.helpers import TINY_DATA, cfg_with, records, run_train, tiny_model, word_tokenizer
 
 
 TEMPLATE = "clip from {start}-{end}:"
 OPTIONS = group_options("integration")
 
 
+def template(option: str) -> str | None:
+    """The timestamp text an option puts before each clip (None: none)."""
+    return cfg_with(f"integration={option}").integration.timestamps
+
+
 @pytest.fixture(scope="module")
-def samples(tmp_path_factory: pytest.TempPathFactory) -> list[Sample]:
+def samples(tmp_path_factory: pytest.TempPathFactory, rgb_video: Path) -> list[Sample]:
     from PIL import Image
 
     d = tmp_path_factory.mktemp("integration")
-    write_mp4(d / "v.mp4", [(200, 30, 30), (30, 200, 30), (30, 30, 200)] * 10, fps=10)  # 30 frames, 3 s
     Image.fromarray(np.full((32, 32, 3), 90, np.uint8)).save(d / "i.png")
-    return [Sample("v", [("video", str(d / "v.mp4"))],
+    return [Sample("v", [("video", str(rgb_video))],  # 30 frames, 3 s
                    [("user", mcq_prompt("Which colour?", ["red", "green"])), ("assistant", "B")],
                    "perception", "toy", options=["red", "green"], answer="B"),
             Sample("i", [("image", str(d / "i.png"))],
@@ -43,7 +44,9 @@ def samples(tmp_path_factory: pytest.TempPathFactory) -> list[Sample]:
 
 @pytest.fixture(scope="module")
 def tok(samples: list[Sample]):
-    return build_word_tokenizer([*(t for s in samples for _, t in s.turns), *timestamp_corpus(TEMPLATE)])
+    # the words of every option's timestamps
+    stamps = (w for o in OPTIONS for w in timestamp_corpus(template(o)))
+    return word_tokenizer(samples, *timestamp_corpus(TEMPLATE), *stamps)
 
 
 @pytest.fixture(scope="module")
@@ -78,13 +81,13 @@ def test_the_batch_carries_each_clip_time(batch) -> None:
 
 @pytest.mark.parametrize("option", OPTIONS)
 def test_layout_of_one_item(option: str, tok) -> None:
-    integ = integration(option, tok)
+    integ, text = integration(option, tok), template(option)
     times = torch.tensor([[0.0, 1.0], [1.0, 2.5]])
-    ts = [tok.encode(timestamp_text(TEMPLATE, *t), add_special_tokens=False) for t in times.tolist()]
-    se = option in ("tokens", "both")
+    ts = [tok.encode(timestamp_text(text, *t), add_special_tokens=False) if text else [] for t in times.tolist()]
+    se = cfg_with(f"integration={option}").integration.start_end_tokens
     expected: list[int] = []
     for c in range(2):
-        expected += (ts[c] if option in ("timestamps", "both") else []) + [START] * se + [CLIP] * 3 + [END] * se
+        expected += ts[c] + [START] * se + [CLIP] * 3 + [END] * se
     assert integ.layout(2, 3, times) == expected
     # an image: no timestamp, the separators all the same
     assert integ.layout(1, 3, None) == [START] * se + [CLIP] * 3 + [END] * se
@@ -92,19 +95,21 @@ def test_layout_of_one_item(option: str, tok) -> None:
 
 @pytest.mark.parametrize("option", OPTIONS)
 def test_sequences_hold_the_timestamps_and_labels_stay_on_the_answer(option: str, tok, batch) -> None:
-    integ = integration(option, tok)
+    integ, stamp = integration(option, tok), template(option)
     got, lab = integ.expand(batch.input_ids[0].tolist(), batch.labels[0].tolist(), [3], batch.clip_times[0], 4)
     ids, labels = torch.tensor(got), torch.tensor(lab)
     text = tok.decode(ids[ids >= 0].tolist())
-    stamps = ["clip from 00 : 00 - 00 : 01 :", "clip from 00 : 01 - 00 : 02 :", "clip from 00 : 02 - 00 : 03 :"]
-    if option in ("timestamps", "both"):
+    if stamp:  # e.g. "clip from 00 : 01 - 00 : 02 :", the word-level tokenizer's spacing
+        stamps = [tok.decode(tok.encode(timestamp_text(stamp, s, s + 1.0), add_special_tokens=False))
+                  for s in (0.0, 1.0, 2.0)]
         at = [text.index(s) for s in stamps]
-        assert at == sorted(at) and text.count("clip from") == 3  # one per clip, in order
-    else:
-        assert "clip from" not in text
+        assert at == sorted(at) and all(text.count(s) == 1 for s in stamps)  # one per clip, in order
+    else:  # the prompt's own words only
+        prompt = batch.input_ids[0]
+        assert text == tok.decode(prompt[prompt >= 0].tolist())
     assert int((ids == CLIP).sum()) == 3 * 4
     starts, ends = (ids == START).nonzero().flatten(), (ids == END).nonzero().flatten()
-    if option in ("tokens", "both"):
+    if cfg_with(f"integration={option}").integration.start_end_tokens:
         clip_at = (ids == CLIP).nonzero().flatten().view(3, 4)
         assert (starts == clip_at[:, 0] - 1).all() and (ends == clip_at[:, -1] + 1).all()  # around each clip
     else:
@@ -167,8 +172,6 @@ def test_misconfigured_integration_fails_clearly() -> None:
 
 @pytest.mark.slow
 def test_a_run_with_timestamps_writes_its_record(data_dir: Path, tmp_path: Path) -> None:
-
-
     args = ["resampler=perceiver", "integration=timestamps", "logger=none", *TINY_DATA]
     proc = run_train(args, data_dir, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -12,13 +12,11 @@ from src.config.compose import group_options
 from src.data.dataset import SampleDataset, collate
 from src.data.manifest import Sample, mcq_prompt
 from src.data.samplers import FpsSampler
-from src.models.connectors.connector import Connector
-from src.models.llm import build_llm, build_word_tokenizer
+from src.models.llm import build_llm
 from src.models.precision import apply_switches
 from src.models.shrink import shrink_arch
 from src.batch import IGNORE
-from src.models.videolmm import VideoLMM
-from tests.helpers import cfg_with, tiny_model
+from tests.helpers import cfg_with, tiny_model, word_tokenizer
 
 
 QWEN3 = ["qwen3-0.6b", "qwen3-1.7b", "qwen3-4b", "qwen3-8b"]
@@ -31,7 +29,7 @@ SAMPLES = [
 
 
 def tokenizer(chat: str):
-    return build_word_tokenizer([*(t for s in SAMPLES for _, t in s.turns), "user assistant"], chat)
+    return word_tokenizer(SAMPLES, chat=chat)
 
 
 def test_qwen3_options_have_the_real_architecture() -> None:
@@ -145,18 +143,6 @@ def test_encoder_switches() -> None:
     assert hf and hf[0].is_activation_checkpointing and {p.dtype for p in enc.parameters()} == {torch.bfloat16}
     grid = enc.encode(torch.randint(0, 255, (2, enc.frames_per_clip, 32, 32, 3), dtype=torch.uint8))
     assert grid.dtype == torch.bfloat16 and torch.isfinite(grid.float()).all()
-
-
-def test_memory_estimate_counts_four_copies_and_checkpointing_saves() -> None:
-    from src.tools.memory import activation_numbers, estimate
-    from src.tools.sizes import REAL, llm_params
-
-    e = estimate("qwen2.5-7b", tokens=4096)
-    assert e["static_bf16"] == pytest.approx(8 * llm_params("qwen2.5-7b", REAL) / 1e9)  # w, grad, 2 moments
-    assert e["static_fp32"] == 2 * e["static_bf16"] and e["act_ckpt"] < e["act_full"] / 10
-    full, kept = activation_numbers({"hidden_size": 8, "num_attention_heads": 2, "num_key_value_heads": 1,
-                                     "intermediate_size": 20})
-    assert (full, kept) == (4 * 8 + 2 * 8 + 2 * 4 + 4 * 20, 8)
 
 
 def test_pretrained_checkpoint_loads_into_bf16_with_checkpointing(tmp_path) -> None:

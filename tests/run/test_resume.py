@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
-import os
 import signal
 import subprocess
 import time
@@ -12,16 +10,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from tests.helpers import ROOT, TINY_DATA, train_cmd
+from tests.helpers import ROOT, TINY_DATA, records, train_cmd, train_env
 
 
 # three stages (connector; vision + connector; connector + LLM), a checkpoint every step
 ARGS = ["schedule=c_vc_cl", "checkpoint.every_steps=1", "logger=wandb", *TINY_DATA]
-
-
-def _env(data_dir: Path, out: Path) -> dict[str, str]:
-    return {**os.environ, "APOLLO_DATA_DIR": str(data_dir), "APOLLO_OUTPUT_DIR": str(out),
-            "WANDB_MODE": "offline"}
 
 
 def _progress(ckpt: Path) -> tuple[int, bool, int] | None:
@@ -36,8 +29,8 @@ def _kill_when(data_dir: Path, out: Path, stage: int, step: int, timeout: float 
     """Start the run and SIGKILL it once its checkpoint is at (stage, step), mid-stage."""
     log = out.parent / f"{out.name}-{stage}-{step}.log"
     with open(log, "w") as sink:
-        proc = subprocess.Popen(train_cmd(*ARGS), cwd=ROOT, env=_env(data_dir, out), stdout=sink,
-                                stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(train_cmd(*ARGS), cwd=ROOT, env=train_env(data_dir, out, WANDB_MODE="offline"),
+                                stdout=sink, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
@@ -56,7 +49,7 @@ def _kill_when(data_dir: Path, out: Path, stage: int, step: int, timeout: float 
 
 
 def _result(out: Path) -> tuple[dict, list[dict]]:
-    [rec] = [json.loads(p.read_text()) for p in out.rglob("result.json")]
+    [rec] = records(out)
     items = list(csv.DictReader((Path(rec["run_dir"]) / "items.csv").open()))
     return rec, items
 
@@ -64,15 +57,15 @@ def _result(out: Path) -> tuple[dict, list[dict]]:
 @pytest.mark.slow
 def test_killed_twice_and_resumed_matches_an_uninterrupted_run(data_dir: Path, tmp_path: Path) -> None:
     whole, killed = tmp_path / "whole", tmp_path / "killed"
-    done = subprocess.run(train_cmd(*ARGS), cwd=ROOT, env=_env(data_dir, whole), capture_output=True,
-                          text=True, timeout=900)
+    done = subprocess.run(train_cmd(*ARGS), cwd=ROOT, env=train_env(data_dir, whole, WANDB_MODE="offline"),
+                          capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     # killed in the middle of stage 1 (of 3 steps), then in the middle of stage 3 (of 5)
     _kill_when(data_dir, killed, stage=0, step=1)
     assert not list(killed.rglob("result.json"))
     _kill_when(data_dir, killed, stage=2, step=2)
-    again = subprocess.run(train_cmd(*ARGS), cwd=ROOT, env=_env(data_dir, killed), capture_output=True,
-                           text=True, timeout=900)
+    again = subprocess.run(train_cmd(*ARGS), cwd=ROOT, env=train_env(data_dir, killed, WANDB_MODE="offline"),
+                           capture_output=True, text=True, timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "resuming stage stage3_cl" in again.stdout + again.stderr
 

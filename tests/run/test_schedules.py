@@ -35,12 +35,13 @@ def paper_schedules() -> dict[str, set[str]]:
     return out
 
 
-def test_the_seven_schedules_of_table_12_are_the_options() -> None:
-    assert set(paper_schedules()) == set(group_options("schedule"))
-    assert len(group_options("schedule")) == 7
+def test_the_seven_schedules_of_table_12_are_options() -> None:
+    assert len(paper_schedules()) == 7
+    assert set(paper_schedules()) <= set(group_options("schedule"))  # more may be added
 
 
-@pytest.mark.parametrize("option", group_options("schedule"))
+# the paper's schedules; every option (any other too) passes start-up validation in test_configs
+@pytest.mark.parametrize("option", sorted(paper_schedules()))
 def test_each_stage_trains_what_the_name_says_on_the_papers_data(option: str) -> None:
     cfg = cfg_with(f"schedule={option}")
     validate(cfg)
