@@ -82,7 +82,11 @@ def test_data_wait_profiles_the_loop(workers: int, data_dir: Path) -> None:
 def test_data_wait_prints_a_row_per_worker_count(capsys: pytest.CaptureFixture[str],
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     asked: list[list[str]] = []
-    monkeypatch.setattr(data_wait, "measure", lambda overrides, batches: asked.append(overrides) or (0.01, 0.1, 0.05))
+    def measure(overrides: list[str], batches: int) -> tuple[float, float, float]:
+        asked.append(overrides)
+        return 0.01, 0.1, 0.05
+
+    monkeypatch.setattr(data_wait, "measure", measure)
     assert data_wait.main(["--batches", "3", "--workers", "0", "2"]) == 0
     assert [o[-1] for o in asked] == ["data.num_workers=0", "data.num_workers=2"]
     assert len(table(capsys.readouterr().out, "workers")) == 2

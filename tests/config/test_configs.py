@@ -6,12 +6,14 @@ groups the model is built from in a tiny model that trains one batch."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from torch import nn
 
 from src.config.compose import CONF_DIR, config_groups, group_options
 from src.config.container import to_dict
@@ -23,13 +25,14 @@ from src.models.connectors.connector import Connector
 from src.models.integration import timestamp_corpus
 from src.models.llm import build_llm, build_word_tokenizer
 from src.models.shrink import shrink_arch
+from src.models.videolmm import VideoLMM
 from tests.helpers import cfg_with, tiny_model, word_tokenizer
 
 ALL = [(g, o) for g in config_groups() for o in group_options(g)]
 # the groups the model is built from, and what one loss must reach through the group's
 # part: the encoder; the whole connector (a resampler's own parameters, if any, and through
 # it the projector's); the integration's; None: the sampler cuts the clips, no part
-MODEL_PARTS = {
+MODEL_PARTS: dict[str, Callable[[VideoLMM], nn.Module] | None] = {
     "encoder": lambda model: model.encoder,
     "projector": lambda model: model.connector,
     "resampler": lambda model: model.connector,
@@ -129,9 +132,10 @@ def test_every_model_option_builds_tiny_and_trains_one_batch(group: str, option:
     loss = model.loss(batch)
     assert torch.isfinite(loss)
     loss.backward()
-    if MODEL_PARTS[group] is None:
+    take = MODEL_PARTS[group]
+    if take is None:
         return
-    part = MODEL_PARTS[group](model)
+    part = take(model)
     if group == "encoder":  # select_layer leaves later layers unused: the gradient reaches each tower
         for tower in (getattr(part, "members", None) or {"": part}).values():
             assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in tower.parameters())

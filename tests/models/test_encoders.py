@@ -17,6 +17,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import nn
 
+from src.config.container import to_dict
 from src.config.compose import CONF_DIR, SEP, group_options, single_options
 from src.config.errors import ConfigError
 from src.config.validate import validate
@@ -29,7 +30,7 @@ from tests.helpers import ROOT, TINY_DATA, cfg_with, grid, records, run_train
 SINGLE_CFGS = single_options()  # each single option's own YAML, unresolved
 SINGLES = sorted(SINGLE_CFGS)
 PAIRS = [o for o in group_options("encoder") if SEP in o]
-TINY = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "profile" / "tiny.yaml"))
+TINY = to_dict(OmegaConf.load(CONF_DIR / "profile" / "tiny.yaml"))
 PAPER_NAMES = {"DINOv2": "dinov2", "LanguageBind-Image": "languagebind_image", "SigLIP-SO400M": "siglip",
                "VideoMAE": "videomae", "V-JEPA": "vjepa", "LanguageBind-Video": "languagebind_video",
                "InternVideo2": "internvideo2"}

@@ -24,7 +24,11 @@ def test_the_command_prints_a_row_per_llm_option(capsys: pytest.CaptureFixture[s
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     asked: list[tuple[str, int]] = []
     fake = {"params_b": 1.0, "static_bf16": 8.0, "static_fp32": 16.0, "act_ckpt": 1.0, "act_full": 20.0}
-    monkeypatch.setattr(memory, "estimate", lambda option, tokens: asked.append((option, tokens)) or fake)
+    def estimate(option: str, tokens: int) -> dict[str, float]:
+        asked.append((option, tokens))
+        return fake
+
+    monkeypatch.setattr(memory, "estimate", estimate)
     assert memory.main(["--tokens", "1024", "--encoder-gb", "1"]) == 0
     out = capsys.readouterr().out
     assert asked == [(o, 1024) for o in group_options("llm")]
