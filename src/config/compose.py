@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from src.config.errors import ConfigError
 
@@ -20,7 +20,17 @@ SEP = "+"  # between the members of a pair of encoders: `encoder=internvideo2+si
 
 
 def group_options(group: str, conf_dir: Path = CONF_DIR) -> list[str]:
+    # the folder's own files only: a subfolder holds what options share (conf/llm/family/)
     return sorted(p.stem for p in (conf_dir / group).glob("*.yaml"))
+
+
+def option_config(group: str, option: str) -> DictConfig:
+    """One option's node as a run composes it, unresolved: an option file may be only what it
+    adds to the base it pulls in (`defaults: [family/qwen2@_here_]`), so read it through Hydra."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose("train", overrides=[f"{group}={option}"])[group]
 
 
 # conf/hydra/ holds Hydra's own groups (launchers); conf/local/ the site's git-ignored settings

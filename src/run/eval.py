@@ -26,7 +26,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from src.config import resolvers
-from src.config.compose import CONF_DIR, config_groups, group_options
+from src.config.compose import CONF_DIR, config_groups, group_options, option_config
 from src.config.errors import ConfigError
 from src.config.validate import validate
 from src.data.errors import DataError
@@ -63,9 +63,7 @@ def run_config(run_dir: Path, overrides: list[str]) -> DictConfig:
         if group in groups:
             if option not in group_options(group):
                 raise EvalError(f"{o}: not an option of '{group}'; valid choices: {', '.join(group_options(group))}")
-            node = OmegaConf.load(CONF_DIR / group / f"{option}.yaml")
-            node.pop("defaults", None)
-            cfg[group] = node
+            cfg[group] = option_config(group, option)  # with the base it pulls in (conf/llm/family/)
     try:
         cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(keyed))
     except Exception as e:  # noqa: BLE001 - a malformed override: one line
