@@ -80,9 +80,16 @@ def sweep_file_overrides(args: Sequence[str]) -> list[str]:
     return [f"{k}={v}" for k, v in (params or {}).items()]
 
 
-# overrides that say where and how a run goes, not what it is: never an ablation axis
-NOT_AXES = {"sweep", "overwrite", "logger", "paths.data_dir", "seed", "cache.features", "cache.dir",
-            "cache.max_gb"}
+def run_name_excluded(conf_dir: Path = CONF_DIR) -> list[str]:
+    """The override keys left out of run names: said once, in conf/train.yaml
+    (`hydra.job.config.override_dirname.exclude_keys`), where Hydra reads them too."""
+    cfg = OmegaConf.load(conf_dir / "train.yaml")
+    return list(OmegaConf.select(cfg, "hydra.job.config.override_dirname.exclude_keys"))
+
+
+# overrides that say where and how a run goes, not what it is: never an ablation axis. A seed
+# is a repeat, not an axis either, but stays in the run's name: each seed its own folder
+NOT_AXES = {*run_name_excluded(), "seed"}
 
 
 def axis_keys(args: Sequence[str]) -> list[str]:
