@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import lightning as L
@@ -15,6 +15,8 @@ from src.batch import Batch
 from src.models.videolmm import VideoLMM
 
 COMPONENTS = ("vision", "connector", "llm")
+# an optimizer given its parameter groups: the `optimizer` group's partial (conf/optimizer/)
+OptimizerFactory = Callable[[list[dict[str, Any]]], torch.optim.Optimizer]
 # metric namespace of each audit modality; the full video (and any other) keeps `test`
 AUDIT_PREFIX = {"frame": "test_frame", "text": "test_text"}
 
@@ -23,12 +25,13 @@ class VideoLMMModule(L.LightningModule):
     """Wraps a VideoLMM; `stage` gives each component's learning rate (0 = frozen)."""
 
     def __init__(self, model: VideoLMM, option_token_ids: list[int], stage: Mapping[str, Any],
-                 weight_decay: float = 0.0, warmup_ratio: float = 0.03) -> None:
+                 optimizer: OptimizerFactory | None = None, warmup_ratio: float = 0.03) -> None:
         super().__init__()
         self.model = model
         self.register_buffer("option_token_ids", torch.tensor(option_token_ids), persistent=False)
         self.stage = dict(stage)
-        self.weight_decay = weight_decay
+        # the `optimizer` group's, injected (src/run/build.py); it gets the parameter groups
+        self.optimizer_factory = optimizer or default_optimizer
         self.warmup_ratio = warmup_ratio
         self.results: list[dict[str, Any]] = []
         self.metrics: dict[str, float] = {}
@@ -128,12 +131,14 @@ class VideoLMMModule(L.LightningModule):
             return
         self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
+    def param_groups(self) -> list[dict[str, Any]]:
+        """One group per part the stage trains, with the stage's learning rate for it."""
+        return [{"params": [p for p in part.parameters() if p.requires_grad],
+                 "lr": self.stage["lr"][name], "name": name}
+                for name, part in self.parts().items() if self.stage["lr"][name] > 0]
+
     def configure_optimizers(self) -> dict[str, Any]:
-        groups = [{"params": [p for p in part.parameters() if p.requires_grad],
-                   "lr": self.stage["lr"][name], "name": name}
-                  for name, part in self.parts().items() if self.stage["lr"][name] > 0]
-        # fused: one kernel for all parameters (on a CPU too), a tenth of a small model's step
-        opt = torch.optim.AdamW(groups, weight_decay=self.weight_decay, fused=True)
+        opt = self.optimizer_factory(self.param_groups())
         # not trainer.estimated_stepping_batches: it builds the training loader before a
         # checkpoint is restored, and the loader would then miss its place in the epoch
         per_epoch = -(-self.trainer.datamodule.train_batches() // self.trainer.accumulate_grad_batches)
@@ -173,6 +178,12 @@ class VideoLMMModule(L.LightningModule):
         # this rank's rows only, a circular item's rotations not yet merged (some may be on
         # other ranks): src.run.stages.evaluate gathers every rank's, merges, then logs
         self.metrics = accuracy_metrics(self.results)
+
+
+def default_optimizer(groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
+    """conf/optimizer/adamw.yaml's AdamW, for a module built without one (tests, tools).
+    fused: one kernel for all parameters (on a CPU too), a tenth of a small model's step."""
+    return torch.optim.AdamW(groups, weight_decay=0.0, fused=True)
 
 
 class WarmupCosine:

@@ -78,9 +78,8 @@ def evaluate_run(run_dir: Path, overrides: list[str]) -> dict[str, Any]:
     from transformers import AutoTokenizer
 
     from src.run import checkpoints
-    from src.run.build import build_parts
+    from src.run.build import build_module, build_parts
     from src.launch.dist import Processes
-    from src.models.module import VideoLMMModule
     from src.run.stages import evaluate
 
     cfg = run_config(run_dir, overrides)
@@ -94,8 +93,7 @@ def evaluate_run(run_dir: Path, overrides: list[str]) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     tokenizer = AutoTokenizer.from_pretrained(run_dir / "tokenizer") if (run_dir / "tokenizer").is_dir() else None
     parts = build_parts(cfg, tokenizer=tokenizer)
-    module = VideoLMMModule(parts.model, parts.option_token_ids,
-                            OmegaConf.to_container(cfg.schedule.stages[-1], resolve=True))
+    module = build_module(cfg, parts.model, parts.option_token_ids, stage=-1)
     module.load_state_dict(saved["state_dict"])
     start = time.perf_counter()
     processes = Processes()
