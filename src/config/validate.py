@@ -62,6 +62,8 @@ RULES: list[Rule] = [
     ("resampler.heads", lambda v: v is None or (isinstance(v, int) and v > 0), "an integer > 0"),
     ("data.batch_size", lambda v: isinstance(v, int) and v > 0, "an integer > 0"),
     ("data.num_workers", lambda v: isinstance(v, int) and v >= 0, "an integer >= 0"),
+    ("data.train_limit", lambda v: v is None or (isinstance(v, int) and v > 0), "an integer > 0, or null"),
+    ("data.eval_limit", lambda v: v is None or (isinstance(v, int) and v > 0), "an integer > 0, or null"),
     ("mixture.epoch_size", lambda v: v is None or (isinstance(v, int) and v > 0), "an integer > 0, or null"),
     ("eval.batch_size", lambda v: isinstance(v, int) and v > 0, "an integer > 0"),
     ("llm.lr", lambda v: isinstance(v, (int, float)) and v > 0, "a number > 0"),

@@ -139,10 +139,11 @@ class VideoLMMModule(L.LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         opt = self.optimizer_factory(self.param_groups())
+        t = self.trainer
         # not trainer.estimated_stepping_batches: it builds the training loader before a
         # checkpoint is restored, and the loader would then miss its place in the epoch
-        per_epoch = -(-self.trainer.datamodule.train_batches() // self.trainer.accumulate_grad_batches)
-        total = max(1, per_epoch * self.trainer.max_epochs)
+        total = stepping_batches(t.datamodule.train_batches(), t.limit_train_batches,
+                                 t.accumulate_grad_batches, t.max_epochs, t.max_steps)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, WarmupCosine(total, self.warmup_ratio))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
@@ -178,6 +179,19 @@ class VideoLMMModule(L.LightningModule):
         # this rank's rows only, a circular item's rotations not yet merged (some may be on
         # other ranks): src.run.stages.evaluate gathers every rank's, merges, then logs
         self.metrics = accuracy_metrics(self.results)
+
+
+def stepping_batches(batches: int, limit: int | float | None, accumulate: int, epochs: int,
+                     max_steps: int = -1) -> int:
+    """The optimizer steps of a stage's fit, as Lightning will run them: `batches` an epoch,
+    cut to `limit` (trainer.limit_train_batches: a count, or a share), `accumulate` batches a
+    step, `epochs` epochs, at most `max_steps` (trainer.max_steps; -1: no cap)."""
+    if isinstance(limit, float):
+        batches = int(batches * limit)
+    elif limit is not None:
+        batches = min(batches, limit)
+    total = -(-batches // accumulate) * epochs
+    return max(1, min(total, max_steps) if max_steps >= 0 else total)
 
 
 def default_optimizer(groups: list[dict[str, Any]]) -> torch.optim.Optimizer:

@@ -3,13 +3,15 @@ parameter group per part the stage trains, each with the stage's learning rate."
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from omegaconf import OmegaConf
 
-from src.models.module import VideoLMMModule
+from src.models.module import VideoLMMModule, stepping_batches
 from src.run.build import build_module
-from tests.helpers import cfg_with
+from tests.helpers import TINY_DATA, cfg_with, records, run_train
 
 
 class _Tiny(torch.nn.Module):
@@ -59,3 +61,23 @@ def test_param_groups_carry_each_stages_per_part_rates(schedule: str) -> None:
         frozen = [part for part, lr in stage["lr"].items() if lr == 0]
         trained = {id(p) for g in opt.param_groups for p in g["params"]}
         assert not any(id(p) in trained for part in frozen for p in module.parts()[part].parameters())
+
+
+def test_stepping_batches_follow_the_trainers_limits() -> None:
+    assert stepping_batches(10, 1.0, 1, 3) == 30  # the default: every batch
+    assert stepping_batches(10, 0.5, 1, 2) == 10 and stepping_batches(10, 4, 1, 2) == 8
+    assert stepping_batches(10, 1.0, 3, 1) == 4  # accumulation: a step every 3 batches, the last short
+    assert stepping_batches(10, 1.0, 1, 3, max_steps=1) == 1  # debug=fast
+    assert stepping_batches(0, 1.0, 1, 1) == 1
+
+
+@pytest.mark.slow
+def test_a_run_trains_with_the_configured_optimizer(data_dir: Path, tmp_path: Path) -> None:
+    sgd = ["optimizer._target_=torch.optim.SGD", "~optimizer.betas", "~optimizer.eps", "+optimizer.momentum=0.9"]
+    proc = run_train(["debug=fast", "schedule=vc_cl", "logger=none", *sgd, *TINY_DATA], data_dir, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    [rec] = records(tmp_path)
+    ckpt = torch.load(Path(rec["run_dir"]) / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
+    [state] = ckpt["optimizer_states"]  # of the last stage: connector + LLM
+    assert all(g["momentum"] == 0.9 and "betas" not in g for g in state["param_groups"])
+    assert {g["name"]: g["initial_lr"] for g in state["param_groups"]} == {"connector": 1e-3, "llm": 3e-4}
