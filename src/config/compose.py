@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from src.config.container import to_dict
 from src.config.errors import ConfigError
@@ -21,7 +21,17 @@ SEP = "+"  # between the members of a pair of encoders: `encoder=internvideo2+si
 
 
 def group_options(group: str, conf_dir: Path = CONF_DIR) -> list[str]:
+    # the folder's own files only: a subfolder holds what options share (conf/llm/family/)
     return sorted(p.stem for p in (conf_dir / group).glob("*.yaml"))
+
+
+def option_config(group: str, option: str) -> DictConfig:
+    """One option's node as a run composes it, unresolved: an option file may be only what it
+    adds to the base it pulls in (`defaults: [family/qwen2@_here_]`), so read it through Hydra."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose("train", overrides=[f"{group}={option}"])[group]
 
 
 # conf/hydra/ holds Hydra's own groups (launchers); conf/local/ the site's git-ignored settings
@@ -71,9 +81,16 @@ def sweep_file_overrides(args: Sequence[str]) -> list[str]:
     return [f"{k}={v}" for k, v in (params or {}).items()]
 
 
-# overrides that say where and how a run goes, not what it is: never an ablation axis
-NOT_AXES = {"sweep", "overwrite", "logger", "paths.data_dir", "seed", "cache.features", "cache.dir",
-            "cache.max_gb"}
+def run_name_excluded(conf_dir: Path = CONF_DIR) -> list[str]:
+    """The override keys left out of run names: said once, in conf/train.yaml
+    (`hydra.job.config.override_dirname.exclude_keys`), where Hydra reads them too."""
+    cfg = OmegaConf.load(conf_dir / "train.yaml")
+    return list(OmegaConf.select(cfg, "hydra.job.config.override_dirname.exclude_keys"))
+
+
+# overrides that say where and how a run goes, not what it is: never an ablation axis. A seed
+# is a repeat, not an axis either, but stays in the run's name: each seed its own folder
+NOT_AXES = {*run_name_excluded(), "seed"}
 
 
 def axis_keys(args: Sequence[str]) -> list[str]:

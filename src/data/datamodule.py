@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
 from src.config.container import to_dict
-from src.config.constraints import Constraints, Rule, join, non_negative_int, positive_int
+from src.config.constraints import Constraints, Rule, join, non_negative_int, nullable, positive_int
 from src.config.errors import ConfigError
 from src.cache.features import FeatureCache, FeatureLookup
 from src.data.dataset import EVAL_MODALITIES, SampleDataset, collate, shown_as
@@ -74,6 +74,9 @@ class VideoQADataModule(L.LightningDataModule):
     video samples is shown as its centre frame only and a share q as text only (as the
     audit's `frame` and `text` show eval items), so that a model learns to answer what one
     frame or the question alone answers; they then count as image and text samples.
+    `train_limit` (debug=overfit): each stage trains on the first N samples of its data only,
+    the same N every epoch (a mixture's shares then do not apply); `eval_limit` (debug=fast):
+    the first N eval items are scored; null: all. The tokenizer still reads every sample.
     """
 
     name: str  # (LightningDataModule's may be None; this one always has one)
@@ -81,6 +84,8 @@ class VideoQADataModule(L.LightningDataModule):
     CONSTRAINTS: ClassVar[Constraints] = Constraints(
         Rule("batch_size", positive_int, "an integer > 0"),
         Rule("num_workers", non_negative_int, "an integer >= 0"),
+        Rule("train_limit", nullable(positive_int), "an integer > 0, or null"),
+        Rule("eval_limit", nullable(positive_int), "an integer > 0, or null"),
         check=check_data,
     )
 
@@ -90,8 +95,10 @@ class VideoQADataModule(L.LightningDataModule):
                  media_root: str | None = None, mixture: Mapping[str, Any] | None = None,
                  seed: int = 0, eval_modalities: Sequence[str] = ("video",),
                  eval_circular: Sequence[str] = (),
-                 modality_dropout: Mapping[str, float] | None = None) -> None:
+                 modality_dropout: Mapping[str, float] | None = None,
+                 train_limit: int | None = None, eval_limit: int | None = None) -> None:
         super().__init__()
+        self.train_limit, self.eval_limit = train_limit, eval_limit
         self.modality_dropout = check_dropout(modality_dropout)
         bad = [m for m in eval_modalities if m not in EVAL_MODALITIES]
         if bad or not eval_modalities:
@@ -165,7 +172,14 @@ class VideoQADataModule(L.LightningDataModule):
 
     def epoch_size_of(self, data: str) -> int:
         """Samples in an epoch of a stage that trains on `data` ("mixture" or "video")."""
+        if self.train_limit is not None:
+            return len(self._limited(data))
         return self.epoch_size if data == "mixture" else len(self._video_indices())
+
+    def _limited(self, data: str) -> list[int]:
+        """The first `train_limit` samples of a stage's data, in manifest order."""
+        pool = self._video_indices() if data == "video" else range(len(self.train_samples))
+        return list(pool)[: self.train_limit]
 
     def _video_indices(self) -> list[int]:
         return [i for i, s in enumerate(self.train_samples) if s.modality == "video"]
@@ -183,6 +197,8 @@ class VideoQADataModule(L.LightningDataModule):
     def train_order(self) -> Order:
         """A fresh order for the current stage: epoch 0, seeded by the run's seed and the stage."""
         seed = self.seed + 7919 * self.stage_index
+        if self.train_limit is not None:
+            return Shuffled(self._limited(self.stage_data), seed=seed)
         if self.stage_data == "video":
             return Shuffled(self._video_indices(), seed=seed)
         if self.train_sampler is not None:
@@ -255,5 +271,6 @@ class VideoQADataModule(L.LightningDataModule):
         """One loader per eval modality, in the order of `eval_modalities`. Each shards its
         entries over the ranks, so the rotations of a circular item may be scored on several:
         they are merged after the ranks' results are gathered (src.run.stages.evaluate)."""
-        return [self._loader(self.eval_samples, self.eval_batch_size, train=False, modality=m)
+        items = self.eval_samples[: self.eval_limit]  # all of them while eval_limit is None
+        return [self._loader(items, self.eval_batch_size, train=False, modality=m)
                 for m in self.eval_modalities]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import lightning as L
@@ -16,6 +16,8 @@ from src.batch import Batch
 from src.models.videolmm import VideoLMM
 
 COMPONENTS = ("vision", "connector", "llm")
+# an optimizer given its parameter groups: the `optimizer` group's partial (conf/optimizer/)
+OptimizerFactory = Callable[[list[dict[str, Any]]], torch.optim.Optimizer]
 # metric namespace of each audit modality; the full video (and any other) keeps `test`
 AUDIT_PREFIX = {"frame": "test_frame", "text": "test_text"}
 
@@ -26,12 +28,13 @@ class VideoLMMModule(L.LightningModule):
     option_token_ids: torch.Tensor  # a buffer
 
     def __init__(self, model: VideoLMM, option_token_ids: list[int], stage: Mapping[str, Any],
-                 weight_decay: float = 0.0, warmup_ratio: float = 0.03) -> None:
+                 optimizer: OptimizerFactory | None = None, warmup_ratio: float = 0.03) -> None:
         super().__init__()
         self.model = model
         self.register_buffer("option_token_ids", torch.tensor(option_token_ids), persistent=False)
         self.stage = dict(stage)
-        self.weight_decay = weight_decay
+        # the `optimizer` group's, injected (src/run/build.py); it gets the parameter groups
+        self.optimizer_factory = optimizer or default_optimizer
         self.warmup_ratio = warmup_ratio
         self.results: list[dict[str, Any]] = []
         self.metrics: dict[str, float] = {}
@@ -131,17 +134,19 @@ class VideoLMMModule(L.LightningModule):
             return
         self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
-    def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
-        groups = [{"params": [p for p in part.parameters() if p.requires_grad],
-                   "lr": self.stage["lr"][name], "name": name}
-                  for name, part in self.parts().items() if self.stage["lr"][name] > 0]
-        # fused: one kernel for all parameters (on a CPU too), a tenth of a small model's step
-        opt = torch.optim.AdamW(groups, weight_decay=self.weight_decay, fused=True)
+    def param_groups(self) -> list[dict[str, Any]]:
+        """One group per part the stage trains, with the stage's learning rate for it."""
+        return [{"params": [p for p in part.parameters() if p.requires_grad],
+                 "lr": self.stage["lr"][name], "name": name}
+                for name, part in self.parts().items() if self.stage["lr"][name] > 0]
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        opt = self.optimizer_factory(self.param_groups())
+        t = self.trainer
         # not trainer.estimated_stepping_batches: it builds the training loader before a
         # checkpoint is restored, and the loader would then miss its place in the epoch
-        datamodule = self.trainer.datamodule  # type: ignore[attr-defined]  # set by Lightning when it fits
-        per_epoch = -(-datamodule.train_batches() // self.trainer.accumulate_grad_batches)
-        total = max(1, per_epoch * self.trainer.max_epochs)
+        total = stepping_batches(t.datamodule.train_batches(), t.limit_train_batches,
+                                 t.accumulate_grad_batches, t.max_epochs, t.max_steps)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, WarmupCosine(total, self.warmup_ratio))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
@@ -178,6 +183,25 @@ class VideoLMMModule(L.LightningModule):
         # this rank's rows only, a circular item's rotations not yet merged (some may be on
         # other ranks): src.run.stages.evaluate gathers every rank's, merges, then logs
         self.metrics = accuracy_metrics(self.results)
+
+
+def stepping_batches(batches: int, limit: int | float | None, accumulate: int, epochs: int,
+                     max_steps: int = -1) -> int:
+    """The optimizer steps of a stage's fit, as Lightning will run them: `batches` an epoch,
+    cut to `limit` (trainer.limit_train_batches: a count, or a share), `accumulate` batches a
+    step, `epochs` epochs, at most `max_steps` (trainer.max_steps; -1: no cap)."""
+    if isinstance(limit, float):
+        batches = int(batches * limit)
+    elif limit is not None:
+        batches = min(batches, limit)
+    total = -(-batches // accumulate) * epochs
+    return max(1, min(total, max_steps) if max_steps >= 0 else total)
+
+
+def default_optimizer(groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
+    """conf/optimizer/adamw.yaml's AdamW, for a module built without one (tests, tools).
+    fused: one kernel for all parameters (on a CPU too), a tenth of a small model's step."""
+    return torch.optim.AdamW(groups, weight_decay=0.0, fused=True)
 
 
 class WarmupCosine:

@@ -1,4 +1,4 @@
-"""Assembling one run from its composed config: data, tokenizer, model, logger, trainer."""
+"""Assembling one run from its composed config: data, tokenizer, model, its LightningModule."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from src.data.manifest import LETTERS, MODALITIES
 from src.models.connectors.connector import Connector
 from src.models.integration import timestamp_corpus
 from src.models.llm import build_llm, build_tokenizer
+from src.models.module import VideoLMMModule
 from src.models.precision import apply_switches
 from src.models.videolmm import VideoLMM
 
@@ -63,6 +64,17 @@ def build_model(cfg: DictConfig, tokenizer: Any, feature_cache: FeatureCache | N
     integration = instantiate(cfg.integration)(dim=width, tokenizer=tokenizer)
     return VideoLMM(encoder, connector, llm, pad_token_id=tokenizer.pad_token_id,
                      integration=integration, feature_cache=feature_cache)
+
+
+def build_module(cfg: DictConfig, model: VideoLMM, option_token_ids: list[int],
+                 stage: int = 0) -> VideoLMMModule:
+    """The LightningModule at stage `stage` of the schedule, with the `optimizer` group's
+    optimizer (a partial it calls with its per-part parameter groups). A run composed before
+    the group existed has none: the module's default, the AdamW of conf/optimizer/adamw.yaml."""
+    optimizer = instantiate(cfg.optimizer) if "optimizer" in cfg else None
+    return VideoLMMModule(model, option_token_ids,
+                          OmegaConf.to_container(cfg.schedule.stages[stage], resolve=True),
+                          optimizer=optimizer, warmup_ratio=cfg.schedule.warmup_ratio)
 
 
 def build_parts(cfg: DictConfig, tokenizer: Any = None) -> Parts:

@@ -26,7 +26,7 @@ from typing import Any, cast
 from omegaconf import DictConfig, OmegaConf
 
 from src.config import resolvers
-from src.config.compose import CONF_DIR, config_groups, group_options
+from src.config.compose import CONF_DIR, config_groups, group_options, option_config
 from src.config.container import to_dict
 from src.config.errors import ConfigError
 from src.config.validate import validate
@@ -64,9 +64,7 @@ def run_config(run_dir: Path, overrides: list[str]) -> DictConfig:
         if group in groups:
             if option not in group_options(group):
                 raise EvalError(f"{o}: not an option of '{group}'; valid choices: {', '.join(group_options(group))}")
-            node = cast(DictConfig, OmegaConf.load(CONF_DIR / group / f"{option}.yaml"))
-            node.pop("defaults", None)
-            cfg[group] = node
+            cfg[group] = option_config(group, option)  # with the base it pulls in (conf/llm/family/)
     try:
         cfg = cast(DictConfig, OmegaConf.merge(cfg, OmegaConf.from_dotlist(keyed)))
     except Exception as e:  # noqa: BLE001 - a malformed override: one line
@@ -81,9 +79,8 @@ def evaluate_run(run_dir: Path, overrides: list[str]) -> dict[str, Any]:
     from transformers import AutoTokenizer
 
     from src.run import checkpoints
-    from src.run.build import build_parts
+    from src.run.build import build_module, build_parts
     from src.launch.dist import Processes
-    from src.models.module import VideoLMMModule
     from src.run.stages import evaluate
 
     cfg = run_config(run_dir, overrides)
@@ -97,8 +94,7 @@ def evaluate_run(run_dir: Path, overrides: list[str]) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     tokenizer = AutoTokenizer.from_pretrained(run_dir / "tokenizer") if (run_dir / "tokenizer").is_dir() else None
     parts = build_parts(cfg, tokenizer=tokenizer)
-    module = VideoLMMModule(parts.model, parts.option_token_ids,
-                            to_dict(cfg.schedule.stages[-1], resolve=True))
+    module = build_module(cfg, parts.model, parts.option_token_ids, stage=-1)
     module.load_state_dict(saved["state_dict"])
     start = time.perf_counter()
     processes = Processes()

@@ -1,8 +1,9 @@
 """Running a run's schedule, stage after stage, and resuming where a killed run stopped.
 
 Each stage is one `trainer.fit`: the parts with a learning rate of 0 frozen, the data of
-the stage (video samples only, or the mixture), AdamW with one parameter group per
-component, cosine decay after a 3% warm-up, gradients clipped at 1.0 (conf/trainer).
+the stage (video samples only, or the mixture), the `optimizer` group's optimizer (AdamW)
+with one parameter group per component, cosine decay after a 3% warm-up, gradients
+clipped at 1.0 (conf/trainer).
 
 Resume: when the run directory holds a checkpoint (src/run/checkpoints.py) and
 `checkpoint.resume` is true, the stages it finished are skipped (their weights loaded),

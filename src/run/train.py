@@ -80,20 +80,16 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, run_name: str,
     """Build, train the stages not yet done, evaluate. Returns the record's design, metrics, costs."""
     import lightning as L
 
-    from src.run.build import build_parts, design
+    from src.run.build import build_module, build_parts, design
     from src.launch.dist import Processes, is_main_process, launch_children_as_this_job
     from src.run.loggers import build_logger, finish
-    from src.models.module import VideoLMMModule
     from src.run.stages import evaluate, train_schedule
 
     _one_log_stream()
     launch_children_as_this_job()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     parts = build_parts(cfg)
-    module = VideoLMMModule(parts.model, parts.option_token_ids,
-                            to_dict(cfg.schedule.stages[0], resolve=True),
-                            weight_decay=cfg.schedule.weight_decay,
-                            warmup_ratio=cfg.schedule.warmup_ratio)
+    module = build_module(cfg, parts.model, parts.option_token_ids)
     main = is_main_process()
     if main:  # src.eval scores the run later with the very tokenizer it trained with
         parts.tokenizer.save_pretrained(run_dir / "tokenizer")

@@ -28,7 +28,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from src.config.compose import CONF_DIR, group_options
+from src.config.compose import CONF_DIR, group_options, option_config
 from src.config.container import to_dict
 
 GB = 1e9
@@ -46,7 +46,7 @@ def estimate(option: str, tokens: int) -> dict[str, float]:
     """GB of one `llm` option: parameters, static (weights + grads + AdamW) and activations."""
     from src.tools.sizes import REAL, llm_params
 
-    arch = to_dict(OmegaConf.load(CONF_DIR / "llm" / f"{option}.yaml"))["arch"]
+    arch = to_dict(option_config("llm", option).arch)
     n = llm_params(option, REAL)
     full, kept = activation_numbers(arch)
     layers = arch["num_hidden_layers"]

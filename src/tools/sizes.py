@@ -14,7 +14,7 @@ import torch
 from hydra.utils import get_class, instantiate
 from omegaconf import OmegaConf
 
-from src.config.compose import CONF_DIR, group_options
+from src.config.compose import CONF_DIR, group_options, option_config
 from src.config.container import to_dict
 from src.models.shrink import shrink_arch
 
@@ -30,7 +30,7 @@ def _count(model_class: str, config_class: str, arch: dict[str, Any], meta: bool
 
 
 def llm_params(option: str, profile: dict[str, Any], vocab_size: int | None = None) -> int:
-    cfg = to_dict(OmegaConf.load(CONF_DIR / "llm" / f"{option}.yaml"))
+    cfg = to_dict(option_config("llm", option))
     arch = shrink_arch(cfg["arch"], profile)
     if vocab_size is not None:
         arch["vocab_size"] = vocab_size
