@@ -140,13 +140,14 @@ class VideoLMMModule(L.LightningModule):
                  "lr": self.stage["lr"][name], "name": name}
                 for name, part in self.parts().items() if self.stage["lr"][name] > 0]
 
-    def configure_optimizers(self) -> dict[str, Any]:
+    def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
         opt = self.optimizer_factory(self.param_groups())
         t = self.trainer
         # not trainer.estimated_stepping_batches: it builds the training loader before a
         # checkpoint is restored, and the loader would then miss its place in the epoch
-        total = stepping_batches(t.datamodule.train_batches(), t.limit_train_batches,
-                                 t.accumulate_grad_batches, t.max_epochs, t.max_steps)
+        datamodule = t.datamodule  # type: ignore[attr-defined]  # set by Lightning when it fits
+        total = stepping_batches(datamodule.train_batches(), t.limit_train_batches,
+                                 t.accumulate_grad_batches, t.max_epochs or 1, t.max_steps)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, WarmupCosine(total, self.warmup_ratio))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 

@@ -11,6 +11,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from src.cache.features import FeatureCache
+from src.config.container import to_dict
 from src.data.manifest import LETTERS, MODALITIES
 from src.models.connectors.connector import Connector
 from src.models.integration import timestamp_corpus
@@ -73,7 +74,7 @@ def build_module(cfg: DictConfig, model: VideoLMM, option_token_ids: list[int],
     the group existed has none: the module's default, the AdamW of conf/optimizer/adamw.yaml."""
     optimizer = instantiate(cfg.optimizer) if "optimizer" in cfg else None
     return VideoLMMModule(model, option_token_ids,
-                          OmegaConf.to_container(cfg.schedule.stages[stage], resolve=True),
+                          to_dict(cfg.schedule.stages[stage], resolve=True),
                           optimizer=optimizer, warmup_ratio=cfg.schedule.warmup_ratio)
 
 
