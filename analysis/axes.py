@@ -15,8 +15,11 @@ import numpy as np
 import pandas as pd
 
 OVERALL = re.compile(r"^test/[^/]+/overall$")
-TRENDS = {"design.fps": "frames per second", "design.tokens_per_second": "tokens per second",
-          "design.tokens_per_frame": "tokens per frame"}
+TRENDS = {
+    "design.fps": "frames per second",
+    "design.tokens_per_second": "tokens per second",
+    "design.tokens_per_frame": "tokens per frame",
+}
 
 
 class AxesError(Exception):
@@ -36,8 +39,10 @@ def default_metric(frame: pd.DataFrame) -> str:
 def scored(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
     """The ok rows with a finite value of `metric`, as column `score`."""
     if metric not in frame.columns:
-        raise AxesError(f"no column {metric!r} (--metric) in the table; "
-                        f"metrics: {', '.join(c for c in frame.columns if '/' in str(c)) or 'none'}")
+        raise AxesError(
+            f"no column {metric!r} (--metric) in the table; "
+            f"metrics: {', '.join(c for c in frame.columns if '/' in str(c)) or 'none'}"
+        )
     rows = frame[frame["status"] == "ok"] if "status" in frame.columns else frame
     rows = rows.assign(score=pd.to_numeric(rows[metric], errors="coerce"))
     return rows[np.isfinite(rows["score"])]
@@ -108,8 +113,9 @@ def mixtures(frame: pd.DataFrame, metric: str) -> pd.DataFrame | str:
         if (why := need(rows, col, at_least)) is not None:
             return why
     table = summarize(rows, ["mixture"])
-    shares = rows.groupby("mixture")[[c for c in ("design.mixture.text", "design.mixture.video")
-                                      if c in rows.columns]].mean()
+    shares = rows.groupby("mixture")[
+        [c for c in ("design.mixture.text", "design.mixture.video") if c in rows.columns]
+    ].mean()
     table = table.join(shares.rename(columns=lambda c: c.removeprefix("design.mixture.")), on="mixture")
     return table.sort_values(["text", "mixture"], ignore_index=True)
 

@@ -223,8 +223,7 @@ def write_table(frame: pd.DataFrame, out: str | Path) -> Path:
         frame.to_csv(out, index=False)
     elif out.suffix == ".parquet":
         if importlib.util.find_spec("pyarrow") is None:
-            raise CollectError(f"cannot write {out}: parquet needs pyarrow (pip install pyarrow)"
-                               " - or write .csv")
+            raise CollectError(f"cannot write {out}: parquet needs pyarrow (pip install pyarrow) - or write .csv")
         frame.to_parquet(out, index=False)
     else:
         raise CollectError(f"cannot write {out}: unknown suffix {out.suffix!r} (use .csv or .parquet)")
@@ -247,8 +246,7 @@ def report_problems(frame: pd.DataFrame) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m analysis.collect", description=__doc__.split("\n")[0])
-    parser.add_argument("paths", nargs="+",
-                        help="run or sweep directories, result.json files, or wandb:ENTITY/PROJECT")
+    parser.add_argument("paths", nargs="+", help="run or sweep directories, result.json files, or wandb:ENTITY/PROJECT")
     parser.add_argument("--group", default=None, help="wandb: sources: only this W&B group (sweep)")
     parser.add_argument("-o", "--out", default="results.csv", help="output table (.csv or .parquet)")
     args = parser.parse_args(argv)

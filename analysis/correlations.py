@@ -19,7 +19,6 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from analysis import plots
@@ -76,12 +75,19 @@ def short(col: str) -> str:
 def write_outputs(result: Correlations, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     result.matrix.to_csv(out / "correlations.csv")
-    payload = {"method": result.method, "runs": result.runs, "columns": result.columns,
-               "matrix": [[None if pd.isna(v) else float(v) for v in row] for row in result.matrix.values],
-               "left_out": result.left_out}
+    payload = {
+        "method": result.method,
+        "runs": result.runs,
+        "columns": result.columns,
+        "matrix": [[None if pd.isna(v) else float(v) for v in row] for row in result.matrix.values],
+        "left_out": result.left_out,
+    }
     (out / "correlations.json").write_text(json.dumps(payload, indent=2) + "\n")
-    fig = plots.heatmap_figure(result.matrix.values, [short(c) for c in result.columns],
-                               title=f"{result.method.capitalize()} correlation over {result.runs} runs")
+    fig = plots.heatmap_figure(
+        result.matrix.values,
+        [short(c) for c in result.columns],
+        title=f"{result.method.capitalize()} correlation over {result.runs} runs",
+    )
     png = plots.save_figure(fig, out / "correlations.png")
     return [out / "correlations.csv", out / "correlations.json", png]
 
@@ -101,8 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         except re.error as err:
             raise ScalingError(f"--columns {args.columns!r} is not a regular expression: {err}") from None
         if not columns:
-            raise ScalingError(f"no metric columns in {args.results} match "
-                               f"{args.columns or METRIC.pattern}")
+            raise ScalingError(f"no metric columns in {args.results} match {args.columns or METRIC.pattern}")
         result = correlations(frame, columns, args.method)
     except ScalingError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -66,8 +66,9 @@ def video_matrix(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series, int]:
     mixed = cats[cats.map(len) > 1]
     if len(mixed):
         (bench, item), names = mixed.index[0], mixed.iloc[0]
-        raise ItemsError(f"item {item!r}{f' of {bench}' if bench else ''} has several categories: "
-                         f"{', '.join(sorted(names))}")
+        raise ItemsError(
+            f"item {item!r}{f' of {bench}' if bench else ''} has several categories: {', '.join(sorted(names))}"
+        )
     matrix = video.pivot(index=KEY, columns="model", values="correct")
     complete = matrix.notna().all(axis=1)
     matrix = matrix[complete].astype(int).sort_index()
@@ -128,7 +129,7 @@ def balanced_quotas(ranked: dict[str, list[float]], budget: int) -> dict[str, in
             active.remove(c)
     if active:
         share, extra = divmod(left, len(active))
-        quota.update({c: share for c in active})
+        quota.update(dict.fromkeys(active, share))
         # each active category has more than `share` candidates: its next one exists
         for c in sorted(active, key=lambda c: (-ranked[c][share], c))[:extra]:
             quota[c] += 1
@@ -138,8 +139,7 @@ def balanced_quotas(ranked: dict[str, list[float]], budget: int) -> dict[str, in
 def select(candidates: pd.DataFrame, budget: int) -> pd.DataFrame:
     """The best `budget` of `candidates` (index KEY; columns category, score), balanced,
     with `rank` (1 = best) within each category."""
-    ordered = candidates.reset_index().sort_values(["score", *KEY], ascending=[False, True, True],
-                                                   kind="mergesort")
+    ordered = candidates.reset_index().sort_values(["score", *KEY], ascending=[False, True, True], kind="mergesort")
     ranked = {c: g["score"].tolist() for c, g in ordered.groupby("category")}
     quota = balanced_quotas(ranked, budget)
     ordered["rank"] = ordered.groupby("category").cumcount() + 1
@@ -155,13 +155,17 @@ def item_flags(frame: pd.DataFrame) -> pd.Series | None:
     flags = known.groupby(KEY)["control"].agg(lambda v: sorted(set(v) - {""}) or [""])
     mixed = flags[flags.map(len) > 1]
     if len(mixed):
-        raise ItemsError(f"item {mixed.index[0][1]!r} has conflicting control flags "
-                         f"{', '.join(mixed.iloc[0])}")
+        raise ItemsError(f"item {mixed.index[0][1]!r} has conflicting control flags {', '.join(mixed.iloc[0])}")
     return flags.map(lambda v: v[0])
 
 
-def curate(frame: pd.DataFrame, budget: int = 400, threshold: float = 0.5, rank: str = "entropy",
-           run_seconds: dict[str, float] | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+def curate(
+    frame: pd.DataFrame,
+    budget: int = 400,
+    threshold: float = 0.5,
+    rank: str = "entropy",
+    run_seconds: dict[str, float] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """(kept items, every full-set item with its fate, the report written as curation.json)."""
     if budget < 1:
         raise ValueError(f"budget={budget} is invalid; valid: an integer >= 1")
@@ -188,16 +192,20 @@ def curate(frame: pd.DataFrame, budget: int = 400, threshold: float = 0.5, rank:
     report: dict[str, Any] = {
         "settings": {"budget": budget, "threshold": threshold, "rank": rank},
         "models": sorted(map(str, matrix.columns)),
-        "items": _counts(items) | {"incomplete": incomplete,
-                                   "not_audited": {r: int(items[f"{r}_accuracy"].isna().sum())
-                                                   for r in REASONS}},
+        "items": _counts(items)
+        | {"incomplete": incomplete, "not_audited": {r: int(items[f"{r}_accuracy"].isna().sum()) for r in REASONS}},
         "categories": {c: _counts(g) for c, g in items.groupby("category")},
         "headline": "category_mean",
-        "correlation": {conv: correlations(full[conv], curated[conv])
-                        for conv in ("category_mean", "item_mean")},
-        "scores": {str(m): {"full": full.loc[m, "category_mean"], "curated": curated.loc[m, "category_mean"],
-                            "full_item_mean": full.loc[m, "item_mean"],
-                            "curated_item_mean": curated.loc[m, "item_mean"]} for m in matrix.columns},
+        "correlation": {conv: correlations(full[conv], curated[conv]) for conv in ("category_mean", "item_mean")},
+        "scores": {
+            str(m): {
+                "full": full.loc[m, "category_mean"],
+                "curated": curated.loc[m, "category_mean"],
+                "full_item_mean": full.loc[m, "item_mean"],
+                "curated_item_mean": curated.loc[m, "item_mean"],
+            }
+            for m in matrix.columns
+        },
         "cost": cost_reduction(frame, matrix.index, kept.index, run_seconds or {}),
         "controls": None if flags is None else control_agreement(items),
     }
@@ -206,10 +214,15 @@ def curate(frame: pd.DataFrame, budget: int = 400, threshold: float = 0.5, rank:
 
 def _counts(items: pd.DataFrame) -> dict[str, int]:
     both = items["drop_text"] & items["drop_frame"]
-    return {"full": len(items), "kept": int(items["kept"].sum()),
-            "dropped": int(items["dropped"].sum()), "dropped_text": int(items["drop_text"].sum()),
-            "dropped_frame": int(items["drop_frame"].sum()), "dropped_both": int(both.sum()),
-            "not_selected": int((~items["dropped"] & ~items["kept"]).sum())}
+    return {
+        "full": len(items),
+        "kept": int(items["kept"].sum()),
+        "dropped": int(items["dropped"].sum()),
+        "dropped_text": int(items["drop_text"].sum()),
+        "dropped_frame": int(items["drop_frame"].sum()),
+        "dropped_both": int(both.sum()),
+        "not_selected": int((~items["dropped"] & ~items["kept"]).sum()),
+    }
 
 
 def write_outputs(out: Path, kept: pd.DataFrame, items: pd.DataFrame, report: dict[str, Any]) -> None:
@@ -240,21 +253,26 @@ def _num(value: float | None) -> str:
 def summary(report: dict[str, Any], out: Path) -> str:
     """A few lines for the terminal: the counts, the headline correlation, cost and controls."""
     n, corr, cost = report["items"], report["correlation"]["category_mean"], report["cost"]
-    lines = [f"{n['full']} items, {len(report['models'])} models: dropped {n['dropped']} "
-             f"(text {n['dropped_text']}, frame {n['dropped_frame']}, both {n['dropped_both']}), "
-             f"kept {n['kept']}: {_num(cost['items_reduction'])}x fewer items"
-             + (f", {_num(cost['seconds']['reduction'])}x fewer seconds" if cost["seconds"] else ""),
-             f"curated vs full, per model (mean of categories): Spearman {_num(corr['spearman'])}, "
-             f"Pearson {_num(corr['pearson'])}{' (' + corr['note'] + ')' if corr.get('note') else ''}"]
+    lines = [
+        f"{n['full']} items, {len(report['models'])} models: dropped {n['dropped']} "
+        f"(text {n['dropped_text']}, frame {n['dropped_frame']}, both {n['dropped_both']}), "
+        f"kept {n['kept']}: {_num(cost['items_reduction'])}x fewer items"
+        + (f", {_num(cost['seconds']['reduction'])}x fewer seconds" if cost["seconds"] else ""),
+        f"curated vs full, per model (mean of categories): Spearman {_num(corr['spearman'])}, "
+        f"Pearson {_num(corr['pearson'])}{' (' + corr['note'] + ')' if corr.get('note') else ''}",
+    ]
     if report["controls"]:
         for reason in ("overall", "text", "frame"):
             c = report["controls"][reason]
-            lines.append(f"dropped vs flagged controls ({reason}): precision {_num(c['precision'])}, "
-                         f"recall {_num(c['recall'])} ({c['true_positives']} of {c['dropped']} "
-                         f"dropped, of {c['flagged']} flagged)")
+            lines.append(
+                f"dropped vs flagged controls ({reason}): precision {_num(c['precision'])}, "
+                f"recall {_num(c['recall'])} ({c['true_positives']} of {c['dropped']} "
+                f"dropped, of {c['flagged']} flagged)"
+            )
         kept = report["controls"]["kept"]
-        lines.append(f"flagged controls in the curated set: {kept['overall']} "
-                     f"(text {kept['text']}, frame {kept['frame']})")
+        lines.append(
+            f"flagged controls in the curated set: {kept['overall']} (text {kept['text']}, frame {kept['frame']})"
+        )
     lines.append(f"-> {out}/curated.csv, curation.json, audit.csv, curation.png")
     return "\n".join(lines)
 
@@ -264,8 +282,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("items", nargs="+", help="items tables (.csv, .parquet) or run/sweep directories")
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--budget", type=int, default=400, help="items to keep (default 400)")
-    parser.add_argument("--threshold", type=float, default=0.5,
-                        help="drop an item more than this share of models answer from text or one frame")
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=0.5,
+        help="drop an item more than this share of models answer from text or one frame",
+    )
     parser.add_argument("--rank", choices=RANKS, default="entropy", help="how items are ranked")
     parser.add_argument("--flags", help="JSONL manifest mapping item id to its `control` flag")
     args = parser.parse_args(argv)

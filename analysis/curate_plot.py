@@ -12,16 +12,24 @@ from matplotlib.figure import Figure
 
 from analysis.plots import _fmt, new_figure
 
-FATES = (("kept", "kept", "C2"), ("not_selected", "not selected", "C7"),
-         ("text_only", "dropped: text", "C0"), ("frame_only", "dropped: frame", "C1"),
-         ("dropped_both", "dropped: both", "C3"))
+FATES = (
+    ("kept", "kept", "C2"),
+    ("not_selected", "not selected", "C7"),
+    ("text_only", "dropped: text", "C0"),
+    ("frame_only", "dropped: frame", "C1"),
+    ("dropped_both", "dropped: both", "C3"),
+)
 
 
 def _fates(counts: dict[str, int]) -> dict[str, int]:
     both = counts["dropped_both"]
-    return {"kept": counts["kept"], "not_selected": counts["not_selected"],
-            "text_only": counts["dropped_text"] - both, "frame_only": counts["dropped_frame"] - both,
-            "dropped_both": both}
+    return {
+        "kept": counts["kept"],
+        "not_selected": counts["not_selected"],
+        "text_only": counts["dropped_text"] - both,
+        "frame_only": counts["dropped_frame"] - both,
+        "dropped_both": both,
+    }
 
 
 def curation_figure(report: dict[str, Any]) -> Figure:
@@ -37,8 +45,10 @@ def curation_figure(report: dict[str, Any]) -> Figure:
     left.plot(ends, ends, "--", color="grey", lw=1, label="curated = full")
     corr = report["correlation"][report["headline"]]
     n = report["items"]
-    left.set_title(f"{n['kept']} of {n['full']} items: Spearman {_fmt(corr['spearman'])}, "
-                   f"Pearson {_fmt(corr['pearson'])}", fontsize="medium")
+    left.set_title(
+        f"{n['kept']} of {n['full']} items: Spearman {_fmt(corr['spearman'])}, Pearson {_fmt(corr['pearson'])}",
+        fontsize="medium",
+    )
     left.set_xlabel("score on the full set (mean of categories)")
     left.set_ylabel("score on the curated set")
     left.grid(True, alpha=0.3)
@@ -50,8 +60,10 @@ def curation_figure(report: dict[str, Any]) -> Figure:
         right.bar(cats, counts, bottom=bottom, color=colour, label=label)
         bottom += counts
     right.set_ylabel("items")
-    right.set_title(f"by category (budget {report['settings']['budget']}, "
-                    f"threshold {report['settings']['threshold']:g})", fontsize="medium")
+    right.set_title(
+        f"by category (budget {report['settings']['budget']}, threshold {report['settings']['threshold']:g})",
+        fontsize="medium",
+    )
     right.tick_params(axis="x", labelrotation=30)
     right.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
     return fig

@@ -40,12 +40,16 @@ def correlations(full: pd.Series, curated: pd.Series) -> dict[str, Any]:
         return {"spearman": None, "pearson": None, "models": len(x), "note": note}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return {"spearman": float(sps.spearmanr(x, y).statistic),
-                "pearson": float(sps.pearsonr(x, y).statistic), "models": len(x)}
+        return {
+            "spearman": float(sps.spearmanr(x, y).statistic),
+            "pearson": float(sps.pearsonr(x, y).statistic),
+            "models": len(x),
+        }
 
 
-def cost_reduction(frame: pd.DataFrame, full: pd.Index, kept: pd.Index,
-                   run_seconds: dict[str, float]) -> dict[str, Any]:
+def cost_reduction(
+    frame: pd.DataFrame, full: pd.Index, kept: pd.Index, run_seconds: dict[str, float]
+) -> dict[str, Any]:
     """Items full / kept, and seconds full / kept per model where they are known.
 
     Seconds come from the tables' `seconds` column (each model's video rows, summed over
@@ -53,9 +57,12 @@ def cost_reduction(frame: pd.DataFrame, full: pd.Index, kept: pd.Index,
     else from the run records (`run_seconds`: a model's video eval seconds, spread evenly
     over its items, so that the seconds shrink as the items do).
     """
-    out: dict[str, Any] = {"items_full": len(full), "items_kept": len(kept),
-                           "items_reduction": len(full) / len(kept) if len(kept) else None,
-                           "seconds": None}
+    out: dict[str, Any] = {
+        "items_full": len(full),
+        "items_kept": len(kept),
+        "items_reduction": len(full) / len(kept) if len(kept) else None,
+        "seconds": None,
+    }
     video = frame[frame["modality"] == "video"].set_index(["benchmark", "item"])
     per_model = []
     for _, rows in video.groupby("model"):
@@ -64,26 +71,38 @@ def cost_reduction(frame: pd.DataFrame, full: pd.Index, kept: pd.Index,
             per_model.append((float(seconds.sum()), float(seconds.loc[kept].sum())))
     if per_model:
         total, curated = np.mean(per_model, axis=0)
-        out["seconds"] = {"full": float(total), "kept": float(curated),
-                          "reduction": float(total / curated) if curated > 0 else None,
-                          "models": len(per_model), "source": "items (per-item seconds)"}
+        out["seconds"] = {
+            "full": float(total),
+            "kept": float(curated),
+            "reduction": float(total / curated) if curated > 0 else None,
+            "models": len(per_model),
+            "source": "items (per-item seconds)",
+        }
         return out
     models = sorted(set(frame["model"]) & set(run_seconds))
     if models and len(kept):
         total = float(np.mean([run_seconds[m] for m in models]))
         curated = total * len(kept) / len(full)
-        out["seconds"] = {"full": total, "kept": curated, "reduction": total / curated,
-                          "models": len(models),
-                          "source": "run records (eval_seconds, spread evenly over items)"}
+        out["seconds"] = {
+            "full": total,
+            "kept": curated,
+            "reduction": total / curated,
+            "models": len(models),
+            "source": "run records (eval_seconds, spread evenly over items)",
+        }
     return out
 
 
 def _agreement(dropped: pd.Series, flagged: pd.Series) -> dict[str, Any]:
     hits = int((dropped & flagged).sum())
     n_dropped, n_flagged = int(dropped.sum()), int(flagged.sum())
-    return {"flagged": n_flagged, "dropped": n_dropped, "true_positives": hits,
-            "precision": hits / n_dropped if n_dropped else None,
-            "recall": hits / n_flagged if n_flagged else None}
+    return {
+        "flagged": n_flagged,
+        "dropped": n_dropped,
+        "true_positives": hits,
+        "precision": hits / n_dropped if n_dropped else None,
+        "recall": hits / n_flagged if n_flagged else None,
+    }
 
 
 def control_agreement(items: pd.DataFrame) -> dict[str, Any]:
@@ -98,9 +117,11 @@ def control_agreement(items: pd.DataFrame) -> dict[str, Any]:
     known = items[items["control"].notna()]
     flag = known["control"]
     kept = flag[(flag != "") & known["kept"]]
-    return {"items_with_flags": len(known),
-            "flagged": {str(k): int(v) for k, v in flag[flag != ""].value_counts().sort_index().items()},
-            "kept": {"overall": len(kept), **{r: int((kept == r).sum()) for r in ("text", "frame")}},
-            "overall": _agreement(known["dropped"], flag != ""),
-            "text": _agreement(known["drop_text"], flag == "text"),
-            "frame": _agreement(known["drop_frame"], flag == "frame")}
+    return {
+        "items_with_flags": len(known),
+        "flagged": {str(k): int(v) for k, v in flag[flag != ""].value_counts().sort_index().items()},
+        "kept": {"overall": len(kept), **{r: int((kept == r).sum()) for r in ("text", "frame")}},
+        "overall": _agreement(known["dropped"], flag != ""),
+        "text": _agreement(known["drop_text"], flag == "text"),
+        "frame": _agreement(known["drop_frame"], flag == "frame"),
+    }

@@ -20,27 +20,43 @@ from analysis import stats
 from analysis.variants import variant_labels
 
 
-def cell_scores(frame: pd.DataFrame, metric: str, size_col: str, data_col: str,
-                variant_cols: list[str]) -> pd.DataFrame:
+def cell_scores(
+    frame: pd.DataFrame, metric: str, size_col: str, data_col: str, variant_cols: list[str]
+) -> pd.DataFrame:
     """Mean score per variant (rows) and (size, data size) cell (columns, ascending)."""
-    data = pd.DataFrame({"variant": variant_labels(frame, variant_cols),
-                         "size": pd.to_numeric(frame[size_col], errors="coerce"),
-                         "data": pd.to_numeric(frame[data_col], errors="coerce"),
-                         "score": pd.to_numeric(frame[metric], errors="coerce")}).dropna(subset=["size", "data"])
+    data = pd.DataFrame(
+        {
+            "variant": variant_labels(frame, variant_cols),
+            "size": pd.to_numeric(frame[size_col], errors="coerce"),
+            "data": pd.to_numeric(frame[data_col], errors="coerce"),
+            "score": pd.to_numeric(frame[metric], errors="coerce"),
+        }
+    ).dropna(subset=["size", "data"])
     table = data.groupby(["variant", "size", "data"])["score"].mean().unstack(["size", "data"])
     return table.reindex(columns=sorted(table.columns)).sort_index()
 
 
-def analyse_data(frame: pd.DataFrame, metric: str, size_col: str, data_col: str,
-                 variant_cols: list[str], n_boot: int = 1000, seed: int | None = 0) -> dict[str, Any]:
+def analyse_data(
+    frame: pd.DataFrame,
+    metric: str,
+    size_col: str,
+    data_col: str,
+    variant_cols: list[str],
+    n_boot: int = 1000,
+    seed: int | None = 0,
+) -> dict[str, Any]:
     """R² of every (size, data size) cell with the (largest size, largest data size) one.
 
     Returns `{"data_col", "reference": {"size", "data_size"}, "points": [{"size",
     "data_size", "n", "r2", "ci", "note"}, ...], "note"}`; the reference itself is not a point.
     """
     scores = cell_scores(frame, metric, size_col, data_col, variant_cols)
-    out: dict[str, Any] = {"data_col": data_col, "reference": {"size": None, "data_size": None},
-                           "points": [], "note": None}
+    out: dict[str, Any] = {
+        "data_col": data_col,
+        "reference": {"size": None, "data_size": None},
+        "points": [],
+        "note": None,
+    }
     if scores.empty:
         out["note"] = f"no ok row has a number in both {size_col} and {data_col}"
         return out
@@ -55,8 +71,16 @@ def analyse_data(frame: pd.DataFrame, metric: str, size_col: str, data_col: str,
         x, y = both.iloc[:, 0].to_numpy(float), both.iloc[:, 1].to_numpy(float)
         note = stats.r2_note(x, y)
         ci = stats.bootstrap_ci(x, y, n_boot=n_boot, seed=seed) if note is None else (math.nan, math.nan)
-        out["points"].append({"size": float(s), "data_size": float(d), "n": int(x.size),
-                              "r2": stats.r2(x, y), "ci": list(ci), "note": note})
+        out["points"].append(
+            {
+                "size": float(s),
+                "data_size": float(d),
+                "n": int(x.size),
+                "r2": stats.r2(x, y),
+                "ci": list(ci),
+                "note": note,
+            }
+        )
     if len({d for _, d in scores.columns}) < 2:
         out["note"] = f"only one value of {data_col}: R² against training-set size needs two or more"
     return out
@@ -68,5 +92,7 @@ def curves(result: dict[str, Any]) -> dict[float, tuple[np.ndarray, np.ndarray]]
     for p in result.get("points", []):
         if p["r2"] is not None and math.isfinite(p["r2"]):
             by_size.setdefault(p["size"], []).append((p["data_size"], p["r2"]))
-    return {s: (np.array([d for d, _ in sorted(v)]), np.array([r for _, r in sorted(v)]))
-            for s, v in sorted(by_size.items())}
+    return {
+        s: (np.array([d for d, _ in sorted(v)]), np.array([r for _, r in sorted(v)]))
+        for s, v in sorted(by_size.items())
+    }

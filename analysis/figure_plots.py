@@ -24,8 +24,9 @@ PAPER_Y = "ApolloBench overall (%)"
 SAMPLER_COLORS = {"fps": "C2", "uniform": "C3"}
 
 
-def _axes(paper: bool, width: float = 5.0, height: float = 3.8, rows: int = 1,
-          cols: int = 1) -> tuple[Figure, np.ndarray]:
+def _axes(
+    paper: bool, width: float = 5.0, height: float = 3.8, rows: int = 1, cols: int = 1
+) -> tuple[Figure, np.ndarray]:
     """A figure with `cols` axes of ours, doubled (paper's to the right or below) with `paper`."""
     shape = (rows * (2 if paper and cols > 1 else 1), cols * (2 if paper and cols == 1 else 1))
     fig = new_figure(width * shape[1], height * shape[0])
@@ -54,8 +55,9 @@ def _bars(ax: Axes, labels: list[str], t: pd.DataFrame, colors: list[str], horiz
     for p, v, top in zip(pos, t["mean"], tops, strict=True):
         xy = (top, p) if horizontal else (p, top)
         align: dict[str, Any] = {"va": "center"} if horizontal else {"ha": "center", "va": "bottom"}
-        ax.annotate(f"{v:.3g}", xy, fontsize=7, xytext=(3, 0) if horizontal else (0, 2),
-                    textcoords="offset points", **align)
+        ax.annotate(
+            f"{v:.3g}", xy, fontsize=7, xytext=(3, 0) if horizontal else (0, 2), textcoords="offset points", **align
+        )
 
 
 def sampling_figure(ours: pd.DataFrame, metric: str, paper: pd.DataFrame | None = None) -> Figure:
@@ -103,8 +105,15 @@ def _heat(ax: Axes, t: pd.DataFrame, label: str, fig: Figure) -> None:
     for tpf in sorted(t["tpf"].unique()):  # iso tokens-per-frame: tps = tpf · fps
         ax.plot(tpf * line, line, "--", color="white", lw=0.8, alpha=0.8)
         if xe[0] <= tpf * line[-1] <= xe[-1]:
-            ax.annotate(f"{tpf:g}/frame", (tpf * line[-1], line[-1]), fontsize=6, color="white",
-                        ha="right", va="top", annotation_clip=True)
+            ax.annotate(
+                f"{tpf:g}/frame",
+                (tpf * line[-1], line[-1]),
+                fontsize=6,
+                color="white",
+                ha="right",
+                va="top",
+                annotation_clip=True,
+            )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlim(xe[0], xe[-1])
@@ -126,8 +135,9 @@ def fps_tps_figure(ours: pd.DataFrame, metric: str, paper: pd.DataFrame | None =
     return fig
 
 
-def encoders_figure(ours: pd.DataFrame, metric: str, paper: pd.DataFrame | None = None,
-                    highlight: Collection[str] = ()) -> Figure:
+def encoders_figure(
+    ours: pd.DataFrame, metric: str, paper: pd.DataFrame | None = None, highlight: Collection[str] = ()
+) -> Figure:
     """Fig. 5: the metric per encoder (best on top); the paper's 19, ours in its list outlined."""
     bars = len(paper) if paper is not None else len(ours)
     fig, axes = _axes(paper is not None, height=max(3.0, 0.3 * bars + 1))
@@ -153,8 +163,15 @@ def _scatter_shares(ax: Axes, t: pd.DataFrame, highlight: Collection[str]) -> No
     ax.errorbar(t["text"], t["mean"], yerr=err, fmt="o", color="C0", capsize=3)
     for r in t.itertuples(index=False):
         bold = r.mixture in highlight
-        ax.annotate(str(r.mixture), (r.text, r.mean), fontsize=7, xytext=(3, 3), textcoords="offset points",
-                    fontweight="bold" if bold else "normal", color="C3" if bold else "black")
+        ax.annotate(
+            str(r.mixture),
+            (r.text, r.mean),
+            fontsize=7,
+            xytext=(3, 3),
+            textcoords="offset points",
+            fontweight="bold" if bold else "normal",
+            color="C3" if bold else "black",
+        )
     ax.set_xlabel("text share of the training mixture")
 
 
@@ -180,8 +197,9 @@ def _trend(ax: Axes, t: pd.DataFrame, col: str, label: str) -> None:
     ax.grid(True, alpha=0.3)
 
 
-def trends_figure(ours: dict[str, pd.DataFrame], metric: str, labels: dict[str, str],
-                  paper: dict[str, pd.DataFrame] | None = None) -> Figure:
+def trends_figure(
+    ours: dict[str, pd.DataFrame], metric: str, labels: dict[str, str], paper: dict[str, pd.DataFrame] | None = None
+) -> Figure:
     """Fig. 10: the metric against fps, tokens per second, tokens per frame (one panel each)."""
     cols = list(ours)
     fig, axes = _axes(paper is not None, width=4.0, height=3.4, cols=len(cols))

@@ -30,12 +30,20 @@ from matplotlib.figure import Figure
 from analysis import axes, figure_plots, paper, plots
 from analysis.scaling import ScalingError, read_table
 
-FILES = {"sampling": "fig4_sampling.png", "fps_tps": "fig4_fps_tps.png", "encoders": "fig5_encoders.png",
-         "mixtures": "fig6_mixtures.png", "fps_tps_tpf": "fig10_fps_tps_tpf.png"}
-TITLES = {"sampling": "Uniform vs fps sampling (Fig. 4 left)",
-          "fps_tps": "Frames per second × tokens per second (Fig. 4 right)",
-          "encoders": "Vision encoders (Fig. 5)", "mixtures": "Data mixtures (Fig. 6)",
-          "fps_tps_tpf": "fps, tokens per second, tokens per frame (Fig. 10)"}
+FILES = {
+    "sampling": "fig4_sampling.png",
+    "fps_tps": "fig4_fps_tps.png",
+    "encoders": "fig5_encoders.png",
+    "mixtures": "fig6_mixtures.png",
+    "fps_tps_tpf": "fig10_fps_tps_tpf.png",
+}
+TITLES = {
+    "sampling": "Uniform vs fps sampling (Fig. 4 left)",
+    "fps_tps": "Frames per second × tokens per second (Fig. 4 right)",
+    "encoders": "Vision encoders (Fig. 5)",
+    "mixtures": "Data mixtures (Fig. 6)",
+    "fps_tps_tpf": "fps, tokens per second, tokens per frame (Fig. 10)",
+}
 
 
 @dataclass
@@ -59,18 +67,27 @@ def make_figures(frame: pd.DataFrame, metric: str | None = None, with_paper: boo
         else:
             result.made[name] = draw(summary)
 
-    add("sampling", axes.sampling(frame, metric),
-        lambda t: figure_plots.sampling_figure(t, metric, paper.sampling() if with_paper else None))
-    add("fps_tps", axes.fps_tps(frame, metric),
-        lambda t: figure_plots.fps_tps_figure(t, metric, paper.fps_tps() if with_paper else None))
+    add(
+        "sampling",
+        axes.sampling(frame, metric),
+        lambda t: figure_plots.sampling_figure(t, metric, paper.sampling() if with_paper else None),
+    )
+    add(
+        "fps_tps",
+        axes.fps_tps(frame, metric),
+        lambda t: figure_plots.fps_tps_figure(t, metric, paper.fps_tps() if with_paper else None),
+    )
 
     def encoders(t: pd.DataFrame) -> Figure:
         names = {n for e in t["encoder"] if (n := paper.paper_encoder_name(str(e))) is not None}
         return figure_plots.encoders_figure(t, metric, paper.encoders() if with_paper else None, names)
 
     add("encoders", axes.encoders(frame, metric), encoders)
-    add("mixtures", axes.mixtures(frame, metric),
-        lambda t: figure_plots.mixtures_figure(t, metric, paper.mixtures() if with_paper else None))
+    add(
+        "mixtures",
+        axes.mixtures(frame, metric),
+        lambda t: figure_plots.mixtures_figure(t, metric, paper.mixtures() if with_paper else None),
+    )
     panels, missing = axes.trends(frame, metric)
     if panels:
         ref = paper.trends() if with_paper else None
@@ -85,8 +102,12 @@ def save_figures(figs: Figures, out: Path) -> dict[str, Path]:
     """Each made figure as out/<file>.png, and `figures.json` listing drawn and skipped."""
     out.mkdir(parents=True, exist_ok=True)
     written = {name: plots.save_figure(fig, out / FILES[name]) for name, fig in figs.made.items()}
-    payload = {"metric": figs.metric, "drawn": {n: p.name for n, p in written.items()},
-               "skipped": figs.skipped, "notes": figs.notes}
+    payload = {
+        "metric": figs.metric,
+        "drawn": {n: p.name for n, p in written.items()},
+        "skipped": figs.skipped,
+        "notes": figs.notes,
+    }
     (out / "figures.json").write_text(json.dumps(payload, indent=2) + "\n")
     return written
 
@@ -95,8 +116,11 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m analysis.figures", description=__doc__.split("\n")[0])
     p.add_argument("results", type=Path, help="table from analysis.collect (.csv or .parquet)")
     p.add_argument("--out", type=Path, required=True, help="folder for the PNGs and figures.json")
-    p.add_argument("--metric", default=None, help="metric column (default: test/synthetic/overall, "
-                                                  "else the first test/<benchmark>/overall)")
+    p.add_argument(
+        "--metric",
+        default=None,
+        help="metric column (default: test/synthetic/overall, else the first test/<benchmark>/overall)",
+    )
     p.add_argument("--paper", action="store_true", help="draw the paper's numbers beside ours")
     args = p.parse_args(argv)
     try:
@@ -110,8 +134,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"skipped {FILES[name]}: {why}", file=sys.stderr)
     for note in figs.notes:
         print(note, file=sys.stderr)
-    print(f"{figs.metric}: drew {len(written)} of {len(FILES)} figures in {args.out}"
-          + (f": {', '.join(p.name for p in written.values())}" if written else ""))
+    print(
+        f"{figs.metric}: drew {len(written)} of {len(FILES)} figures in {args.out}"
+        + (f": {', '.join(p.name for p in written.values())}" if written else "")
+    )
     return 0
 
 

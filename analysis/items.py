@@ -28,8 +28,7 @@ REQUIRED = ("model", "item", "category", "correct")
 AUDIT_MODALITIES = ("video", "frame", "text")
 TABLE_NAME = "items.csv"
 RECORD_NAME = "result.json"
-COLUMNS = ["model", "benchmark", "item", "category", "modality", "correct", "seconds", "control",
-           "source"]
+COLUMNS = ["model", "benchmark", "item", "category", "modality", "correct", "seconds", "control", "source"]
 
 
 class ItemsError(Exception):
@@ -61,8 +60,7 @@ def _load(path: Path) -> pd.DataFrame:
             return pd.read_parquet(path)
         if path.suffix in (".csv", ".tsv"):
             # ids stay text ("007" is not 7); missing values stay empty strings
-            return pd.read_csv(path, sep="\t" if path.suffix == ".tsv" else ",", dtype=str,
-                               keep_default_na=False)
+            return pd.read_csv(path, sep="\t" if path.suffix == ".tsv" else ",", dtype=str, keep_default_na=False)
     except Exception as e:  # noqa: BLE001 - a malformed file: one line naming it
         raise ItemsError(f"{path}: cannot read the table ({' '.join(str(e).split())})") from None
     raise ItemsError(f"{path}: unknown table format {path.suffix!r}; valid: .csv, .tsv, .parquet")
@@ -81,18 +79,20 @@ def read_table(path: str | Path) -> pd.DataFrame:
     missing = [c for c in REQUIRED if c not in raw.columns]
     if missing:
         what = "model (or run)" if missing[0] == "model" else missing[0]
-        raise ItemsError(f"{path}: missing column '{what}'; needs {', '.join(REQUIRED)} "
-                         f"(and optionally modality, benchmark, seconds, control)")
+        raise ItemsError(
+            f"{path}: missing column '{what}'; needs {', '.join(REQUIRED)} "
+            f"(and optionally modality, benchmark, seconds, control)"
+        )
     out = pd.DataFrame({c: _text(raw[c]) for c in ("model", "item", "category")})
     out["benchmark"] = _text(raw["benchmark"]) if "benchmark" in raw.columns else ""
     modality = _text(raw["modality"]) if "modality" in raw.columns else pd.Series("", index=raw.index)
     out["modality"] = modality.replace("", "video")
     bad = sorted(set(out["modality"]) - set(AUDIT_MODALITIES))
     if bad:
-        raise ItemsError(f"{path}: modality {bad[0]!r} is invalid; valid: "
-                         f"{', '.join(AUDIT_MODALITIES)} (or empty, read as video)")
-    correct = _text(raw["correct"]).str.lower().map(
-        {"1": 1, "0": 0, "1.0": 1, "0.0": 0, "true": 1, "false": 0})
+        raise ItemsError(
+            f"{path}: modality {bad[0]!r} is invalid; valid: {', '.join(AUDIT_MODALITIES)} (or empty, read as video)"
+        )
+    correct = _text(raw["correct"]).str.lower().map({"1": 1, "0": 0, "1.0": 1, "0.0": 0, "true": 1, "false": 0})
     if correct.isna().any():
         value = raw["correct"][correct.isna()].iloc[0]
         raise ItemsError(f"{path}: correct={value!r} is invalid; valid: 0 or 1")
@@ -122,16 +122,20 @@ def read_items(paths: Iterable[str | Path]) -> tuple[pd.DataFrame, list[Path]]:
     key = ["model", "benchmark", "item", "modality"]
     repeated = frame.duplicated([*key, "correct"])
     if repeated.any():
-        log.info("%d row(s) repeat another table's answer for the same model, item and "
-                 "modality: read once", int(repeated.sum()))
+        log.info(
+            "%d row(s) repeat another table's answer for the same model, item and modality: read once",
+            int(repeated.sum()),
+        )
         frame = frame[~repeated].reset_index(drop=True)
     dup = frame.duplicated(key, keep=False)
     if dup.any():
         first = frame[dup].iloc[0]
         same = dup & (frame["model"] == first["model"]) & (frame["item"] == first["item"])
-        raise ItemsError(f"{' and '.join(sorted(set(frame[same]['source'])))}: model {first['model']!r} "
-                         f"has item {first['item']!r} ({first['modality']}) twice, once right and "
-                         f"once wrong; name the tables to use, or give each model one name")
+        raise ItemsError(
+            f"{' and '.join(sorted(set(frame[same]['source'])))}: model {first['model']!r} "
+            f"has item {first['item']!r} ({first['modality']}) twice, once right and "
+            f"once wrong; name the tables to use, or give each model one name"
+        )
     return frame, tables
 
 

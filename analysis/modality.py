@@ -60,13 +60,26 @@ def gap_table(frame: pd.DataFrame, categories: bool | None = None) -> pd.DataFra
         values = pd.to_numeric(rows[col], errors="coerce").dropna()
         if values.empty:
             continue
-        records.append({"group": bench if cat == "overall" else f"{bench}/{cat}", "benchmark": bench,
-                        "category": cat, "modality": modality, "mean": values.mean(),
-                        "min": values.min(), "max": values.max(), "n": len(values)})
+        records.append(
+            {
+                "group": bench if cat == "overall" else f"{bench}/{cat}",
+                "benchmark": bench,
+                "category": cat,
+                "modality": modality,
+                "mean": values.mean(),
+                "min": values.min(),
+                "max": values.max(),
+                "n": len(values),
+            }
+        )
     table = pd.DataFrame(records, columns=["group", "benchmark", "category", "modality", "mean", "min", "max", "n"])
     order = {"video": 0, "frame": 1, "text": 2}
-    return table.assign(_o=table["category"].ne("overall"), _m=table["modality"].map(order)).sort_values(
-        ["benchmark", "_o", "group", "_m"]).drop(columns=["_o", "_m"]).reset_index(drop=True)
+    return (
+        table.assign(_o=table["category"].ne("overall"), _m=table["modality"].map(order))
+        .sort_values(["benchmark", "_o", "group", "_m"])
+        .drop(columns=["_o", "_m"])
+        .reset_index(drop=True)
+    )
 
 
 def gaps(table: pd.DataFrame) -> pd.DataFrame:
@@ -99,8 +112,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         frame = read_table(args.results)
         if not has_audit(frame):
-            raise ScalingError(f"no test_frame/<benchmark>/... or test_text/... columns in {args.results}: "
-                               "these runs were evaluated without the modality audit")
+            raise ScalingError(
+                f"no test_frame/<benchmark>/... or test_text/... columns in {args.results}: "
+                "these runs were evaluated without the modality audit"
+            )
         table = gap_table(frame, args.categories)
         if table.empty:
             raise ScalingError(f"no ok run in {args.results} has a modality-audit score")

@@ -15,9 +15,15 @@ import pandas as pd
 REFERENCE = Path(__file__).resolve().parent / "reference" / "apollo_2412.10360"
 SOURCE = "Apollo (arXiv 2412.10360)"
 # our encoder option -> the paper's name for the same checkpoint (Table 9)
-ENCODER_NAMES = {"siglip": "SigLIP-SO400M", "dinov2": "DINOv2", "languagebind_image": "LanguageBind-Image",
-                 "languagebind_video": "LanguageBind-Video", "internvideo2": "InternVideo2",
-                 "videomae": "VideoMAE", "vjepa": "V-JEPA"}
+ENCODER_NAMES = {
+    "siglip": "SigLIP-SO400M",
+    "dinov2": "DINOv2",
+    "languagebind_image": "LanguageBind-Image",
+    "languagebind_video": "LanguageBind-Video",
+    "internvideo2": "InternVideo2",
+    "videomae": "VideoMAE",
+    "vjepa": "V-JEPA",
+}
 
 
 def table(name: str) -> pd.DataFrame:
@@ -38,8 +44,15 @@ def sampling() -> pd.DataFrame:
 def fps_tps() -> pd.DataFrame:
     """Table 10: the fps × tokens-per-second grid, 28 runs (Fig. 4 right)."""
     t = table("table10_fps_tps_tpf.csv")
-    return pd.DataFrame({"fps": t["fps"].astype(float), "tps": t["tps"].astype(float),
-                         "tpf": t["tpf"].astype(float), "mean": t["Overall"], "n": 1})
+    return pd.DataFrame(
+        {
+            "fps": t["fps"].astype(float),
+            "tps": t["tps"].astype(float),
+            "tpf": t["tpf"].astype(float),
+            "mean": t["Overall"],
+            "n": 1,
+        }
+    )
 
 
 def trends() -> dict[str, pd.DataFrame]:
@@ -55,8 +68,9 @@ def trends() -> dict[str, pd.DataFrame]:
 def encoders() -> pd.DataFrame:
     """Table 9: 7 single encoders and 12 pairs with Qwen2.5-3B, best first (Fig. 5)."""
     t = table("table9_vision_encoders.csv")
-    return pd.DataFrame({"encoder": t["vision_encoders"], "n_encoders": t["n_encoders"],
-                         "mean": t["Overall"]}).sort_values("mean", ascending=False, ignore_index=True)
+    return pd.DataFrame(
+        {"encoder": t["vision_encoders"], "n_encoders": t["n_encoders"], "mean": t["Overall"]}
+    ).sort_values("mean", ascending=False, ignore_index=True)
 
 
 def paper_encoder_name(ours: str) -> str | None:
@@ -75,6 +89,11 @@ def paper_encoder_name(ours: str) -> str | None:
 def mixtures() -> pd.DataFrame:
     """Table 13: the 13 mixtures (our options paper01..paper13), by text share (Fig. 6)."""
     t = table("table13_data_composition.csv")
-    return pd.DataFrame({"mixture": [f"paper{r:02d}" for r in t["row"]], "text": t["text_pct"] / 100,
-                         "video": t["video_pct"] / 100, "mean": t["Overall"]}).sort_values(
-                             ["text", "mixture"], ignore_index=True)
+    return pd.DataFrame(
+        {
+            "mixture": [f"paper{r:02d}" for r in t["row"]],
+            "text": t["text_pct"] / 100,
+            "video": t["video_pct"] / 100,
+            "mean": t["Overall"],
+        }
+    ).sort_values(["text", "mixture"], ignore_index=True)

@@ -55,8 +55,7 @@ def r2_curve_figure(
     ax.plot(x, y, "o", color="C0", label="R² per size")
     if slope is not None and intercept is not None and math.isfinite(slope) and math.isfinite(intercept):
         grid = np.geomspace(float(np.nanmin(x)), float(np.nanmax(x)), 100)  # no extrapolation
-        ax.plot(grid, slope * np.log(grid) + intercept, "-", color="C1",
-                label=f"{slope:.3f}·ln(x) + {intercept:.3f}")
+        ax.plot(grid, slope * np.log(grid) + intercept, "-", color="C1", label=f"{slope:.3f}·ln(x) + {intercept:.3f}")
     ax.set_xscale("log")
     ax.set_xticks(x, [f"{v:g}" for v in x])  # sizes as plain numbers, not 6e-1
     ax.minorticks_off()
@@ -139,8 +138,15 @@ def heatmap_figure(matrix: np.ndarray, labels: Sequence[str], *, title: str) -> 
     for i in range(n):
         for j in range(n):
             value = float(matrix[i][j])
-            ax.text(j, i, _fmt(value, ".2f"), ha="center", va="center", fontsize=8,
-                    color="white" if math.isfinite(value) and abs(value) > 0.6 else "black")
+            ax.text(
+                j,
+                i,
+                _fmt(value, ".2f"),
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if math.isfinite(value) and abs(value) > 0.6 else "black",
+            )
     fig.colorbar(image, ax=ax, label="correlation")
     ax.set_title(title)
     return fig

@@ -49,8 +49,14 @@ class Report:
 
 
 # design numbers worth a column in the runs table when they differ between runs
-DESIGN_SHOWN = ("design.fps", "design.num_frames", "design.tokens_per_frame", "design.tokens_per_second",
-                "design.train_set_size", "design.mixture.text")
+DESIGN_SHOWN = (
+    "design.fps",
+    "design.num_frames",
+    "design.tokens_per_frame",
+    "design.tokens_per_second",
+    "design.train_set_size",
+    "design.mixture.text",
+)
 
 
 def runs_section(rep: Report, frame: pd.DataFrame, metric: str | None) -> None:
@@ -67,15 +73,22 @@ def runs_section(rep: Report, frame: pd.DataFrame, metric: str | None) -> None:
     if shown:
         table["run_dir"] = names
     counts = frame["status"].value_counts().to_dict()
-    rep.blocks += [rr.Heading("Runs"), rr.Para(
-        f"{len(frame)} runs: {counts.get('ok', 0)} ok, {counts.get('failed', 0)} failed, "
-        f"{counts.get('missing', 0)} missing. Metric of the analyses: {metric or 'none'}. "
-        f"Same in every run: {', '.join(f'{k}={v}' for k, v in fixed.items()) or 'nothing'}.")]
+    rep.blocks += [
+        rr.Heading("Runs"),
+        rr.Para(
+            f"{len(frame)} runs: {counts.get('ok', 0)} ok, {counts.get('failed', 0)} failed, "
+            f"{counts.get('missing', 0)} missing. Metric of the analyses: {metric or 'none'}. "
+            f"Same in every run: {', '.join(f'{k}={v}' for k, v in fixed.items()) or 'nothing'}."
+        ),
+    ]
     rep.table("runs", table.rename(columns=lambda c: str(c).removeprefix("test/")))
     bad = frame[frame["status"] != "ok"]
-    rep.blocks += [rr.Heading("Failed and missing runs", 3),
-                   rr.Bullets([f"{r.status}: {r.run_dir}: {r.reason}" for r in bad.itertuples(index=False)])
-                   if len(bad) else rr.Para("None: every run finished.")]
+    rep.blocks += [
+        rr.Heading("Failed and missing runs", 3),
+        rr.Bullets([f"{r.status}: {r.run_dir}: {r.reason}" for r in bad.itertuples(index=False)])
+        if len(bad)
+        else rr.Para("None: every run finished."),
+    ]
 
 
 def scaling_section(rep: Report, frame: pd.DataFrame, metric: str, out: Path, n_boot: int) -> None:
@@ -89,23 +102,45 @@ def scaling_section(rep: Report, frame: pd.DataFrame, metric: str, out: Path, n_
     varies = data_col in ok.columns and ok[data_col].nunique() > 1
     result, scores = scaling.analyse(frame, metric, n_boot=n_boot, data_col=data_col if varies else None)
     written = scaling.write_outputs(result, scores, out / "scaling")
-    pairs = pd.DataFrame([{"size_a": p.size_a, "size_b": p.size_b, "n": p.n, "R²": p.r2,
-                           "95% CI": f"[{rr.cell(p.ci[0])}, {rr.cell(p.ci[1])}]", "Spearman": p.spearman,
-                           "Kendall": p.kendall, "same best": p.same_best, "note": p.note} for p in result.pairs])
+    pairs = pd.DataFrame(
+        [
+            {
+                "size_a": p.size_a,
+                "size_b": p.size_b,
+                "n": p.n,
+                "R²": p.r2,
+                "95% CI": f"[{rr.cell(p.ci[0])}, {rr.cell(p.ci[1])}]",
+                "Spearman": p.spearman,
+                "Kendall": p.kendall,
+                "same best": p.same_best,
+                "note": p.note,
+            }
+            for p in result.pairs
+        ]
+    )
     by = [c for c in result.variant_cols if ok[c].astype(str).nunique() > 1]
-    rep.blocks.append(rr.Para(f"Variants by {', '.join(by) or '(none: one variant)'}; "
-                              f"{len(scores)} variants; scores of {metric}. Two variants always fit a "
-                              "line, so R² needs three or more."))
+    rep.blocks.append(
+        rr.Para(
+            f"Variants by {', '.join(by) or '(none: one variant)'}; "
+            f"{len(scores)} variants; scores of {metric}. Two variants always fit a "
+            "line, so R² needs three or more."
+        )
+    )
     rep.table("scaling_pairs", pairs)
-    rep.table("variant_scores", scores.reset_index().rename(columns=lambda c: f"{c:g}" if isinstance(c, float) else c),
-              "Mean score per variant (rows) and LLM size (columns)")
+    rep.table(
+        "variant_scores",
+        scores.reset_index().rename(columns=lambda c: f"{c:g}" if isinstance(c, float) else c),
+        "Mean score per variant (rows) and LLM size (columns)",
+    )
     if result.data_scaling:
         rep.blocks.append(rr.Para(scaling.format_data(result.data_scaling)))
     notes = result.notes + [f"missing: {m['variant']} at {m['size']:g}" for m in result.missing]
     if notes:
         rep.blocks.append(rr.Bullets(notes))
-    captions = {"r2_curve": "R² with the largest LLM against LLM size (Fig. 3 left)",
-                "r2_data": "R² against training-set size (Fig. 3 right)"}
+    captions = {
+        "r2_curve": "R² with the largest LLM against LLM size (Fig. 3 left)",
+        "r2_data": "R² against training-set size (Fig. 3 right)",
+    }
     for path in written[1:]:
         pair = path.stem.removeprefix("scatter_").replace("_vs_", " vs ")
         rep.image(out, path, captions.get(path.stem, f"per-variant scores at LLM sizes {pair} (Fig. 15)"))
@@ -121,8 +156,12 @@ def correlations_section(rep: Report, frame: pd.DataFrame, out: Path) -> None:
     if result.left_out:
         rep.blocks.append(rr.Bullets([f"left out {c}: {why}" for c, why in result.left_out.items()]))
     if len(result.columns) < 2:
-        rep.blocks.append(rr.Para(f"Skipped: {len(result.columns)} category(ies) with scores that vary over "
-                                  "three or more ok runs; a correlation needs two."))
+        rep.blocks.append(
+            rr.Para(
+                f"Skipped: {len(result.columns)} category(ies) with scores that vary over "
+                "three or more ok runs; a correlation needs two."
+            )
+        )
         return
     written = correlations.write_outputs(result, out / "correlations")
     matrix = result.matrix.rename(index=correlations.short, columns=correlations.short)
@@ -134,8 +173,9 @@ def modality_section(rep: Report, frame: pd.DataFrame, out: Path) -> None:
     rep.blocks.append(rr.Heading("Modality gap (Fig. 2 left)"))
     table = modality.gap_table(frame) if modality.has_audit(frame) else pd.DataFrame()
     if table.empty:
-        rep.blocks.append(rr.Para("Skipped: the runs carry no test_frame/ or test_text/ scores "
-                                  "(the modality audit was not run)."))
+        rep.blocks.append(
+            rr.Para("Skipped: the runs carry no test_frame/ or test_text/ scores (the modality audit was not run).")
+        )
         return
     written = modality.write_outputs(table, out / "modality")
     rep.table("modality_gap", modality.gaps(table), "mean accuracy over ok runs by input; the gaps")
@@ -153,8 +193,9 @@ def figures_section(rep: Report, frame: pd.DataFrame, metric: str, out: Path, wi
         rep.blocks.append(rr.Bullets(skipped + figs.notes))
 
 
-def build(sweep_dir: Path, out: Path, metric: str | None = None, with_paper: bool = False,
-          n_boot: int = 1000) -> Report:
+def build(
+    sweep_dir: Path, out: Path, metric: str | None = None, with_paper: bool = False, n_boot: int = 1000
+) -> Report:
     """Collect the sweep and run every analysis it supports, writing files under `out`."""
     records = load_records([sweep_dir])
     if not records:
@@ -169,11 +210,18 @@ def build(sweep_dir: Path, out: Path, metric: str | None = None, with_paper: boo
     sweep = next((s for s in frame["sweep"].dropna()), sweep_dir.name)
     loggers = [(r.get("config") or {}).get("logger") or {} for r in records]
     logger = next((lg for lg in loggers if lg.get("name") == "wandb"), {})
-    rep = Report(f"Sweep report: {sweep}", str(sweep),
-                 {"project": logger.get("project") or "apollo-lab", "entity": logger.get("entity")})
-    rep.blocks += [rr.Heading(rep.title, 1), rr.Para(
-        f"Sweep directory {sweep_dir}; results table results.csv (one row per run). "
-        "Figures are PNGs beside this report; ours are means over ok runs with min-max bars.")]
+    rep = Report(
+        f"Sweep report: {sweep}",
+        str(sweep),
+        {"project": logger.get("project") or "apollo-lab", "entity": logger.get("entity")},
+    )
+    rep.blocks += [
+        rr.Heading(rep.title, 1),
+        rr.Para(
+            f"Sweep directory {sweep_dir}; results table results.csv (one row per run). "
+            "Figures are PNGs beside this report; ours are means over ok runs with min-max bars."
+        ),
+    ]
     runs_section(rep, frame, metric)
     if metric is None:
         rep.blocks.append(rr.Para("No ok run has a score: nothing to analyse yet."))

@@ -78,10 +78,8 @@ def to_markdown(blocks: list[Block]) -> str:
             out.append("\n".join(f"- {' '.join(item.split())}" for item in b.items))
         elif isinstance(b, Table):
             cols = [str(c) for c in b.frame.columns]
-            rows = ["| " + " | ".join(_md_escape(c) for c in cols) + " |",
-                    "|" + "|".join("---" for _ in cols) + "|"]
-            rows += ["| " + " | ".join(_md_escape(cell(v)) for v in r) + " |"
-                     for r in b.frame.itertuples(index=False)]
+            rows = ["| " + " | ".join(_md_escape(c) for c in cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+            rows += ["| " + " | ".join(_md_escape(cell(v)) for v in r) + " |" for r in b.frame.itertuples(index=False)]
             out.append((f"*{b.caption}*\n\n" if b.caption else "") + "\n".join(rows))
         elif isinstance(b, Image):
             out.append(f"![{b.caption}]({b.path})\n\n*{b.caption}*")
@@ -113,13 +111,19 @@ def to_html(blocks: list[Block], root: Path, title: str, embed: bool = True) -> 
             body.append("<ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in b.items) + "</ul>")
         elif isinstance(b, Table):
             head = "".join(f"<th>{html.escape(str(c))}</th>" for c in b.frame.columns)
-            rows = "".join("<tr>" + "".join(f"<td>{html.escape(cell(v))}</td>" for v in r) + "</tr>"
-                           for r in b.frame.itertuples(index=False))
+            rows = "".join(
+                "<tr>" + "".join(f"<td>{html.escape(cell(v))}</td>" for v in r) + "</tr>"
+                for r in b.frame.itertuples(index=False)
+            )
             cap = f"<caption>{html.escape(b.caption)}</caption>" if b.caption else ""
             body.append(f'<div class="wide"><table>{cap}<tr>{head}</tr>{rows}</table></div>')
         elif isinstance(b, Image):
             src = _image_src(root, b.path, embed)
-            body.append(f'<figure><img src="{src}" alt="{html.escape(b.caption)}">'
-                        f"<figcaption>{html.escape(b.caption)} ({html.escape(b.path)})</figcaption></figure>")
-    return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
-            f"<style>{STYLE}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+            body.append(
+                f'<figure><img src="{src}" alt="{html.escape(b.caption)}">'
+                f"<figcaption>{html.escape(b.caption)} ({html.escape(b.path)})</figcaption></figure>"
+            )
+    return (
+        f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{STYLE}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
+    )

@@ -35,8 +35,13 @@ def online() -> str | None:
     return None
 
 
-def log_report(sweep: str, images: dict[str, Path], tables: dict[str, pd.DataFrame],
-               project: str | None = "apollo-lab", entity: str | None = None) -> str:
+def log_report(
+    sweep: str,
+    images: dict[str, Path],
+    tables: dict[str, pd.DataFrame],
+    project: str | None = "apollo-lab",
+    entity: str | None = None,
+) -> str:
     """Log every image and table as one W&B run when online; return one line saying what happened."""
     why = online()
     if why is not None:
@@ -45,11 +50,22 @@ def log_report(sweep: str, images: dict[str, Path], tables: dict[str, pd.DataFra
 
     try:
         with tempfile.TemporaryDirectory() as tmp:  # no wandb/ folder left in the sweep
-            run = wandb.init(project=project, entity=entity, group=sweep, job_type="report",
-                             name=f"report-{sweep}", dir=tmp, reinit="finish_previous")
+            run = wandb.init(
+                project=project,
+                entity=entity,
+                group=sweep,
+                job_type="report",
+                name=f"report-{sweep}",
+                dir=tmp,
+                reinit="finish_previous",
+            )
             run.log({f"report/{name}": wandb.Image(str(path)) for name, path in images.items()})
-            run.log({f"report/{name}": wandb.Table(dataframe=frame.reset_index(drop=True).astype(str))
-                     for name, frame in tables.items()})
+            run.log(
+                {
+                    f"report/{name}": wandb.Table(dataframe=frame.reset_index(drop=True).astype(str))
+                    for name, frame in tables.items()
+                }
+            )
             url = getattr(run, "url", None)
             run.finish()
     except Exception as err:  # noqa: BLE001 - W&B trouble must not lose the report on disk

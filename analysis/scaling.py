@@ -29,8 +29,7 @@ import pandas as pd
 
 from analysis import plots, stats
 from analysis.data_scaling import analyse_data, curves
-from analysis.variants import (choice_columns, hidden_design_columns, missing_cells,
-                               variant_scores)
+from analysis.variants import choice_columns, hidden_design_columns, missing_cells, variant_scores
 
 
 class ScalingError(Exception):
@@ -88,25 +87,32 @@ def check_columns(frame: pd.DataFrame, names: dict[str, list[str]], source: str)
     for option, cols in names.items():
         for col in cols:
             if col not in frame.columns:
-                raise ScalingError(f"no column {col!r} ({option}) in {source}; "
-                                   f"available: {', '.join(map(str, frame.columns))}")
+                raise ScalingError(
+                    f"no column {col!r} ({option}) in {source}; available: {', '.join(map(str, frame.columns))}"
+                )
 
 
-def compare_pair(x: np.ndarray, y: np.ndarray, size_a: float, size_b: float,
-                 n_boot: int, seed: int | None, maximize: bool = True) -> PairResult:
+def compare_pair(
+    x: np.ndarray, y: np.ndarray, size_a: float, size_b: float, n_boot: int, seed: int | None, maximize: bool = True
+) -> PairResult:
     """R², its bootstrap interval and the rank agreement of two score vectors."""
     note = stats.r2_note(x, y)
     r2 = stats.r2(x, y)
     ci = stats.bootstrap_ci(x, y, n_boot=n_boot, seed=seed) if note is None else (math.nan, math.nan)
     ranks = stats.rank_agreement(x, y, maximize)
-    return PairResult(size_a, size_b, int(x.size), r2, ci, ranks.spearman, ranks.kendall,
-                      ranks.same_best, note)
+    return PairResult(size_a, size_b, int(x.size), r2, ci, ranks.spearman, ranks.kendall, ranks.same_best, note)
 
 
-def analyse(frame: pd.DataFrame, metric: str, size_col: str = "llm_size_b",
-            variant_cols: list[str] | None = None, n_boot: int = 1000,
-            seed: int | None = 0, maximize: bool = True,
-            data_col: str | None = None) -> tuple[ScalingResult, pd.DataFrame]:
+def analyse(
+    frame: pd.DataFrame,
+    metric: str,
+    size_col: str = "llm_size_b",
+    variant_cols: list[str] | None = None,
+    n_boot: int = 1000,
+    seed: int | None = 0,
+    maximize: bool = True,
+    data_col: str | None = None,
+) -> tuple[ScalingResult, pd.DataFrame]:
     """The scaling analysis of the ok rows of `frame`, and the per-variant score table.
 
     Without `variant_cols`, the variants are the choice columns plus any design number
@@ -126,8 +132,10 @@ def analyse(frame: pd.DataFrame, metric: str, size_col: str = "llm_size_b",
     hidden = hidden_design_columns(ok, size_col, [c for c in cols if c != data_col], exclude)
     if hidden and variant_cols is None:
         cols += hidden
-        notes.append(f"runs with the same choices differ in {', '.join(hidden)}: "
-                     "added to the variant columns (--variant-cols to choose them yourself)")
+        notes.append(
+            f"runs with the same choices differ in {', '.join(hidden)}: "
+            "added to the variant columns (--variant-cols to choose them yourself)"
+        )
     elif hidden:
         notes.append(f"runs of one variant differ in {', '.join(hidden)}: averaged as replicates")
     data_scaling: dict[str, Any] = {}
@@ -135,12 +143,14 @@ def analyse(frame: pd.DataFrame, metric: str, size_col: str = "llm_size_b",
         cols = [c for c in cols if c != data_col]
         data_scaling = analyse_data(ok, metric, size_col, data_col, cols, n_boot, seed)
         ok = ok[pd.to_numeric(ok[data_col], errors="coerce") == data_scaling["reference"]["data_size"]]
-        notes.append(f"model-size pairs use the rows at the largest {data_col} "
-                     f"({data_scaling['reference']['data_size']:g})")
+        notes.append(
+            f"model-size pairs use the rows at the largest {data_col} ({data_scaling['reference']['data_size']:g})"
+        )
     scores = variant_scores(ok, metric, size_col, cols)
     sizes = [float(s) for s in scores.columns]
-    result = ScalingResult(metric, size_col, cols, sizes, missing=missing_cells(scores), notes=notes,
-                           data_scaling=data_scaling)
+    result = ScalingResult(
+        metric, size_col, cols, sizes, missing=missing_cells(scores), notes=notes, data_scaling=data_scaling
+    )
     for a, b in combinations(sizes, 2):
         both = scores[[a, b]].dropna()
         x, y = both[a].to_numpy(float), both[b].to_numpy(float)
@@ -163,10 +173,14 @@ def fit_curve(pairs: list[PairResult], sizes: list[float]) -> dict[str, Any]:
     if reference is None:
         note = "no sizes"
     elif not math.isfinite(slope):
-        note = (f"needs a finite R² at two or more sizes below the largest ({reference}); "
-                f"got {len(points)}")
-    return {"reference": reference, "slope": slope, "intercept": intercept,
-            "points": [[s, r] for s, r in points], "note": note}
+        note = f"needs a finite R² at two or more sizes below the largest ({reference}); got {len(points)}"
+    return {
+        "reference": reference,
+        "slope": slope,
+        "intercept": intercept,
+        "points": [[s, r] for s, r in points],
+        "note": note,
+    }
 
 
 def _num(value: float | None, spec: str = ".3f") -> str:
@@ -180,13 +194,18 @@ def format_table(result: ScalingResult) -> str:
     for p in result.pairs:
         ci = f"[{_num(p.ci[0])}, {_num(p.ci[1])}]" if math.isfinite(p.ci[0]) else "-"
         best = {True: "yes", False: "no", None: "-"}[p.same_best]
-        line = (f"{p.size_a:>8g} {p.size_b:>8g} {p.n:>4d} {_num(p.r2):>7} {ci:>16} "
-                f"{_num(p.spearman):>9} {_num(p.kendall):>8}  {best}")
+        line = (
+            f"{p.size_a:>8g} {p.size_b:>8g} {p.n:>4d} {_num(p.r2):>7} {ci:>16} "
+            f"{_num(p.spearman):>9} {_num(p.kendall):>8}  {best}"
+        )
         lines.append(line + (f"   ({p.note})" if p.note else ""))
     fit = result.log_fit
     if fit.get("reference") is not None:
-        curve = (f"R² with {fit['reference']:g} ≈ {fit['slope']:.3f}·ln(size) + {fit['intercept']:.3f}"
-                 if fit["note"] is None else f"log fit: none ({fit['note']})")
+        curve = (
+            f"R² with {fit['reference']:g} ≈ {fit['slope']:.3f}·ln(size) + {fit['intercept']:.3f}"
+            if fit["note"] is None
+            else f"log fit: none ({fit['note']})"
+        )
         lines.append(curve)
     return "\n".join(lines)
 
@@ -211,22 +230,40 @@ def write_outputs(result: ScalingResult, scores: pd.DataFrame, out: Path) -> lis
     fit = result.log_fit
     if fit["points"]:
         sizes, r2s = zip(*fit["points"], strict=True)
-        fig = plots.r2_curve_figure(sizes, r2s, reference=fit["reference"], slope=fit["slope"],
-                                    intercept=fit["intercept"], size_col=result.size_col,
-                                    metric=result.metric)
+        fig = plots.r2_curve_figure(
+            sizes,
+            r2s,
+            reference=fit["reference"],
+            slope=fit["slope"],
+            intercept=fit["intercept"],
+            size_col=result.size_col,
+            metric=result.metric,
+        )
         written.append(plots.save_figure(fig, out / "r2_curve.png"))
     for p in result.pairs:
         both = scores[[p.size_a, p.size_b]].dropna()
-        fig = plots.scatter_figure(both[p.size_a], both[p.size_b], size_a=p.size_a, size_b=p.size_b,
-                                   r2=p.r2, size_col=result.size_col, metric=result.metric,
-                                   labels=[str(v) for v in both.index])
+        fig = plots.scatter_figure(
+            both[p.size_a],
+            both[p.size_b],
+            size_a=p.size_a,
+            size_b=p.size_b,
+            r2=p.r2,
+            size_col=result.size_col,
+            metric=result.metric,
+            labels=[str(v) for v in both.index],
+        )
         written.append(plots.save_figure(fig, out / f"scatter_{p.size_a:g}_vs_{p.size_b:g}.png"))
     lines = curves(result.data_scaling) if result.data_scaling else {}
     if lines:
         ref = result.data_scaling["reference"]
-        fig = plots.r2_data_figure(lines, ref_size=ref["size"], ref_data=ref["data_size"],
-                                   size_col=result.size_col, data_col=result.data_scaling["data_col"],
-                                   metric=result.metric)
+        fig = plots.r2_data_figure(
+            lines,
+            ref_size=ref["size"],
+            ref_data=ref["data_size"],
+            size_col=result.size_col,
+            data_col=result.data_scaling["data_col"],
+            metric=result.metric,
+        )
         written.append(plots.save_figure(fig, out / "r2_data.png"))
     return written
 
@@ -246,10 +283,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("results", type=Path, help="table from analysis.collect (.csv or .parquet)")
     parser.add_argument("--metric", required=True, help="metric column, e.g. test/synthetic/overall")
     parser.add_argument("--size-col", default="llm_size_b", help="model-size column (numeric)")
-    parser.add_argument("--variant-cols", nargs="+", default=None,
-                        help="columns that define a variant (default: every choice column but llm)")
-    parser.add_argument("--data-col", default=None,
-                        help="training-set size column (e.g. design.train_set_size): R² against it")
+    parser.add_argument(
+        "--variant-cols",
+        nargs="+",
+        default=None,
+        help="columns that define a variant (default: every choice column but llm)",
+    )
+    parser.add_argument(
+        "--data-col", default=None, help="training-set size column (e.g. design.train_set_size): R² against it"
+    )
     parser.add_argument("--out", type=Path, default=None, help="folder for scaling.json and PNGs")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (0: none)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
@@ -257,9 +299,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         frame = read_table(args.results)
-        check_columns(frame, {"--metric": [args.metric], "--size-col": [args.size_col],
-                              "--variant-cols": args.variant_cols or [],
-                              "--data-col": [args.data_col] if args.data_col else []}, str(args.results))
+        check_columns(
+            frame,
+            {
+                "--metric": [args.metric],
+                "--size-col": [args.size_col],
+                "--variant-cols": args.variant_cols or [],
+                "--data-col": [args.data_col] if args.data_col else [],
+            },
+            str(args.results),
+        )
         numeric = [("--metric", args.metric), ("--size-col", args.size_col), ("--data-col", args.data_col)]
         for option, col in [(o, c) for o, c in numeric if c is not None]:
             values = frame[col].dropna()
@@ -267,18 +316,31 @@ def main(argv: list[str] | None = None) -> int:
                 raise ScalingError(f"column {col!r} ({option}) is not numeric")
         if args.variant_cols and {args.size_col, args.metric} & set(args.variant_cols):
             raise ScalingError("--variant-cols must not include the size or the metric column")
-        result, scores = analyse(frame, args.metric, args.size_col, args.variant_cols,
-                                 args.bootstrap, args.seed, not args.lower_is_better, args.data_col)
+        result, scores = analyse(
+            frame,
+            args.metric,
+            args.size_col,
+            args.variant_cols,
+            args.bootstrap,
+            args.seed,
+            not args.lower_is_better,
+            args.data_col,
+        )
     except ScalingError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     for note in result.notes:
         print(note, file=sys.stderr)
     for cell in result.missing:
-        print(f"missing: {cell['variant']} has no ok score at {args.size_col}={cell['size']:g}; "
-              "left out of pairs with that size", file=sys.stderr)
-    print(f"{args.metric}: {len(scores)} variants by {', '.join(result.variant_cols) or '(none)'}; "
-          f"{args.size_col} = {', '.join(f'{s:g}' for s in result.sizes) or '(none)'}")
+        print(
+            f"missing: {cell['variant']} has no ok score at {args.size_col}={cell['size']:g}; "
+            "left out of pairs with that size",
+            file=sys.stderr,
+        )
+    print(
+        f"{args.metric}: {len(scores)} variants by {', '.join(result.variant_cols) or '(none)'}; "
+        f"{args.size_col} = {', '.join(f'{s:g}' for s in result.sizes) or '(none)'}"
+    )
     if len(result.sizes) < 2:
         print(f"only {len(result.sizes)} size(s) of {args.size_col} among ok rows: no pairs to compare")
     else:

@@ -38,12 +38,14 @@ def _keys(frame: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
     return sub.where(sub.notna(), "-").astype(str)
 
 
-def hidden_design_columns(frame: pd.DataFrame, size_col: str, variant_cols: list[str],
-                          exclude: set[str] | None = None) -> list[str]:
+def hidden_design_columns(
+    frame: pd.DataFrame, size_col: str, variant_cols: list[str], exclude: set[str] | None = None
+) -> list[str]:
     """`design.*` columns that take two or more values within one (variant, size) cell."""
     skip = set(variant_cols) | (exclude or set()) | {size_col}
-    design = [c for c in frame.columns if str(c).startswith("design.") and c not in skip
-              and not str(c).startswith(NOT_DESIGN)]
+    design = [
+        c for c in frame.columns if str(c).startswith("design.") and c not in skip and not str(c).startswith(NOT_DESIGN)
+    ]
     if not design or frame.empty:
         return []
     keys = _keys(frame, [*variant_cols, size_col]) if variant_cols else _keys(frame, [size_col])
@@ -63,20 +65,27 @@ def variant_labels(frame: pd.DataFrame, variant_cols: list[str]) -> pd.Series:
     return keys[varying].apply(lambda r: ",".join(f"{c}={r[c]}" for c in varying), axis=1)
 
 
-def variant_scores(frame: pd.DataFrame, metric: str, size_col: str,
-                   variant_cols: list[str]) -> pd.DataFrame:
+def variant_scores(frame: pd.DataFrame, metric: str, size_col: str, variant_cols: list[str]) -> pd.DataFrame:
     """Mean score per variant (rows, labelled `col=value,...`) and size (columns, ascending).
 
     A variant with no finite score at a size has NaN there.
     """
-    data = pd.DataFrame({"variant": variant_labels(frame, variant_cols),
-                         "size": frame[size_col].astype(float),
-                         "score": pd.to_numeric(frame[metric], errors="coerce")})
+    data = pd.DataFrame(
+        {
+            "variant": variant_labels(frame, variant_cols),
+            "size": frame[size_col].astype(float),
+            "score": pd.to_numeric(frame[metric], errors="coerce"),
+        }
+    )
     table = data.groupby(["variant", "size"])["score"].mean().unstack("size")
     return table.reindex(columns=sorted(table.columns)).sort_index()
 
 
 def missing_cells(scores: pd.DataFrame) -> list[dict[str, Any]]:
     """Each (variant, size) with no score: the variant is left out of pairs with that size."""
-    return [{"variant": str(v), "size": float(s)}
-            for v, row in scores.iterrows() for s, x in row.items() if not np.isfinite(x)]
+    return [
+        {"variant": str(v), "size": float(s)}
+        for v, row in scores.iterrows()
+        for s, x in row.items()
+        if not np.isfinite(x)
+    ]

@@ -71,8 +71,9 @@ def check_reachable(url: str, timeout: float = 5.0) -> None:
     try:
         socket.create_connection((parsed.hostname or "", port), timeout=timeout).close()
     except OSError as err:
-        raise WandbUnavailable(f"cannot reach the W&B server {url} ({err}); "
-                               "collect needs network for wandb: sources") from None
+        raise WandbUnavailable(
+            f"cannot reach the W&B server {url} ({err}); collect needs network for wandb: sources"
+        ) from None
 
 
 def _summary(run: Any) -> dict[str, Any]:
@@ -101,8 +102,7 @@ def choices_of(run: Any, config: Mapping[str, Any]) -> dict[str, str]:
     tags = [t for t in (getattr(run, "tags", None) or []) if isinstance(t, str) and "=" in t]
     if tags:
         return dict(t.split("=", 1) for t in tags)
-    return {k: v["name"] for k, v in config.items()
-            if isinstance(v, Mapping) and isinstance(v.get("name"), str)}
+    return {k: v["name"] for k, v in config.items() if isinstance(v, Mapping) and isinstance(v.get("name"), str)}
 
 
 def design_of(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -110,8 +110,12 @@ def design_of(config: Mapping[str, Any]) -> dict[str, Any]:
     design = _select(config, "design")
     if isinstance(design, Mapping):
         return dict(design)
-    derived = {"llm_size_b": _select(config, "llm.size_b"), "fps": _select(config, "sampler.fps"),
-               "num_frames": _select(config, "sampler.num_frames"), "params": _select(config, "params")}
+    derived = {
+        "llm_size_b": _select(config, "llm.size_b"),
+        "fps": _select(config, "sampler.fps"),
+        "num_frames": _select(config, "sampler.num_frames"),
+        "params": _select(config, "params"),
+    }
     return {k: v for k, v in derived.items() if v is not None}
 
 
@@ -136,22 +140,28 @@ def run_to_record(run: Any) -> dict[str, Any]:
     """One public-API Run (config, summary, state, name, group, id, tags) as a run record."""
     config = dict(getattr(run, "config", None) or {})
     summary = _summary(run)
-    metrics = {k: v for k, v in summary.items()
-               if k.split("/", 1)[0] in METRIC_PREFIXES and "/" in k and _is_number(v)}
+    metrics = {k: v for k, v in summary.items() if k.split("/", 1)[0] in METRIC_PREFIXES and "/" in k and _is_number(v)}
     status, reason = status_of(str(getattr(run, "state", "unknown")), metrics)
     path = getattr(run, "path", None)
     where = "/".join(map(str, path)) if path else str(getattr(run, "id", "?"))
     costs = {"wandb_runtime_seconds": summary["_runtime"]} if _is_number(summary.get("_runtime")) else {}
     return {
-        "status": status, "reason": reason, "sweep": getattr(run, "group", None),
-        "run_dir": f"{PREFIX}{where}", "run_name": getattr(run, "name", None),
-        "choices": choices_of(run, config), "config": config, "design": design_of(config),
-        "metrics": metrics, "costs": costs,
+        "status": status,
+        "reason": reason,
+        "sweep": getattr(run, "group", None),
+        "run_dir": f"{PREFIX}{where}",
+        "run_name": getattr(run, "name", None),
+        "choices": choices_of(run, config),
+        "config": config,
+        "design": design_of(config),
+        "metrics": metrics,
+        "costs": costs,
     }
 
 
-def fetch_records(project: str, group: str | None = None,
-                  api_factory: Callable[[], Any] | None = None) -> list[dict[str, Any]]:
+def fetch_records(
+    project: str, group: str | None = None, api_factory: Callable[[], Any] | None = None
+) -> list[dict[str, Any]]:
     """Records of every run of `project` (`entity/project`), or of one group (sweep).
 
     `api_factory` makes the public API object (default `wandb.Api`, after checking for a

@@ -37,8 +37,8 @@ def measure(overrides: list[str], batches: int) -> tuple[float, float, float]:
     from lightning.pytorch.profilers import SimpleProfiler
 
     from src.config.container import to_dict
-    from src.run.build import build_parts
     from src.models.module import VideoLMMModule
+    from src.run.build import build_parts
 
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("train", overrides=overrides)
@@ -60,8 +60,15 @@ def measure(overrides: list[str], batches: int) -> tuple[float, float, float]:
     calls = []
     module.on_train_batch_end = lambda *_: calls.append(sum(spent))  # type: ignore[method-assign]
     profiler = SimpleProfiler(dirpath=tempfile.mkdtemp(), filename="profile")  # its table: a file
-    trainer = instantiate(cfg.trainer, max_epochs=1, limit_train_batches=batches, logger=False,
-                          profiler=profiler, enable_progress_bar=False, enable_checkpointing=False)
+    trainer = instantiate(
+        cfg.trainer,
+        max_epochs=1,
+        limit_train_batches=batches,
+        logger=False,
+        profiler=profiler,
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+    )
     trainer.fit(module, datamodule=parts.datamodule)
     fetch = profiler.recorded_durations[FETCH][1:batches]
     step = profiler.recorded_durations[STEP][1:]
@@ -85,8 +92,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     data_dir = (args.data_dir or ROOT / "data").resolve()
-    print(f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; torch threads {torch.get_num_threads()}; "
-          f"{args.batches} steps; feature cache {'on (warm)' if args.cache else 'off'}", flush=True)
+    print(
+        f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; torch threads {torch.get_num_threads()}; "
+        f"{args.batches} steps; feature cache {'on (warm)' if args.cache else 'off'}",
+        flush=True,
+    )
     rows = []
     with tempfile.TemporaryDirectory() as cache_dir:
         cache = [f"cache.dir={cache_dir}"] if args.cache else ["cache.features=false"]
@@ -99,8 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {w} workers: wait {1000 * fetch:.1f} ms, step {1000 * step:.1f} ms", flush=True)
     print(f"\n{'workers':>7} {'wait ms':>8} {'step ms':>8} {'wait / step':>11} {'encoder ms':>10}")
     for w, fetch, step, enc in rows:
-        print(f"{w:>7} {1000 * fetch:>8.1f} {1000 * step:>8.1f} {100 * fetch / step:>10.1f}% "
-              f"{1000 * enc:>10.1f}")
+        print(f"{w:>7} {1000 * fetch:>8.1f} {1000 * step:>8.1f} {100 * fetch / step:>10.1f}% {1000 * enc:>10.1f}")
     return 0
 
 

@@ -83,8 +83,7 @@ def torchcodec(path: Path, sampler: FpsSampler) -> np.ndarray:
 
 def available() -> dict[str, Callable[[Path, FpsSampler], np.ndarray] | str]:
     """Each way, or why it cannot run here."""
-    ways: dict[str, Callable[[Path, FpsSampler], np.ndarray] | str] = {"ours": ours, "decord": decord,
-                                                                       "pyav": pyav}
+    ways: dict[str, Callable[[Path, FpsSampler], np.ndarray] | str] = {"ours": ours, "decord": decord, "pyav": pyav}
     try:
         importlib.import_module("torchcodec")  # does it load here?
         ways["torchcodec"] = torchcodec
@@ -104,10 +103,12 @@ def main(argv: list[str] | None = None) -> int:
     ways = available()
     runnable = {k: f for k, f in ways.items() if callable(f)}
     shapes = {k: f(args.video, sampler).shape for k, f in runnable.items()}  # and warm-up
-    print(f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; {args.video.name}, fps {args.fps:g}: "
-          f"{shapes['ours'][0]} frames of {shapes['ours'][2]}x{shapes['ours'][1]}")
-    wall = {k: 0.0 for k in runnable}  # best videos per second of wall time
-    cpu = {k: 0.0 for k in runnable}  # best videos per CPU second (this process, all threads)
+    print(
+        f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; {args.video.name}, fps {args.fps:g}: "
+        f"{shapes['ours'][0]} frames of {shapes['ours'][2]}x{shapes['ours'][1]}"
+    )
+    wall = dict.fromkeys(runnable, 0.0)  # best videos per second of wall time
+    cpu = dict.fromkeys(runnable, 0.0)  # best videos per CPU second (this process, all threads)
     for _ in range(args.rounds):
         for name, fn in runnable.items():
             n, start, start_cpu = 0, time.perf_counter(), time.process_time()
@@ -123,11 +124,15 @@ def main(argv: list[str] | None = None) -> int:
         if not callable(way):
             print(f"{name:<12} {way}")
             continue
-        print(f"{name:<12} {wall[name]:>9.2f} {wall[name] / top_wall:>7.2f}x {cpu[name]:>13.2f} "
-              f"{cpu[name] / top_cpu:>7.2f}x")
+        print(
+            f"{name:<12} {wall[name]:>9.2f} {wall[name] / top_wall:>7.2f}x {cpu[name]:>13.2f} "
+            f"{cpu[name] / top_cpu:>7.2f}x"
+        )
     same = all(s == shapes["ours"] for s in shapes.values())
-    print(f"ours / best library: {wall['ours'] / top_wall:.2f} by wall time, {cpu['ours'] / top_cpu:.2f} "
-          f"by CPU time (target >= 0.9); same shape everywhere: {same}")
+    print(
+        f"ours / best library: {wall['ours'] / top_wall:.2f} by wall time, {cpu['ours'] / top_cpu:.2f} "
+        f"by CPU time (target >= 0.9); same shape everywhere: {same}"
+    )
     return 0
 
 

@@ -42,14 +42,23 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'encoder':<24} {'items/batch':>11} {'batched ms':>10} {'per item ms':>11} {'differ':>7} {'max diff':>9}")
     for name in args.encoders:
         with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-            cfg = compose("train", overrides=[f"encoder={name}", f"paths.data_dir={data_dir}",
-                                              "cache.features=false", "data.num_workers=0", *args.overrides])
+            cfg = compose(
+                "train",
+                overrides=[
+                    f"encoder={name}",
+                    f"paths.data_dir={data_dir}",
+                    "cache.features=false",
+                    "data.num_workers=0",
+                    *args.overrides,
+                ],
+            )
         L.seed_everything(cfg.seed, verbose=False)
         parts = build_parts(cfg)
         encoder = parts.model.encoder.eval()
         parts.datamodule.use_stage(0, "mixture")
-        batches = [[m for ms in b.media for m in ms]
-                   for _, b in zip(range(args.batches), parts.datamodule.train_dataloader())]
+        batches = [
+            [m for ms in b.media for m in ms] for _, b in zip(range(args.batches), parts.datamodule.train_dataloader())
+        ]
         items = sum(len(b) for b in batches)
         with torch.no_grad():
             start = time.process_time()
@@ -70,8 +79,11 @@ def main(argv: list[str] | None = None) -> int:
             per_item = (time.process_time() - start) / len(batches)
         differ = sum(not torch.equal(a, b) for a, b in zip(together, alone))
         worst = max(float((a - b).abs().max()) for a, b in zip(together, alone))
-        print(f"{name:<24} {items / len(batches):>11.1f} {1000 * batched:>10.1f} {1000 * per_item:>11.1f} "
-              f"{differ:>7} {worst:>9.2e}", flush=True)
+        print(
+            f"{name:<24} {items / len(batches):>11.1f} {1000 * batched:>10.1f} {1000 * per_item:>11.1f} "
+            f"{differ:>7} {worst:>9.2e}",
+            flush=True,
+        )
     return 0
 
 

@@ -70,8 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     import lightning as L
     from hydra import compose, initialize_config_dir
 
-    from src.run.build import build_parts
     from src.models.videolmm import VideoLMM
+    from src.run.build import build_parts
 
     data_dir = (args.data_dir or ROOT / "data").resolve()
     with tempfile.TemporaryDirectory() as cache_dir:
@@ -81,13 +81,21 @@ def main(argv: list[str] | None = None) -> int:
             "cache, cold": ([f"cache.dir={cache_dir}"], None),
             "cache, warm": ([f"cache.dir={cache_dir}"], None),
         }
-        print(f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; torch threads {torch.get_num_threads()}",
-              flush=True)
+        print(
+            f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; torch threads {torch.get_num_threads()}", flush=True
+        )
         results = {}
         for way, (extra, clip_tokens) in [*ways.items(), ("one pass per option", (["cache.features=false"], None))]:
             with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-                cfg = compose("train", overrides=[f"paths.data_dir={data_dir}", *extra,
-                                                  f"data.num_workers={args.workers}", *args.overrides])
+                cfg = compose(
+                    "train",
+                    overrides=[
+                        f"paths.data_dir={data_dir}",
+                        *extra,
+                        f"data.num_workers={args.workers}",
+                        *args.overrides,
+                    ],
+                )
             L.seed_everything(cfg.seed, verbose=False)
             parts = build_parts(cfg)
             parts.model.eval()
@@ -104,8 +112,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{'way':<28} {'items':>5} {'seconds':>8} {'items/s':>8} {'LLM passes':>10}  answers vs per item")
     for way, (seconds, chosen, passes) in results.items():
         differ = sum(a != b for a, b in zip(chosen, reference))
-        print(f"{way:<28} {len(chosen):>5} {seconds:>8.2f} {len(chosen) / seconds:>8.1f} {passes:>10}  "
-              f"{'same' if differ == 0 else f'{differ} differ'}")
+        print(
+            f"{way:<28} {len(chosen):>5} {seconds:>8.2f} {len(chosen) / seconds:>8.1f} {passes:>10}  "
+            f"{'same' if differ == 0 else f'{differ} differ'}"
+        )
     return 0
 
 

@@ -48,8 +48,11 @@ def same_results(a: dict[str, dict[str, Any]], b: dict[str, dict[str, Any]]) -> 
         if a[name]["status"] != "ok" or b[name]["status"] != "ok":
             return False, f"{name}: a run failed"
         if a[name]["metrics"] != b[name]["metrics"]:
-            diff = {k: (v, b[name]["metrics"].get(k)) for k, v in a[name]["metrics"].items()
-                    if b[name]["metrics"].get(k) != v}
+            diff = {
+                k: (v, b[name]["metrics"].get(k))
+                for k, v in a[name]["metrics"].items()
+                if b[name]["metrics"].get(k) != v
+            }
             return False, f"{name}: metrics differ {diff}"
         if choices(Path(a[name]["run_dir"])) != choices(Path(b[name]["run_dir"])):
             return False, f"{name}: eval answers differ"
@@ -59,7 +62,7 @@ def same_results(a: dict[str, dict[str, Any]], b: dict[str, dict[str, Any]]) -> 
 def bench(name: str, grid: list[str], args: argparse.Namespace) -> dict[str, Any]:
     data = small_data(args.n_train, args.n_eval, args.epochs)
     common = [*grid, *data, "logger=none", f"data.num_workers={args.workers}", *args.extra]
-    prepare_data(common[len(grid):], args.data_dir)
+    prepare_data(common[len(grid) :], args.data_dir)
     cache_dir = args.out / f"cache-{name}"
     shutil.rmtree(cache_dir, ignore_errors=True)
     passes = {"off": ["cache.features=false"], "on": [f"cache.dir={cache_dir}"]}
@@ -69,13 +72,21 @@ def bench(name: str, grid: list[str], args: argparse.Namespace) -> dict[str, Any
     for mode, extra in passes.items():
         out = args.out / name / mode.replace(", ", "_")
         shutil.rmtree(out, ignore_errors=True)
-        seconds, cpu = run_sweep([*common, *extra, f"sweep={name}"], args.data_dir, out, args.threads,
-                                 log=args.out / "logs" / f"{name}-{mode.replace(', ', '_')}.log")
+        seconds, cpu = run_sweep(
+            [*common, *extra, f"sweep={name}"],
+            args.data_dir,
+            out,
+            args.threads,
+            log=args.out / "logs" / f"{name}-{mode.replace(', ', '_')}.log",
+        )
         recs = records(out)
         result["passes"][mode] = {"seconds": seconds, "cpu": cpu, "records": recs, **cache_counts(recs)}
         result["runs"] = len(recs)
-        print(f"  {name} cache {mode}: {seconds:.1f} s wall, {cpu:.1f} s CPU for {len(recs)} runs "
-              f"(load {os.getloadavg()[0]:.1f})", flush=True)
+        print(
+            f"  {name} cache {mode}: {seconds:.1f} s wall, {cpu:.1f} s CPU for {len(recs)} runs "
+            f"(load {os.getloadavg()[0]:.1f})",
+            flush=True,
+        )
     off = result["passes"]["off"]
     for p in result["passes"].values():
         p["speedup"] = off["seconds"] / p["seconds"]
@@ -99,16 +110,23 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     args.out = args.out.resolve()
     args.data_dir = (args.data_dir or args.out / "data").resolve()
-    print(f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; {args.n_train} train / {args.n_eval} "
-          f"eval videos, {args.epochs} epochs; threads {args.threads or 'default'}", flush=True)
+    print(
+        f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; {args.n_train} train / {args.n_eval} "
+        f"eval videos, {args.epochs} epochs; threads {args.threads or 'default'}",
+        flush=True,
+    )
     results = [bench(name, SWEEPS[name], args) for name in args.sweeps]
-    print(f"\n{'sweep':<10} {'runs':>4} {'cache':<9} {'wall s':>8} {'speed-up':>8} {'CPU s':>8} "
-          f"{'speed-up':>8} {'hits':>6} {'misses':>6}  results")
+    print(
+        f"\n{'sweep':<10} {'runs':>4} {'cache':<9} {'wall s':>8} {'speed-up':>8} {'CPU s':>8} "
+        f"{'speed-up':>8} {'hits':>6} {'misses':>6}  results"
+    )
     for r in results:
         for mode, p in r["passes"].items():
-            print(f"{r['sweep']:<10} {r['runs']:>4} {mode:<9} {p['seconds']:>8.1f} {p['speedup']:>7.2f}x "
-                  f"{p['cpu']:>8.1f} {p['cpu_speedup']:>7.2f}x {p['hits']:>6} {p['misses']:>6}  "
-                  f"{p['why'] if mode != 'off' else '-'}")
+            print(
+                f"{r['sweep']:<10} {r['runs']:>4} {mode:<9} {p['seconds']:>8.1f} {p['speedup']:>7.2f}x "
+                f"{p['cpu']:>8.1f} {p['cpu_speedup']:>7.2f}x {p['hits']:>6} {p['misses']:>6}  "
+                f"{p['why'] if mode != 'off' else '-'}"
+            )
     print("\nper run: train s / eval s, cache off -> on (in the order the sweep ran them)")
     for r in results:
         off, on = r["passes"]["off"]["records"], r["passes"]["on"]["records"]
@@ -116,8 +134,10 @@ def main(argv: list[str] | None = None) -> int:
         for name in sorted(off, key=lambda n: off[n]["started_at"]):
             label = ",".join(f"{k}={off[name]['choices'][k]}" for k in keys)
             a, b = off[name]["costs"], on[name]["costs"]
-            print(f"  {r['sweep']:<10} {label:<32} {a['train_seconds']:>7.1f} / {a['eval_seconds']:>5.1f} "
-                  f"-> {b['train_seconds']:>7.1f} / {b['eval_seconds']:>5.1f}")
+            print(
+                f"  {r['sweep']:<10} {label:<32} {a['train_seconds']:>7.1f} / {a['eval_seconds']:>5.1f} "
+                f"-> {b['train_seconds']:>7.1f} / {b['eval_seconds']:>5.1f}"
+            )
     return 0 if all(p["same"] for r in results for p in r["passes"].values()) else 1
 
 

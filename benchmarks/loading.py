@@ -50,15 +50,25 @@ def synthetic_rows(n: int, manifest: Path | None) -> list[Sample]:
 
 def real_rows(n: int, path: Path) -> list[Sample]:
     prompt = mcq_prompt("What colour is the moving square?", ["red", "green", "blue", "yellow"])
-    return [Sample(id=f"real_{i}", media=[("video", str(path))], turns=[("user", prompt), ("assistant", "A")],
-                   category="perception", benchmark="real", options=["red", "green", "blue", "yellow"],
-                   answer="A") for i in range(n)]
+    return [
+        Sample(
+            id=f"real_{i}",
+            media=[("video", str(path))],
+            turns=[("user", prompt), ("assistant", "A")],
+            category="perception",
+            benchmark="real",
+            options=["red", "green", "blue", "yellow"],
+            answer="A",
+        )
+        for i in range(n)
+    ]
 
 
 def measure(dataset: SampleDataset, workers: int, seconds: float, batch_size: int) -> dict[str, float]:
     """Read batches for about `seconds`, after one warm-up batch."""
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate,
-                        persistent_workers=workers > 0)
+    loader = DataLoader(
+        dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate, persistent_workers=workers > 0
+    )
     videos = clips = frames = 0
     it = iter(loader)
     next(it)  # start-up (worker processes, first open) is not throughput
@@ -87,11 +97,15 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-    sources = {"synthetic": synthetic_rows(args.videos, args.manifest),
-               f"real {args.real.name}": real_rows(args.videos, args.real)}
+    sources = {
+        "synthetic": synthetic_rows(args.videos, args.manifest),
+        f"real {args.real.name}": real_rows(args.videos, args.real),
+    }
     tokenizer = build_word_tokenizer(text for rows in sources.values() for r in rows for _, text in r.turns)
-    samplers: dict[str, FpsSampler | UniformSampler] = {"fps 2": FpsSampler(fps=2.0),
-                                                         "uniform 8": UniformSampler(num_frames=8)}
+    samplers: dict[str, FpsSampler | UniformSampler] = {
+        "fps 2": FpsSampler(fps=2.0),
+        "uniform 8": UniformSampler(num_frames=8),
+    }
     print(f"{os.cpu_count()} CPUs; batches of {args.batch}; {args.seconds:g} s per row")
     print(f"{'source':<28} {'sampler':<10} {'decode':<8} {'workers':>7} {'videos/s':>9} {'clips/s':>9} {'frames/s':>9}")
     for source, rows in sources.items():
@@ -99,8 +113,11 @@ def main(argv: list[str] | None = None) -> int:
             for mode, cls in (("sampled", SampleDataset), ("all", DecodeAllDataset)):
                 for workers in args.workers:
                     r = measure(cls(rows, sampler, tokenizer), workers, args.seconds, args.batch)
-                    print(f"{source:<28} {sname:<10} {mode:<8} {workers:>7} {r['videos/s']:>9.1f} "
-                          f"{r['clips/s']:>9.1f} {r['frames/s']:>9.1f}", flush=True)
+                    print(
+                        f"{source:<28} {sname:<10} {mode:<8} {workers:>7} {r['videos/s']:>9.1f} "
+                        f"{r['clips/s']:>9.1f} {r['frames/s']:>9.1f}",
+                        flush=True,
+                    )
     return 0
 
 

@@ -77,31 +77,47 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     print(f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
     py = sys.executable
-    for label, cmd in (("python -m src.train --help", [py, "-m", "src.train", "--help"]),
-                       ("python -m src.train --cfg job", [py, "-m", "src.train", "--cfg", "job"]),
-                       ("python -m src.train --cfg job encoder=internvideo2+siglip llm=qwen4b",
-                        [py, "-m", "src.train", "--cfg", "job", "encoder=internvideo2+siglip", "llm=qwen4b"]),
-                       ('python -c "import torch" (for scale)', [py, "-c", "import torch"])):
+    for label, cmd in (
+        ("python -m src.train --help", [py, "-m", "src.train", "--help"]),
+        ("python -m src.train --cfg job", [py, "-m", "src.train", "--cfg", "job"]),
+        (
+            "python -m src.train --cfg job encoder=internvideo2+siglip llm=qwen4b",
+            [py, "-m", "src.train", "--cfg", "job", "encoder=internvideo2+siglip", "llm=qwen4b"],
+        ),
+        ('python -c "import torch" (for scale)', [py, "-c", "import torch"]),
+    ):
         wall, cpu = timed(cmd, args.repeats)
-        print(f"{label:<70} wall best {min(wall):5.2f} s, median {statistics.median(wall):5.2f} s; "
-              f"CPU median {statistics.median(cpu):5.2f} s", flush=True)
+        print(
+            f"{label:<70} wall best {min(wall):5.2f} s, median {statistics.median(wall):5.2f} s; "
+            f"CPU median {statistics.median(cpu):5.2f} s",
+            flush=True,
+        )
 
     data_dir = (args.data_dir or ROOT / "data").resolve()
-    extra = [f"logger={args.logger}", "profile.epochs=1", f"+trainer.limit_train_batches={args.batches}",
-             "+trainer.limit_test_batches=1", *args.extra]
+    extra = [
+        f"logger={args.logger}",
+        "profile.epochs=1",
+        f"+trainer.limit_train_batches={args.batches}",
+        "+trainer.limit_test_batches=1",
+        *args.extra,
+    ]
     prepare_data(args.extra, data_dir)
     wall1, over1 = overhead(1, extra, data_dir, args.threads)
     walln, overn = overhead(args.runs, extra, data_dir, args.threads)
     per_run = (overn - over1) / (args.runs - 1)
-    print(f"multirun of 1 run: {wall1:.1f} s wall, {over1:.1f} s outside training and evaluation "
-          f"(process start-up included)")
+    print(
+        f"multirun of 1 run: {wall1:.1f} s wall, {over1:.1f} s outside training and evaluation "
+        f"(process start-up included)"
+    )
     print(f"multirun of {args.runs} runs: {walln:.1f} s wall, {overn:.1f} s outside training and evaluation")
     print(f"per-run overhead in a multirun: {per_run:.1f} s (logger={args.logger})")
     if args.reference:
         recs = [r for r in records(args.reference).values() if r["status"] == "ok"]
         ref = statistics.mean(run_seconds(r) for r in recs)
-        print(f"a full tiny run ({len(recs)} in {args.reference}): {ref:.0f} s; "
-              f"the overhead is {100 * per_run / ref:.1f}% of it")
+        print(
+            f"a full tiny run ({len(recs)} in {args.reference}): {ref:.0f} s; "
+            f"the overhead is {100 * per_run / ref:.1f}% of it"
+        )
     return 0
 
 

@@ -17,10 +17,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def small_data(n_train: int, n_eval: int, epochs: int) -> list[str]:
     """Overrides for a smaller synthetic benchmark (the same kinds of videos and questions)."""
-    return [f"data.synthetic.n_train={n_train}", f"data.synthetic.n_eval={n_eval}",
-            f"data.synthetic.n_image={max(1, n_train // 10)}",
-            f"data.synthetic.n_multi_image={max(1, n_train // 10)}",
-            f"data.synthetic.n_text={max(1, n_train // 10)}", f"profile.epochs={epochs}"]
+    return [
+        f"data.synthetic.n_train={n_train}",
+        f"data.synthetic.n_eval={n_eval}",
+        f"data.synthetic.n_image={max(1, n_train // 10)}",
+        f"data.synthetic.n_multi_image={max(1, n_train // 10)}",
+        f"data.synthetic.n_text={max(1, n_train // 10)}",
+        f"profile.epochs={epochs}",
+    ]
 
 
 def prepare_data(overrides: list[str], data_dir: Path) -> Path:
@@ -36,21 +40,29 @@ def prepare_data(overrides: list[str], data_dir: Path) -> Path:
     return ensure(spec, cfg.data.root, progress=False)
 
 
-def run_sweep(args: list[str], data_dir: Path, out_dir: Path, threads: int | None = None,
-              log: Path | None = None) -> tuple[float, float]:
+def run_sweep(
+    args: list[str], data_dir: Path, out_dir: Path, threads: int | None = None, log: Path | None = None
+) -> tuple[float, float]:
     """Run `python -m src.train -m ARGS`; returns its wall time and its CPU time (user +
     system, its DataLoader workers included) in seconds; raises on failure.
 
     On a machine shared with other work the CPU time is the steadier measure: the wall
     time also counts whatever else ran meanwhile."""
-    env = {**os.environ, "APOLLO_DATA_DIR": str(data_dir), "APOLLO_OUTPUT_DIR": str(out_dir),
-           "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "TOKENIZERS_PARALLELISM": "false"}
+    env = {
+        **os.environ,
+        "APOLLO_DATA_DIR": str(data_dir),
+        "APOLLO_OUTPUT_DIR": str(out_dir),
+        "HF_HUB_OFFLINE": "1",
+        "WANDB_MODE": "offline",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "src.train", "-m", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "src.train", "-m", *args], cwd=ROOT, env=env, capture_output=True, text=True
+    )
     seconds = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime

@@ -46,8 +46,10 @@ def main() -> None:
         raise SystemExit(2) from None
     _hydra_main()
     if FAILURES:  # a multirun went on past its failed runs; say so, and exit non-zero
-        print(f"error: {len(FAILURES)} run(s) failed: "
-              + "; ".join(f"{name}: {why}" for name, why in FAILURES), file=sys.stderr)
+        print(
+            f"error: {len(FAILURES)} run(s) failed: " + "; ".join(f"{name}: {why}" for name, why in FAILURES),
+            file=sys.stderr,
+        )
         raise SystemExit(1)
 
 

@@ -14,6 +14,7 @@ os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+
 @pytest.fixture(autouse=True)
 def _no_shared_wandb_service(monkeypatch: pytest.MonkeyPatch) -> None:
     """A test that called wandb.init in this process leaves WANDB_SERVICE set; runs started
@@ -41,5 +42,6 @@ def rgb_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 3 s mp4 at 10 fps: red, green, blue frames in turn (30 frames)."""
     from tests.helpers import write_mp4
 
-    return write_mp4(tmp_path_factory.mktemp("rgb") / "v.mp4",
-                     [(200, 30, 30), (30, 200, 30), (30, 30, 200)] * 10, fps=10)
+    return write_mp4(
+        tmp_path_factory.mktemp("rgb") / "v.mp4", [(200, 30, 30), (30, 200, 30), (30, 30, 200)] * 10, fps=10
+    )

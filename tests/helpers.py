@@ -33,9 +33,16 @@ FIXTURES = ROOT / "tests" / "fixtures"
 VIDEOS = FIXTURES / "videos"
 
 # the smallest data and training that still run every step of the path
-TINY_DATA = ["data.synthetic.n_train=24", "data.synthetic.n_eval=12", "data.synthetic.n_image=4",
-             "data.synthetic.n_multi_image=4", "data.synthetic.n_text=4",
-             "data.synthetic.min_duration=2", "data.synthetic.max_duration=3", "profile.epochs=1"]
+TINY_DATA = [
+    "data.synthetic.n_train=24",
+    "data.synthetic.n_eval=12",
+    "data.synthetic.n_image=4",
+    "data.synthetic.n_multi_image=4",
+    "data.synthetic.n_text=4",
+    "data.synthetic.min_duration=2",
+    "data.synthetic.max_duration=3",
+    "profile.epochs=1",
+]
 
 
 def cfg_with(*overrides: str, hydra: bool = False) -> DictConfig:
@@ -51,8 +58,9 @@ def compose_sweep(sweep: Path, point: list[str]) -> DictConfig:
     the sweep file is the primary config and finds `train` (its first default) in conf/."""
     resolvers.register()
     with initialize_config_dir(config_dir=str(sweep.parent), version_base="1.3"):
-        return compose(sweep.stem, overrides=[f"hydra.searchpath=[file://{CONF_DIR}]", *point],
-                       return_hydra_config=True)
+        return compose(
+            sweep.stem, overrides=[f"hydra.searchpath=[file://{CONF_DIR}]", *point], return_hydra_config=True
+        )
 
 
 def grid(sweep: Path) -> list[list[str]]:
@@ -84,12 +92,18 @@ def train_env(data_dir: Path, out_dir: Path, **extra: str) -> dict[str, str]:
     return {**os.environ, "APOLLO_DATA_DIR": str(data_dir), "APOLLO_OUTPUT_DIR": str(out_dir), **extra}
 
 
-def run_train(overrides: list[str], data_dir: Path, out_dir: Path, multirun: bool = False,
-              timeout: int = 900) -> subprocess.CompletedProcess:
+def run_train(
+    overrides: list[str], data_dir: Path, out_dir: Path, multirun: bool = False, timeout: int = 900
+) -> subprocess.CompletedProcess:
     """`python -m src.train` in a subprocess, data and outputs in the given folders."""
-    return subprocess.run(train_cmd(*overrides, multirun=multirun), cwd=ROOT,
-                          env=train_env(data_dir, out_dir, HYDRA_FULL_ERROR="1"),
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        train_cmd(*overrides, multirun=multirun),
+        cwd=ROOT,
+        env=train_env(data_dir, out_dir, HYDRA_FULL_ERROR="1"),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def write_mp4(path: Path, colours: list[tuple[int, int, int]], start_pts: int = 0, fps: int = 10) -> Path:

@@ -101,7 +101,10 @@ def test_the_cycle_finder_finds_one() -> None:
 
 
 def test_no_import_for_a_side_effect() -> None:
-    offenders = [f"{path.relative_to(ROOT)}:{i}" for path in modules().values()
-                 for i, line in enumerate(path.read_text().splitlines(), 1)
-                 if line.lstrip().startswith(("import ", "from ")) and "noqa: F401" in line]
+    offenders = [
+        f"{path.relative_to(ROOT)}:{i}"
+        for path in modules().values()
+        for i, line in enumerate(path.read_text().splitlines(), 1)
+        if line.lstrip().startswith(("import ", "from ")) and "noqa: F401" in line
+    ]
     assert offenders == []

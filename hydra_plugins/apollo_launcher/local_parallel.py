@@ -41,11 +41,16 @@ class LocalParallelLauncher(LocalLauncher):
         import submitit
 
         assert self.config is not None and job_overrides
-        executor = submitit.LocalExecutor(folder=self.params["submitit_folder"],
-                                          max_num_timeout=self.params.get("max_num_timeout", 0))
+        executor = submitit.LocalExecutor(
+            folder=self.params["submitit_folder"], max_num_timeout=self.params.get("max_num_timeout", 0)
+        )
         gpus = self.params.get("gpus_per_node") or 0
-        executor.update_parameters(timeout_min=self.params.get("timeout_min", 4320), tasks_per_node=1,
-                                   gpus_per_node=gpus, stderr_to_stdout=self.params.get("stderr_to_stdout", False))
+        executor.update_parameters(
+            timeout_min=self.params.get("timeout_min", 4320),
+            tasks_per_node=1,
+            gpus_per_node=gpus,
+            stderr_to_stdout=self.params.get("stderr_to_stdout", False),
+        )
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         log.info("local sweep, %d runs, %d at once: %s", len(job_overrides), self.parallel, sweep_dir)
@@ -62,8 +67,9 @@ class LocalParallelLauncher(LocalLauncher):
                     if gpus:
                         executor.update_parameters(visible_gpus=slot_gpus(slot, gpus))
                     log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
-                    job = executor.submit(self, list(overrides), "hydra.sweep.dir", idx,
-                                          f"job_id_for_{idx}", Singleton.get_state())
+                    job = executor.submit(
+                        self, list(overrides), "hydra.sweep.dir", idx, f"job_id_for_{idx}", Singleton.get_state()
+                    )
                     running[slot] = job
                     jobs.append(job)
                 time.sleep(self.poll_s)

@@ -113,8 +113,7 @@ def encoder_identity(encoder: torch.nn.Module) -> dict[str, Any]:
         config = getattr(sub, "config", None)  # a transformers model's (one per model, shared)
         if config is not None and hasattr(config, "to_json_string") and id(config) not in seen:
             seen.add(id(config))
-            configs[name] = [config.to_json_string(use_diff=False),
-                             str(getattr(config, "_attn_implementation", None))]
+            configs[name] = [config.to_json_string(use_diff=False), str(getattr(config, "_attn_implementation", None))]
     device = param.device.type
     if device == "cuda":
         device += ":" + torch.cuda.get_device_name(param.device)
@@ -178,8 +177,13 @@ class FeatureCache:
         ok = self._identity is not None and self._identity[1:] == (p.device.type, str(p.dtype))
         if not ok and not self._warned:
             self._warned = True
-            log.warning("feature cache: the encoder is on %s in %s, not as its keys were made "
-                        "(%s); its features are not stored", p.device.type, p.dtype, self._identity)
+            log.warning(
+                "feature cache: the encoder is on %s in %s, not as its keys were made "
+                "(%s); its features are not stored",
+                p.device.type,
+                p.dtype,
+                self._identity,
+            )
         return ok
 
     # -- the media index ---------------------------------------------------------------------
@@ -187,8 +191,7 @@ class FeatureCache:
     def _index_key(self, path: str | Path) -> str:
         real = os.path.realpath(path)
         st = os.stat(real)
-        return hashlib.sha256(f"{code_digest()}|{real}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}"
-                              .encode()).hexdigest()
+        return hashlib.sha256(f"{code_digest()}|{real}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}".encode()).hexdigest()
 
     def media_info(self, path: str | Path) -> dict[str, Any] | None:
         """The file's content digest and what was probed of it, or None when not indexed yet
@@ -226,8 +229,7 @@ class FeatureCache:
             return True
         except OSError as e:
             if not self._write_failed:
-                log.warning("feature cache %s cannot be written (%s); going on without storing",
-                            self.root, e)
+                log.warning("feature cache %s cannot be written (%s); going on without storing", self.root, e)
             self._write_failed = True
             return False
 
@@ -260,8 +262,12 @@ class FeatureCache:
     def save(self, key: str, features: torch.Tensor, decode_errors: int) -> None:
         from safetensors.torch import save
 
-        data = save({"features": features.detach().to("cpu").contiguous(),
-                     "decode_errors": torch.tensor([decode_errors], dtype=torch.int64)})
+        data = save(
+            {
+                "features": features.detach().to("cpu").contiguous(),
+                "decode_errors": torch.tensor([decode_errors], dtype=torch.int64),
+            }
+        )
         if self._write(self.store.path("features", key, ".safetensors"), data):
             self.writes += 1
 
@@ -275,9 +281,14 @@ class FeatureCache:
     def stats(self) -> dict[str, Any]:
         """For the run record: media items found and computed per split, entries written and
         evicted by this process, and where the cache is."""
-        return {"enabled": True, "dir": str(self.root), **{s: dict(c) for s, c in self.counts.items()},
-                "written": self.writes, "evicted": self.store.evicted,
-                "max_gb": None if self.store.max_bytes is None else self.store.max_bytes / 1e9}
+        return {
+            "enabled": True,
+            "dir": str(self.root),
+            **{s: dict(c) for s, c in self.counts.items()},
+            "written": self.writes,
+            "evicted": self.store.evicted,
+            "max_gb": None if self.store.max_bytes is None else self.store.max_bytes / 1e9,
+        }
 
 
 @dataclass(frozen=True)

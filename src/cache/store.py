@@ -108,6 +108,10 @@ class DiskStore:
             total -= size
             removed += 1
         self.evicted += removed
-        log.info("feature cache %s: removed %d least recently used files to stay under %.2f GB",
-                 self.root, removed, self.max_bytes / 1e9)
+        log.info(
+            "feature cache %s: removed %d least recently used files to stay under %.2f GB",
+            self.root,
+            removed,
+            self.max_bytes / 1e9,
+        )
         return removed

@@ -6,7 +6,6 @@ The config tree is the registry: a group is a folder of conf/ (or of a sweep's
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -39,8 +38,9 @@ NOT_GROUPS = ("hydra", "local")
 
 
 def config_groups(conf_dir: Path = CONF_DIR) -> list[str]:
-    return sorted(p.name for p in conf_dir.iterdir()
-                  if p.is_dir() and p.name not in NOT_GROUPS and any(p.glob("*.yaml")))
+    return sorted(
+        p.name for p in conf_dir.iterdir() if p.is_dir() and p.name not in NOT_GROUPS and any(p.glob("*.yaml"))
+    )
 
 
 def command_line_dirs(args: Sequence[str]) -> list[Path]:
@@ -101,16 +101,21 @@ def axis_keys(args: Sequence[str]) -> list[str]:
     multirun = any(a in ("-m", "--multirun") for a in args)
     candidates = [a for a in args if "=" in a and not a.startswith("-")]
     overrides = OverridesParser.create().parse_overrides([*candidates, *sweep_file_overrides(args)])
-    keys = [o.key_or_group for o in overrides
-            if not o.key_or_group.startswith("hydra") and (o.is_sweep_override() or not multirun)]
+    keys = [
+        o.key_or_group
+        for o in overrides
+        if not o.key_or_group.startswith("hydra") and (o.is_sweep_override() or not multirun)
+    ]
     return [k for k in keys if k not in NOT_AXES]
-
 
 
 def single_options(conf_dir: Path = CONF_DIR) -> dict[str, dict[str, Any]]:
     """The single encoder options and their raw (unresolved) configs."""
-    return {name: to_dict(OmegaConf.load(conf_dir / "encoder" / f"{name}.yaml"))
-            for name in group_options("encoder", conf_dir) if SEP not in name}
+    return {
+        name: to_dict(OmegaConf.load(conf_dir / "encoder" / f"{name}.yaml"))
+        for name in group_options("encoder", conf_dir)
+        if SEP not in name
+    }
 
 
 def pair_name(a: str, b: str, singles: dict[str, dict[str, Any]]) -> str:
@@ -126,5 +131,3 @@ def canonical_pair(value: str, conf_dir: Path = CONF_DIR) -> str | None:
     if len(parts) != 2 or not all(p in singles for p in parts) or parts[0] == parts[1]:
         return None
     return pair_name(parts[0], parts[1], singles)
-
-

@@ -12,10 +12,15 @@ import re
 from typing import Any
 
 REDACTED = "***"
-SECRET_KEY = re.compile(r"^(.*[_-])?(api[_-]?key|token|secret|password|passwd|credentials?)$",
-                        re.IGNORECASE)
-SECRET_ENV = ("WANDB_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HUGGINGFACE_TOKEN",
-              "HF_API_TOKEN", "GITHUB_TOKEN")
+SECRET_KEY = re.compile(r"^(.*[_-])?(api[_-]?key|token|secret|password|passwd|credentials?)$", re.IGNORECASE)
+SECRET_ENV = (
+    "WANDB_API_KEY",
+    "HF_TOKEN",
+    "HUGGING_FACE_HUB_TOKEN",
+    "HUGGINGFACE_TOKEN",
+    "HF_API_TOKEN",
+    "GITHUB_TOKEN",
+)
 
 
 def is_secret_key(key: str) -> bool:
@@ -38,8 +43,7 @@ def redact(obj: Any, values: list[str] | None = None) -> Any:
     """A copy of a config-like structure (dicts, lists, strings) with the secrets replaced."""
     values = _secret_values() if values is None else values
     if isinstance(obj, dict):
-        return {k: REDACTED if is_secret_key(k) and v is not None else redact(v, values)
-                for k, v in obj.items()}
+        return {k: REDACTED if is_secret_key(k) and v is not None else redact(v, values) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [redact(v, values) for v in obj]
     if isinstance(obj, str):

@@ -17,8 +17,7 @@ from src.config.constraints import Constraints, join
 from src.config.errors import ConfigError
 
 
-def check_overrides(args: Sequence[str], conf_dir: Path = CONF_DIR,
-                    extra_dirs: Sequence[Path] = ()) -> None:
+def check_overrides(args: Sequence[str], conf_dir: Path = CONF_DIR, extra_dirs: Sequence[Path] = ()) -> None:
     """Every group choice on the command line (sweeps included) names an existing option,
     of conf/ or of a `--config-dir` (`extra_dirs`: the groups local to sweeps/)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -40,11 +39,12 @@ def check_overrides(args: Sequence[str], conf_dir: Path = CONF_DIR,
             if v not in valid and group == "encoder" and "+" in v:  # a pair in the other order
                 pair = canonical_pair(v, conf_dir)
                 if pair in valid:
-                    raise ConfigError(f"{group}={v} is not an option of '{group}'; a pair has one name "
-                                      f"(video encoder first, else alphabetical): {group}={pair}")
+                    raise ConfigError(
+                        f"{group}={v} is not an option of '{group}'; a pair has one name "
+                        f"(video encoder first, else alphabetical): {group}={pair}"
+                    )
             if v not in valid:
-                raise ConfigError(f"{group}={v} is not an option of '{group}'; "
-                                  f"valid choices: {', '.join(valid)}")
+                raise ConfigError(f"{group}={v} is not an option of '{group}'; valid choices: {', '.join(valid)}")
 
 
 # Config nodes that no `_target_` names (a function reads them, or several
@@ -73,8 +73,7 @@ def _import(ref: str, key: str) -> Any:
     try:
         return getattr(importlib.import_module(module), attr)
     except (ImportError, AttributeError) as e:
-        raise ConfigError(f"{key}={ref!r} is invalid; valid: an importable name "
-                          f"({type(e).__name__}: {e})") from None
+        raise ConfigError(f"{key}={ref!r} is invalid; valid: an importable name ({type(e).__name__}: {e})") from None
 
 
 def _targets(node: Any, path: str) -> Iterator[tuple[str, DictConfig]]:
@@ -140,20 +139,31 @@ def check_launcher(cfg: DictConfig) -> None:
     if target.endswith(".SlurmLauncher"):
         tasks, gpus, nodes = launcher.tasks_per_node, launcher.gpus_per_node, launcher.nodes
         if tasks != devices:
-            raise ConfigError(f"trainer.devices={devices} does not match hydra.launcher.tasks_per_node="
-                              f"{tasks} {named}; valid: trainer.devices={tasks} (one task per device)")
+            raise ConfigError(
+                f"trainer.devices={devices} does not match hydra.launcher.tasks_per_node="
+                f"{tasks} {named}; valid: trainer.devices={tasks} (one task per device)"
+            )
         if accelerator in ("gpu", "cuda") and gpus != tasks:
-            raise ConfigError(f"hydra.launcher.gpus_per_node={gpus} {named} does not match "
-                              f"tasks_per_node={tasks} and trainer.devices={devices}; valid: {tasks}")
+            raise ConfigError(
+                f"hydra.launcher.gpus_per_node={gpus} {named} does not match "
+                f"tasks_per_node={tasks} and trainer.devices={devices}; valid: {tasks}"
+            )
         if accelerator not in ("gpu", "cuda", "auto") and gpus:
-            raise ConfigError(f"hydra.launcher.gpus_per_node={gpus} {named} reserves GPUs for "
-                              f"trainer.accelerator={accelerator}; valid: trainer=gpu, or "
-                              "hydra/launcher=slurm_cpu")
+            raise ConfigError(
+                f"hydra.launcher.gpus_per_node={gpus} {named} reserves GPUs for "
+                f"trainer.accelerator={accelerator}; valid: trainer=gpu, or "
+                "hydra/launcher=slurm_cpu"
+            )
         if nodes != num_nodes:
-            raise ConfigError(f"trainer.num_nodes={num_nodes} does not match hydra.launcher.nodes="
-                              f"{nodes} {named}; valid: trainer.num_nodes={nodes}")
-    elif (target.endswith(("LocalLauncher", "LocalParallelLauncher"))
-          and (devices != 1 or launcher.get("tasks_per_node", 1) != 1)):
-        raise ConfigError(f"trainer.devices={devices} is invalid with hydra/launcher={choice}, "
-                          "which starts one process per run; valid: trainer.devices=1, or "
-                          "hydra/launcher=basic (Lightning starts the ranks) or a SLURM preset")
+            raise ConfigError(
+                f"trainer.num_nodes={num_nodes} does not match hydra.launcher.nodes="
+                f"{nodes} {named}; valid: trainer.num_nodes={nodes}"
+            )
+    elif target.endswith(("LocalLauncher", "LocalParallelLauncher")) and (
+        devices != 1 or launcher.get("tasks_per_node", 1) != 1
+    ):
+        raise ConfigError(
+            f"trainer.devices={devices} is invalid with hydra/launcher={choice}, "
+            "which starts one process per run; valid: trainer.devices=1, or "
+            "hydra/launcher=basic (Lightning starts the ranks) or a SLURM preset"
+        )

@@ -98,8 +98,9 @@ def check_video(path: Path) -> dict[str, Any]:
 
 def _table(rows: Sequence[dict[str, Any]]) -> str:
     cols = ("path", "ok", "backend", "frames", "fps", "duration", "width", "height", "error")
-    cells = [[("" if r[c] is None else f"{r[c]:.3f}" if isinstance(r[c], float) else str(r[c])) for c in cols]
-             for r in rows]
+    cells = [
+        [("" if r[c] is None else f"{r[c]:.3f}" if isinstance(r[c], float) else str(r[c])) for c in cols] for r in rows
+    ]
     widths = [max([len(c)] + [len(line[i]) for line in cells]) for i, c in enumerate(cols)]
     fmt = lambda line: "  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip()  # noqa: E731
     return "\n".join([fmt(list(cols)), fmt(["-" * w for w in widths])] + [fmt(line) for line in cells])

@@ -48,8 +48,10 @@ def rotate(sample: Sample, shift: int) -> Sample:
         if role == "user":
             head, found, tail = text.rpartition(before)
             if not found:
-                raise ValueError(f"sample {sample.id}: its prompt does not list its options as "
-                                 f"'A. ...' lines, one a line; cannot rotate them")
+                raise ValueError(
+                    f"sample {sample.id}: its prompt does not list its options as "
+                    f"'A. ...' lines, one a line; cannot rotate them"
+                )
             text = head + after + tail
         elif text.strip() == sample.answer:  # the assistant's answer letter, where it is given
             text = answer

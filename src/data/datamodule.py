@@ -11,10 +11,10 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
-from src.config.container import to_dict
-from src.config.constraints import Constraints, Rule, join, non_negative_int, nullable, positive_int
-from src.config.errors import ConfigError
 from src.cache.features import FeatureCache, FeatureLookup
+from src.config.constraints import Constraints, Rule, join, non_negative_int, nullable, positive_int
+from src.config.container import to_dict
+from src.config.errors import ConfigError
 from src.data.dataset import EVAL_MODALITIES, SampleDataset, collate, shown_as
 from src.data.errors import DataError, ManifestError
 from src.data.manifest import MEDIA_TAG, ReadReport, Sample, modality_counts, read_manifest
@@ -22,12 +22,13 @@ from src.data.mixture import DROPOUT_MODALITIES, MixtureSampler, check_dropout
 from src.data.order import Order, ResumableLoader, Shard, Shuffled
 
 
-def drop_modalities(samples: list[Sample], shares: Mapping[str, float], seed: int
-                    ) -> tuple[list[Sample], dict[str, int]]:
+def drop_modalities(
+    samples: list[Sample], shares: Mapping[str, float], seed: int
+) -> tuple[list[Sample], dict[str, int]]:
     """The samples with a seeded share of the video ones shown as their centre frame or as
     text only (`shown_as`), and how many of each. One uniform draw per video sample, in
     manifest order, from a generator of its own: the same samples for the same seed."""
-    counts = {m: 0 for m in DROPOUT_MODALITIES}
+    counts = dict.fromkeys(DROPOUT_MODALITIES, 0)
     if not any(shares.values()):
         return samples, counts
     rng = np.random.default_rng([seed, 0x6D6F64])  # a stream of its own ("mod")
@@ -49,8 +50,10 @@ def check_data(node: DictConfig, key: str, root: DictConfig) -> None:
     """Manifests the option leaves to the user (`???`) are given; modality dropout is valid."""
     for split in ("train", "eval"):
         if split in node.keys() and OmegaConf.is_missing(node, split):  # noqa: SIM118 - `in` skips a ??? value
-            raise ConfigError(f"{join(key, split)} is not set; valid: the path of a JSON or JSONL manifest "
-                              f"({join(key, split)}=DIR/{split}.jsonl)")
+            raise ConfigError(
+                f"{join(key, split)} is not set; valid: the path of a JSON or JSONL manifest "
+                f"({join(key, split)}=DIR/{split}.jsonl)"
+            )
     dropout = node.get("modality_dropout")
     if dropout is not None:
         try:
@@ -89,24 +92,38 @@ class VideoQADataModule(L.LightningDataModule):
         check=check_data,
     )
 
-    def __init__(self, name: str, root: str, batch_size: int = 8, eval_batch_size: int = 16,
-                 num_workers: int = 0, synthetic: Mapping[str, Any] | None = None,
-                 train: str | None = None, eval: str | None = None,
-                 media_root: str | None = None, mixture: Mapping[str, Any] | None = None,
-                 seed: int = 0, eval_modalities: Sequence[str] = ("video",),
-                 eval_circular: Sequence[str] = (),
-                 modality_dropout: Mapping[str, float] | None = None,
-                 train_limit: int | None = None, eval_limit: int | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        root: str,
+        batch_size: int = 8,
+        eval_batch_size: int = 16,
+        num_workers: int = 0,
+        synthetic: Mapping[str, Any] | None = None,
+        train: str | None = None,
+        eval: str | None = None,
+        media_root: str | None = None,
+        mixture: Mapping[str, Any] | None = None,
+        seed: int = 0,
+        eval_modalities: Sequence[str] = ("video",),
+        eval_circular: Sequence[str] = (),
+        modality_dropout: Mapping[str, float] | None = None,
+        train_limit: int | None = None,
+        eval_limit: int | None = None,
+    ) -> None:
         super().__init__()
         self.train_limit, self.eval_limit = train_limit, eval_limit
         self.modality_dropout = check_dropout(modality_dropout)
         bad = [m for m in eval_modalities if m not in EVAL_MODALITIES]
         if bad or not eval_modalities:
-            raise ValueError(f"eval_modalities={list(eval_modalities)} is invalid; valid: a "
-                             f"non-empty list of {', '.join(EVAL_MODALITIES)}")
+            raise ValueError(
+                f"eval_modalities={list(eval_modalities)} is invalid; valid: a "
+                f"non-empty list of {', '.join(EVAL_MODALITIES)}"
+            )
         if any(m not in EVAL_MODALITIES for m in eval_circular):
-            raise ValueError(f"eval_circular={list(eval_circular)} is invalid; valid: a list of "
-                             f"{', '.join(EVAL_MODALITIES)}")
+            raise ValueError(
+                f"eval_circular={list(eval_circular)} is invalid; valid: a list of {', '.join(EVAL_MODALITIES)}"
+            )
         self.eval_modalities = list(dict.fromkeys(eval_modalities))
         self.eval_circular = set(eval_circular)
         self.name = name
@@ -125,7 +142,7 @@ class VideoQADataModule(L.LightningDataModule):
         self.encoder: Any = None
         self.feature_cache: FeatureCache | None = None
         self.train_samples: list[Sample] = []
-        self.dropped: dict[str, int] = {m: 0 for m in DROPOUT_MODALITIES}
+        self.dropped: dict[str, int] = dict.fromkeys(DROPOUT_MODALITIES, 0)
         self.eval_samples: list[Sample] = []
         self.reports: dict[str, ReadReport] = {}
         self.train_sampler: MixtureSampler | None = None
@@ -147,16 +164,20 @@ class VideoQADataModule(L.LightningDataModule):
                 raise ManifestError(f"data.{split}={path}: no such manifest file")
         assert self.train_path is not None and self.eval_path is not None  # checked just above
         self.train_samples, self.reports["train"] = read_manifest(
-            self.train_path, self.name, media_root=self.media_root)
+            self.train_path, self.name, media_root=self.media_root
+        )
         self.eval_samples, self.reports["eval"] = read_manifest(
-            self.eval_path, self.name, mcq_only=True, media_root=self.media_root)
-        self.train_samples, self.dropped = drop_modalities(self.train_samples,
-                                                           self.modality_dropout, self.seed)
+            self.eval_path, self.name, mcq_only=True, media_root=self.media_root
+        )
+        self.train_samples, self.dropped = drop_modalities(self.train_samples, self.modality_dropout, self.seed)
         if self.mixture.get("shares"):
             self.train_sampler = MixtureSampler(
-                [s.modality for s in self.train_samples], self.mixture["shares"],
-                self.mixture.get("epoch_size"), seed=self.seed,
-                name=f"mixture={self.mixture.get('name')}")
+                [s.modality for s in self.train_samples],
+                self.mixture["shares"],
+                self.mixture.get("epoch_size"),
+                seed=self.seed,
+                name=f"mixture={self.mixture.get('name')}",
+            )
 
     def corpus(self) -> Iterator[str]:
         """Every text the model will read or write: what the tiny tokenizer is built from."""
@@ -202,9 +223,13 @@ class VideoQADataModule(L.LightningDataModule):
         if self.stage_data == "video":
             return Shuffled(self._video_indices(), seed=seed)
         if self.train_sampler is not None:
-            return MixtureSampler([s.modality for s in self.train_samples], self.train_sampler.shares,
-                                  self.train_sampler.epoch_size, seed=seed,
-                                  name=f"mixture={self.mixture.get('name')}")
+            return MixtureSampler(
+                [s.modality for s in self.train_samples],
+                self.train_sampler.shares,
+                self.train_sampler.epoch_size,
+                seed=seed,
+                name=f"mixture={self.mixture.get('name')}",
+            )
         return Shuffled(range(len(self.train_samples)), seed=seed)
 
     def train_batches(self) -> int:
@@ -222,15 +247,18 @@ class VideoQADataModule(L.LightningDataModule):
         out["train"]["modalities"] = modality_counts(self.train_samples)
         out["train"]["modality_dropout"] = {"shares": self.modality_dropout, "samples": self.dropped}
         out["eval"]["modalities"] = modality_counts(self.eval_samples)
-        out["mixture"] = {"name": self.mixture.get("name"), "epoch_size": self.epoch_size,
-                          "shares": self.train_sampler.shares if self.train_sampler else None,
-                          "epoch_counts": (self.train_sampler.counts if self.train_sampler
-                                           else out["train"]["modalities"])}
+        out["mixture"] = {
+            "name": self.mixture.get("name"),
+            "epoch_size": self.epoch_size,
+            "shares": self.train_sampler.shares if self.train_sampler else None,
+            "epoch_counts": (self.train_sampler.counts if self.train_sampler else out["train"]["modalities"]),
+        }
         out["feature_cache"] = self.feature_cache.stats() if self.feature_cache else {"enabled": False}
         return out
 
-    def attach(self, sampler: Callable, tokenizer: Any, encoder: Any = None,
-               feature_cache: FeatureCache | None = None) -> None:
+    def attach(
+        self, sampler: Callable, tokenizer: Any, encoder: Any = None, feature_cache: FeatureCache | None = None
+    ) -> None:
         """The sampler and tokenizer the datasets use; with `feature_cache`, the loaders look
         the features of `encoder` up while it is frozen (and at evaluation)."""
         self.sampler = sampler
@@ -250,18 +278,26 @@ class VideoQADataModule(L.LightningDataModule):
             return None
         return self.feature_cache.bind(self.encoder)
 
-    def _loader(self, samples: list[Sample], batch_size: int, train: bool,
-                modality: str | None = None) -> DataLoader:
+    def _loader(self, samples: list[Sample], batch_size: int, train: bool, modality: str | None = None) -> DataLoader:
         if self.sampler is None:
             raise RuntimeError("attach() a sampler and a tokenizer before loading data")
-        dataset = SampleDataset(samples, self.sampler, self.tokenizer, train=train, modality=modality,
-                                features=self._features(train),
-                                circular=not train and modality in self.eval_circular)
-        common: dict[str, Any] = {"batch_size": batch_size, "num_workers": self.num_workers,
-                                  "collate_fn": collate, "persistent_workers": self.num_workers > 0}
+        dataset = SampleDataset(
+            samples,
+            self.sampler,
+            self.tokenizer,
+            train=train,
+            modality=modality,
+            features=self._features(train),
+            circular=not train and modality in self.eval_circular,
+        )
+        common: dict[str, Any] = {
+            "batch_size": batch_size,
+            "num_workers": self.num_workers,
+            "collate_fn": collate,
+            "persistent_workers": self.num_workers > 0,
+        }
         if train:
-            return ResumableLoader(dataset, order=self.train_order(), trained=self._trained_batches,
-                                   **common)
+            return ResumableLoader(dataset, order=self.train_order(), trained=self._trained_batches, **common)
         return DataLoader(dataset, sampler=Shard(len(dataset)), **common)
 
     def train_dataloader(self) -> DataLoader:
@@ -272,5 +308,4 @@ class VideoQADataModule(L.LightningDataModule):
         entries over the ranks, so the rotations of a circular item may be scored on several:
         they are merged after the ranks' results are gathered (src.run.stages.evaluate)."""
         items = self.eval_samples[: self.eval_limit]  # all of them while eval_limit is None
-        return [self._loader(items, self.eval_batch_size, train=False, modality=m)
-                for m in self.eval_modalities]
+        return [self._loader(items, self.eval_batch_size, train=False, modality=m) for m in self.eval_modalities]

@@ -32,10 +32,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from src.batch import IGNORE, MEDIA, Batch
 from src.cache.features import CacheSlot, FeatureLookup
 from src.data.circular import rotate, rotations
 from src.data.manifest import EVAL_MODALITIES, LETTERS, MEDIA_TAG, Sample
-from src.batch import IGNORE, MEDIA, Batch
 
 log = logging.getLogger(__name__)
 # a media tag and the line break or space after it: what the text-only prompt leaves out
@@ -48,11 +48,13 @@ def shown_as(sample: Sample, modality: str) -> Sample:
     frame (media kind CENTRE_FRAME, which then counts as an image); `text`, no media and the
     prompt without its media tags."""
     if modality == "text":
-        return dataclasses.replace(sample, media=[], turns=[
-            (role, _TAG_AND_SPACE.sub("", text)) for role, text in sample.turns])
+        return dataclasses.replace(
+            sample, media=[], turns=[(role, _TAG_AND_SPACE.sub("", text)) for role, text in sample.turns]
+        )
     if modality == "frame":
-        return dataclasses.replace(sample, media=[(CENTRE_FRAME if kind == "video" else kind, path)
-                                                  for kind, path in sample.media])
+        return dataclasses.replace(
+            sample, media=[(CENTRE_FRAME if kind == "video" else kind, path) for kind, path in sample.media]
+        )
     return sample
 
 
@@ -74,12 +76,21 @@ class SampleDataset(Dataset):
     (evaluation only): every item once per rotation of its options (CircularEval).
     """
 
-    def __init__(self, samples: list[Sample], sampler: Callable, tokenizer: Any,
-                 train: bool = True, modality: str | None = None,
-                 features: FeatureLookup | None = None, circular: bool = False) -> None:
+    def __init__(
+        self,
+        samples: list[Sample],
+        sampler: Callable,
+        tokenizer: Any,
+        train: bool = True,
+        modality: str | None = None,
+        features: FeatureLookup | None = None,
+        circular: bool = False,
+    ) -> None:
         if modality is not None and (train or modality not in EVAL_MODALITIES):
-            raise ValueError(f"modality={modality!r} is invalid; valid: one of "
-                             f"{', '.join(EVAL_MODALITIES)}, for an evaluation dataset only")
+            raise ValueError(
+                f"modality={modality!r} is invalid; valid: one of "
+                f"{', '.join(EVAL_MODALITIES)}, for an evaluation dataset only"
+            )
         if circular and train:
             raise ValueError("circular=True is for an evaluation dataset only")
         self.samples = samples
@@ -89,8 +100,7 @@ class SampleDataset(Dataset):
         self.modality = modality
         self.circular = circular
         # (sample, rotation) of each entry: K entries for an item of K options when circular
-        self.entries = [(i, r) for i, s in enumerate(samples)
-                        for r in range(rotations(s) if circular else 1)]
+        self.entries = [(i, r) for i, s in enumerate(samples) for r in range(rotations(s) if circular else 1)]
         self.features = features  # the feature cache, while the encoder is frozen
         self.frames_per_clip = int(getattr(sampler, "frames_per_clip", 1))
         # token ids per distinct conversation: benchmarks repeat their question templates,
@@ -114,9 +124,9 @@ class SampleDataset(Dataset):
         messages = [{"role": role, "content": text} for role, text in turns]
         # enable_thinking=False: Qwen3's own template then writes its non-thinking answer
         # prefix (an empty <think></think>) into the generation prompt; other templates ignore it
-        return self.tokenizer.apply_chat_template(messages, tokenize=False,
-                                                  add_generation_prompt=generation_prompt,
-                                                  enable_thinking=False)
+        return self.tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=generation_prompt, enable_thinking=False
+        )
 
     def tokens(self, sample: Sample) -> tuple[list[int], list[int]]:
         """(ids, labels): labels are the ids on assistant turns and IGNORE elsewhere."""
@@ -133,9 +143,11 @@ class SampleDataset(Dataset):
             before = self._render(turns[:k], generation_prompt=True)
             after = self._render(turns[: k + 1], generation_prompt=False)
             if not (before.startswith(done) and after.startswith(before)):
-                raise ValueError("the chat template does not render a conversation turn by turn; "
-                                 "cannot tell the assistant's tokens apart")
-            prompt, answer = self._ids(before[len(done):]), self._ids(after[len(before):])
+                raise ValueError(
+                    "the chat template does not render a conversation turn by turn; "
+                    "cannot tell the assistant's tokens apart"
+                )
+            prompt, answer = self._ids(before[len(done) :]), self._ids(after[len(before) :])
             ids += prompt + answer
             labels += [IGNORE] * len(prompt) + answer
             done = after
@@ -143,8 +155,9 @@ class SampleDataset(Dataset):
             prompt = self._ids(self._render(turns, generation_prompt=True))
             ids, labels = prompt, [IGNORE] * len(prompt)
         if ids.count(MEDIA) != len(sample.media):
-            raise ValueError(f"sample {sample.id}: the chat template kept {ids.count(MEDIA)} of "
-                             f"{len(sample.media)} media tags")
+            raise ValueError(
+                f"sample {sample.id}: the chat template kept {ids.count(MEDIA)} of {len(sample.media)} media tags"
+            )
         self._tokens[key] = (ids, labels)
         return ids, labels
 
@@ -152,8 +165,9 @@ class SampleDataset(Dataset):
         """(len(indices), H, W, 3) uint8: only the sampled frames are decoded."""
         return video.get(indices)
 
-    def _media(self, sample: Sample) -> tuple[list[torch.Tensor], list[torch.Tensor | None],
-                                              list[CacheSlot | None], int]:
+    def _media(
+        self, sample: Sample
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor | None], list[CacheSlot | None], int]:
         """Each media item as uint8 clips (C, T, H, W, 3), or, where the feature cache holds
         them, the encoder's features of those clips (C, t, h, w, D); each video's (C, 2) clip
         start and end in seconds (the sampler's plan; None for an image or a single frame,
@@ -171,16 +185,18 @@ class SampleDataset(Dataset):
             decode_errors += errors
         return out, times, slots, decode_errors
 
-    def _cached(self, digest: str, kind: str, indices: np.ndarray
-                ) -> tuple[str | None, tuple[torch.Tensor, int] | None]:
+    def _cached(
+        self, digest: str, kind: str, indices: np.ndarray
+    ) -> tuple[str | None, tuple[torch.Tensor, int] | None]:
         """(key, (features, decode errors) or None) of these frames; (None, None) without a cache."""
         if self.features is None:
             return None, None
         key = self.features.key(digest, kind, indices)
         return key, self.features.cache.load(key)
 
-    def _video(self, path: str, centre: bool = False
-               ) -> tuple[torch.Tensor, torch.Tensor | None, CacheSlot | None, int]:
+    def _video(
+        self, path: str, centre: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None, CacheSlot | None, int]:
         """A video's clips: the sampler's, or with `centre` its centre frame repeated to fill
         one clip (the `frame` modality). With the cache, a hit needs neither decoding nor
         even opening the file: its frame count, rate and start time come from the cache's index."""

@@ -89,8 +89,13 @@ class ReadReport:
         return self.rows - sum(self.skipped.values())
 
     def as_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "rows": self.rows, "kept": self.kept,
-                "skipped": sum(self.skipped.values()), "skipped_by_reason": dict(self.skipped)}
+        return {
+            "path": self.path,
+            "rows": self.rows,
+            "kept": self.kept,
+            "skipped": sum(self.skipped.values()),
+            "skipped_by_reason": dict(self.skipped),
+        }
 
 
 class _Skip(Exception):
@@ -148,20 +153,20 @@ def _media_path(root: Path, value: Any) -> str:
 def _options(row: dict[str, Any]) -> tuple[list[str], str]:
     """The options without letter prefixes, and the answer as a letter."""
     options = row["options"]
-    if not (isinstance(options, list) and 2 <= len(options) <= len(LETTERS)
-            and all(isinstance(o, str) for o in options)):
+    if not (
+        isinstance(options, list) and 2 <= len(options) <= len(LETTERS) and all(isinstance(o, str) for o in options)
+    ):
         raise _Skip("bad options", f"options must be a list of 2 to {len(LETTERS)} strings")
     prefixed = [re.match(rf"^\(?{LETTERS[i]}[.):]\s*", o) for i, o in enumerate(options)]
     if all(prefixed):  # "A. cat", "(B) dog": the letters are ours to add
-        options = [o[m.end():] for o, m in zip(options, prefixed) if m is not None]
+        options = [o[m.end() :] for o, m in zip(options, prefixed) if m is not None]
     answer = row["answer"]
     if isinstance(answer, str) and answer.strip() in options and answer.strip() not in LETTERS:
         answer = LETTERS[options.index(answer.strip())]
     if isinstance(answer, str):
         answer = answer.strip().rstrip(".").strip("()")
     if answer not in LETTERS[: len(options)]:
-        raise _Skip("bad answer", f"answer {row['answer']!r} is not one of the "
-                                  f"{len(options)} option letters")
+        raise _Skip("bad answer", f"answer {row['answer']!r} is not one of the {len(options)} option letters")
     return options, answer
 
 
@@ -179,10 +184,11 @@ def _mcq(row: dict[str, Any], root: Path, benchmark: str) -> Sample:
         id=str(row.get("id", row.get("question_id"))),
         media=[("video", _media_path(root, row["video"]))],
         turns=[("user", mcq_prompt(row["question"], options)), ("assistant", answer)],
-        category=str(row["category"]), benchmark=str(row.get("benchmark") or benchmark),
-        options=options, answer=answer,
-        meta={"question_id": row.get("question_id", row.get("id")),
-              **{k: v for k, v in row.items() if k not in known}},
+        category=str(row["category"]),
+        benchmark=str(row.get("benchmark") or benchmark),
+        options=options,
+        answer=answer,
+        meta={"question_id": row.get("question_id", row.get("id")), **{k: v for k, v in row.items() if k not in known}},
     )
 
 
@@ -196,8 +202,10 @@ def _llava(row: dict[str, Any], root: Path, benchmark: str, where: str) -> Sampl
         text = turn.get("value") if isinstance(turn, dict) else None
         expected = "human" if k % 2 == 0 else "gpt"
         if who != expected or not isinstance(text, str):
-            raise _Skip("bad conversations", f"turn {k} must be {{'from': '{expected}', "
-                                             f"'value': <text>}}; turns alternate human, gpt")
+            raise _Skip(
+                "bad conversations",
+                f"turn {k} must be {{'from': '{expected}', 'value': <text>}}; turns alternate human, gpt",
+            )
         turns.append((ROLES[who], text))
     if turns[-1][0] != "assistant":
         raise _Skip("bad conversations", "the last turn must be from gpt")
@@ -218,17 +226,22 @@ def _llava(row: dict[str, Any], root: Path, benchmark: str, where: str) -> Sampl
     if tags == 0 and media:  # LLaVA's convention: the media come first
         turns[0] = ("user", "\n".join(["<image>"] * len(media) + [turns[0][1]]))
     elif tags != len(media):
-        raise _Skip("media tags do not match media",
-                    f"{tags} <video>/<image> tag(s) for {len(media)} media item(s)")
-    return Sample(id=str(row.get("id", where)), media=media, turns=turns,
-                  category=str(row.get("category", "none")),
-                  benchmark=str(row.get("benchmark") or benchmark),
-                  meta={k: v for k, v in row.items()
-                        if k not in {"id", "video", "image", "conversations", "category", "benchmark"}})
+        raise _Skip("media tags do not match media", f"{tags} <video>/<image> tag(s) for {len(media)} media item(s)")
+    return Sample(
+        id=str(row.get("id", where)),
+        media=media,
+        turns=turns,
+        category=str(row.get("category", "none")),
+        benchmark=str(row.get("benchmark") or benchmark),
+        meta={
+            k: v for k, v in row.items() if k not in {"id", "video", "image", "conversations", "category", "benchmark"}
+        },
+    )
 
 
-def read_manifest(path: str | Path, benchmark: str = "eval", mcq_only: bool = False,
-                  media_root: str | Path | None = None) -> tuple[list[Sample], ReadReport]:
+def read_manifest(
+    path: str | Path, benchmark: str = "eval", mcq_only: bool = False, media_root: str | Path | None = None
+) -> tuple[list[Sample], ReadReport]:
     """The usable samples of a manifest, and what was skipped and why.
 
     `mcq_only`: every row must be a multiple-choice row (an evaluation split).
@@ -250,8 +263,9 @@ def read_manifest(path: str | Path, benchmark: str = "eval", mcq_only: bool = Fa
             if "conversations" in row and not mcq_only:
                 sample = _llava(row, root, benchmark, where)
             elif "conversations" in row:
-                raise _Skip("not multiple-choice", "an evaluation row needs question, options "
-                                                   "and answer, not conversations")
+                raise _Skip(
+                    "not multiple-choice", "an evaluation row needs question, options and answer, not conversations"
+                )
             else:
                 sample = _mcq(row, root, benchmark)
             if sample.id in seen:
@@ -266,8 +280,12 @@ def read_manifest(path: str | Path, benchmark: str = "eval", mcq_only: bool = Fa
         samples.append(sample)
     n_skipped = sum(report.skipped.values())
     if n_skipped > LOGGED_SKIPS:
-        log.warning("%s: %d rows skipped in all (%s)", path, n_skipped,
-                    ", ".join(f"{r}: {c}" for r, c in report.skipped.most_common()))
+        log.warning(
+            "%s: %d rows skipped in all (%s)",
+            path,
+            n_skipped,
+            ", ".join(f"{r}: {c}" for r, c in report.skipped.most_common()),
+        )
     if not samples:
         why = f"; skipped {n_skipped}: {dict(report.skipped)}" if n_skipped else ""
         raise ManifestError(f"{path}: no usable rows ({report.rows} read{why})")

@@ -15,10 +15,10 @@ import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from src.config.container import to_dict
 from src.config.constraints import Constraints, Rule, nullable, positive_int
+from src.config.container import to_dict
 from src.config.errors import ConfigError
 from src.data.errors import DataError
 from src.data.manifest import MODALITIES
@@ -41,22 +41,18 @@ def check_shares(shares: Mapping[str, float], name: str = "mixture") -> dict[str
 DROPOUT_MODALITIES = ("frame", "text")  # how a training video may be shown instead (modality dropout)
 
 
-def check_dropout(shares: Mapping[str, float] | None, name: str = "data.modality_dropout"
-                  ) -> dict[str, float]:
+def check_dropout(shares: Mapping[str, float] | None, name: str = "data.modality_dropout") -> dict[str, float]:
     """{"frame": p, "text": q}: each share in [0, 1), their sum below 1, absent ones 0."""
     if shares is not None and not isinstance(shares, Mapping):
-        raise DataError(f"{name}={shares!r} is invalid; valid: {{frame: p, text: q}}, "
-                        f"e.g. {name}.text=0.1")
+        raise DataError(f"{name}={shares!r} is invalid; valid: {{frame: p, text: q}}, e.g. {name}.text=0.1")
     shares = dict(shares or {})
     unknown = set(shares) - set(DROPOUT_MODALITIES)
     if unknown:
-        raise DataError(f"{name}: unknown modality {sorted(unknown)}; valid: "
-                        f"{', '.join(DROPOUT_MODALITIES)}")
+        raise DataError(f"{name}: unknown modality {sorted(unknown)}; valid: {', '.join(DROPOUT_MODALITIES)}")
     try:
         out = {m: float(shares.get(m) or 0.0) for m in DROPOUT_MODALITIES}
     except (TypeError, ValueError):
-        raise DataError(f"{name}={shares} is invalid; valid: numbers, "
-                        "e.g. {frame: 0.1, text: 0.1}") from None
+        raise DataError(f"{name}={shares} is invalid; valid: numbers, e.g. {{frame: 0.1, text: 0.1}}") from None
     if any(not 0 <= v < 1 for v in out.values()) or sum(out.values()) >= 1:
         raise DataError(f"{name}={out} is invalid; valid: each share in [0, 1), their sum below 1")
     return out
@@ -90,16 +86,24 @@ def epoch_counts(shares: Mapping[str, float], size: int) -> dict[str, int]:
 class MixtureSampler(Order):
     """Indices of one epoch with the mixture's shares; a new draw each epoch (see Order)."""
 
-    def __init__(self, modalities: Sequence[str], shares: Mapping[str, float],
-                 epoch_size: int | None = None, seed: int = 0, name: str = "mixture") -> None:
+    def __init__(
+        self,
+        modalities: Sequence[str],
+        shares: Mapping[str, float],
+        epoch_size: int | None = None,
+        seed: int = 0,
+        name: str = "mixture",
+    ) -> None:
         super().__init__(seed)
         self.shares = check_shares(shares, name)
         self.pools = {m: np.flatnonzero(np.asarray(modalities) == m) for m in MODALITIES}
         lacking = [m for m in MODALITIES if self.shares[m] > 0 and len(self.pools[m]) == 0]
         if lacking:
             have = {m: len(p) for m, p in self.pools.items() if len(p)}
-            raise DataError(f"{name} asks for {', '.join(f'{self.shares[m]:.0%} {m}' for m in lacking)} "
-                            f"samples, but the training data has none (it has {have})")
+            raise DataError(
+                f"{name} asks for {', '.join(f'{self.shares[m]:.0%} {m}' for m in lacking)} "
+                f"samples, but the training data has none (it has {have})"
+            )
         self._epoch_size = int(epoch_size or len(modalities))
         if self._epoch_size < 1:
             raise DataError(f"{name}.epoch_size={epoch_size} is invalid; valid: an integer >= 1")

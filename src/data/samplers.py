@@ -158,9 +158,11 @@ def check_one_rate(node: DictConfig, key: str, root: DictConfig) -> None:
     """A frame rate or a token rate, not both, not neither."""
     fps, tps = node.get("fps"), node.get("tokens_per_second")
     if (fps is None) == (tps is None):
-        raise ConfigError(f"{join(key, 'tokens_per_second')}={tps!r} is invalid with {join(key, 'fps')}="
-                          f"{fps!r}; valid: exactly one of the two set ({join(key, 'fps')}=null "
-                          f"{join(key, 'tokens_per_second')}=16 samples at 16 tokens a second)")
+        raise ConfigError(
+            f"{join(key, 'tokens_per_second')}={tps!r} is invalid with {join(key, 'fps')}="
+            f"{fps!r}; valid: exactly one of the two set ({join(key, 'fps')}=null "
+            f"{join(key, 'tokens_per_second')}=16 samples at 16 tokens a second)"
+        )
 
 
 class FpsSampler:
@@ -179,11 +181,19 @@ class FpsSampler:
         check=check_one_rate,
     )
 
-    def __init__(self, fps: float | None = None, frames_per_clip: int = 1, max_clips: int | None = None,
-                 tokens_per_second: float | None = None, tokens_per_clip: int | None = None) -> None:
+    def __init__(
+        self,
+        fps: float | None = None,
+        frames_per_clip: int = 1,
+        max_clips: int | None = None,
+        tokens_per_second: float | None = None,
+        tokens_per_clip: int | None = None,
+    ) -> None:
         if (fps is None) == (tokens_per_second is None):
-            raise ValueError(f"give exactly one of fps and tokens_per_second, got fps={fps!r}, "
-                             f"tokens_per_second={tokens_per_second!r}")
+            raise ValueError(
+                f"give exactly one of fps and tokens_per_second, got fps={fps!r}, "
+                f"tokens_per_second={tokens_per_second!r}"
+            )
         if tokens_per_second is not None:
             if tokens_per_clip is None:
                 raise ValueError("tokens_per_second needs tokens_per_clip (the resampler's)")

@@ -60,9 +60,12 @@ MIN_SECONDS: dict[str, float] = {
 frames renders this many; the generator draws such a kind's durations from
 [max(min_duration, this), max(max_duration, this)], the same way whatever the answer, so
 the duration says nothing of it. A text control made of a scene needs what the scene needs."""
-RELATIVE = ["left of it at the start, right of it at the end",
-            "right of it at the start, left of it at the end",
-            "left of it throughout", "right of it throughout"]
+RELATIVE = [
+    "left of it at the start, right of it at the end",
+    "right of it at the start, left of it at the end",
+    "left of it throughout",
+    "right of it throughout",
+]
 # 5x7 bitmaps of the digits, for `digit_sequence`
 FONT = [
     ("01110", "10001", "10011", "10101", "11001", "10001", "01110"),
@@ -134,8 +137,7 @@ def _card(frames: np.ndarray, colour: str) -> None:
     frames[..., area, area, :] = COLOURS[colour]
 
 
-def _flashes(rng: np.random.Generator, k: int, longest: float,
-             duration: float) -> list[tuple[float, float]]:
+def _flashes(rng: np.random.Generator, k: int, longest: float, duration: float) -> list[tuple[float, float]]:
     """(start, end) of `k` flashes, in order, anywhere in `duration` seconds.
 
     Each lasts GLIMPSE to `longest` seconds (shortened towards GLIMPSE where they would not
@@ -167,7 +169,7 @@ def _glyph(digit: int, size: int) -> np.ndarray:
     big = np.kron(bitmap, np.ones((scale, scale), bool))
     frame = np.full((size, size, 3), 20, np.uint8)
     y0, x0 = (size - big.shape[0]) // 2, (size - big.shape[1]) // 2
-    frame[y0:y0 + big.shape[0], x0:x0 + big.shape[1]][big] = 235
+    frame[y0 : y0 + big.shape[0], x0 : x0 + big.shape[1]][big] = 235
     return frame
 
 
@@ -186,6 +188,7 @@ def _sorted_digits(rng: np.random.Generator, digits: range) -> tuple[list[int], 
 
 # -- video questions -------------------------------------------------------------------
 
+
 def motion_direction(rng: np.random.Generator, n: int, fps: float, size: int) -> Scene:
     """Perception: a big square moves in a straight line; which way?
 
@@ -203,8 +206,9 @@ def motion_direction(rng: np.random.Generator, n: int, fps: float, size: int) ->
     for t in range(n):
         p = travel * t / max(1, n - 1)
         _square(frames[t], start[0] + dx * p, start[1] + dy * p, sq, colour)
-    return Scene(frames, "perception", "motion_direction",
-                 f"Which way does the {colour} square move?", list(DIRECTIONS), d)
+    return Scene(
+        frames, "perception", "motion_direction", f"Which way does the {colour} square move?", list(DIRECTIONS), d
+    )
 
 
 def speed(rng: np.random.Generator, n: int, fps: float, size: int) -> Scene:
@@ -221,10 +225,10 @@ def speed(rng: np.random.Generator, n: int, fps: float, size: int) -> Scene:
     p = int(rng.integers(len(PERIODS)))
     first = int(rng.integers(4))
     index = (first + np.floor(np.arange(n) / fps / PERIODS[p]).astype(int)) % 4
-    frames = np.ascontiguousarray(np.broadcast_to(PALETTE[index][:, None, None, :],
-                                                  (n, size, size, 3)))
-    return Scene(frames, "perception", "speed", "How long does the lamp stay on each colour?",
-                 [f"{s:g} s" for s in PERIODS], p)
+    frames = np.ascontiguousarray(np.broadcast_to(PALETTE[index][:, None, None, :], (n, size, size, 3)))
+    return Scene(
+        frames, "perception", "speed", "How long does the lamp stay on each colour?", [f"{s:g} s" for s in PERIODS], p
+    )
 
 
 def event_order(rng: np.random.Generator, n: int, fps: float, size: int) -> Scene:
@@ -236,8 +240,7 @@ def event_order(rng: np.random.Generator, n: int, fps: float, size: int) -> Scen
     frames = _plain(n, size)
     for colour, span in zip((first, second), _flashes(rng, 2, 1.5, n / fps)):
         _light(frames, fps, span, COLOUR_NAMES[colour])
-    return Scene(frames, "reasoning", "event_order", "Which colour flashes first?",
-                 list(COLOUR_NAMES), first)
+    return Scene(frames, "reasoning", "event_order", "Which colour flashes first?", list(COLOUR_NAMES), first)
 
 
 def count_events(rng: np.random.Generator, n: int, fps: float, size: int) -> Scene:
@@ -248,8 +251,9 @@ def count_events(rng: np.random.Generator, n: int, fps: float, size: int) -> Sce
     frames = _plain(n, size)
     for span in _flashes(rng, k, 1.0, n / fps):
         _light(frames, fps, span, colour)
-    return Scene(frames, "reasoning", "count_events", "How many times does the light flash?",
-                 ["1", "2", "3", "4"], k - 1)
+    return Scene(
+        frames, "reasoning", "count_events", "How many times does the light flash?", ["1", "2", "3", "4"], k - 1
+    )
 
 
 def digit_sequence(rng: np.random.Generator, n: int, fps: float, size: int) -> Scene:
@@ -268,8 +272,14 @@ def digit_sequence(rng: np.random.Generator, n: int, fps: float, size: int) -> S
     order.insert(place, options[a])
     glyphs = np.stack([_glyph(d, size) for d in order])
     frames = glyphs[np.minimum(2, 3 * np.arange(n) // n)]
-    return Scene(frames, "temporal_ocr", "digit_sequence",
-                 f"Which digit is shown {ORDINALS[place]}?", [str(d) for d in options], a)
+    return Scene(
+        frames,
+        "temporal_ocr",
+        "digit_sequence",
+        f"Which digit is shown {ORDINALS[place]}?",
+        [str(d) for d in options],
+        a,
+    )
 
 
 def last_colour(rng: np.random.Generator, n: int, fps: float, size: int) -> Scene:
@@ -281,10 +291,8 @@ def last_colour(rng: np.random.Generator, n: int, fps: float, size: int) -> Scen
     frames = np.empty((n, size, size, 3), np.uint8)
     for t in range(n):
         frames[t] = bg
-        _square(frames[t], (size - card) / 2, (size - card) / 2, card,
-                COLOUR_NAMES[order[min(2, 3 * t // n)]])
-    return Scene(frames, "temporal_ocr", "last_card",
-                 "Which colour card is shown last?", list(COLOUR_NAMES), order[-1])
+        _square(frames[t], (size - card) / 2, (size - card) / 2, card, COLOUR_NAMES[order[min(2, 3 * t // n)]])
+    return Scene(frames, "temporal_ocr", "last_card", "Which colour card is shown last?", list(COLOUR_NAMES), order[-1])
 
 
 def camera_pan(rng: np.random.Generator, n: int, fps: float, size: int) -> Scene:
@@ -301,18 +309,21 @@ def camera_pan(rng: np.random.Generator, n: int, fps: float, size: int) -> Scene
     world = _texture(rng, world_side, world_side, dim=0.35).astype(np.int16)
     band = size // 2
     for side, colour in zip(DIRECTIONS, COLOURS.values()):
-        where = {"left": (slice(None), slice(0, band)), "right": (slice(None), slice(-band, None)),
-                 "up": (slice(0, band), slice(None)), "down": (slice(-band, None), slice(None))}[side]
-        world[where] = (world[where] // 2 + np.array(colour) // 2)
+        where = {
+            "left": (slice(None), slice(0, band)),
+            "right": (slice(None), slice(-band, None)),
+            "up": (slice(0, band), slice(None)),
+            "down": (slice(-band, None), slice(None)),
+        }[side]
+        world[where] = world[where] // 2 + np.array(colour) // 2
     world = world.clip(0, 255).astype(np.uint8)
     centre = (world_side - size) // 2
     frames = np.empty((n, size, size, 3), np.uint8)
     for t in range(n):
         p = int(round(centre * t / max(1, n - 1)))
         x, y = centre + dx * p, centre + dy * p
-        frames[t] = world[y:y + size, x:x + size]
-    return Scene(frames, "egocentric", "camera_pan",
-                 "Which way does the camera pan?", list(DIRECTIONS), d)
+        frames[t] = world[y : y + size, x : x + size]
+    return Scene(frames, "egocentric", "camera_pan", "Which way does the camera pan?", list(DIRECTIONS), d)
 
 
 def relative_position(rng: np.random.Generator, n: int, fps: float, size: int) -> Scene:
@@ -341,12 +352,18 @@ def relative_position(rng: np.random.Generator, n: int, fps: float, size: int) -
         x_first, x_second = (x + r, x) if first_moves else (x, x - r)
         _square(frames[t], x_first, rows[0], sq, first)
         _square(frames[t], x_second, rows[1], sq, second)
-    return Scene(frames, "spatial", "relative_position",
-                 f"Where is the {first} square relative to the {second} square?",
-                 list(RELATIVE), a)
+    return Scene(
+        frames,
+        "spatial",
+        "relative_position",
+        f"Where is the {first} square relative to the {second} square?",
+        list(RELATIVE),
+        a,
+    )
 
 
 # -- controls: answered by one frame, or by the question's text ------------------------
+
 
 def colour_of_square(rng: np.random.Generator, n: int, fps: float, size: int) -> Scene:
     """Frame control (perception): a square moves about the frame; what colour is it?"""
@@ -359,8 +376,15 @@ def colour_of_square(rng: np.random.Generator, n: int, fps: float, size: int) ->
         x, y = start + (end - start) * t / max(1, n - 1)
         frames[t] = bg
         _square(frames[t], x, y, sq, COLOUR_NAMES[c])
-    return Scene(frames, "perception", "square_colour",
-                 "What colour is the moving square?", list(COLOUR_NAMES), c, control="frame")
+    return Scene(
+        frames,
+        "perception",
+        "square_colour",
+        "What colour is the moving square?",
+        list(COLOUR_NAMES),
+        c,
+        control="frame",
+    )
 
 
 def region(rng: np.random.Generator, n: int, fps: float, size: int) -> Scene:
@@ -375,9 +399,15 @@ def region(rng: np.random.Generator, n: int, fps: float, size: int) -> Scene:
     for t in range(n):
         frames[t] = bg
         _square(frames[t], cx + wander[t, 0], cy + wander[t, 1], sq, colour)
-    return Scene(frames, "spatial", "square_region",
-                 f"In which part of the frame is the {colour} square?",
-                 ["left", "right", "top", "bottom"], r, control="frame")
+    return Scene(
+        frames,
+        "spatial",
+        "square_region",
+        f"In which part of the frame is the {colour} square?",
+        ["left", "right", "top", "bottom"],
+        r,
+        control="frame",
+    )
 
 
 def background_colour(rng: np.random.Generator, n: int, fps: float, size: int) -> Scene:
@@ -390,9 +420,16 @@ def background_colour(rng: np.random.Generator, n: int, fps: float, size: int) -
     start, end = rng.uniform(0, size - sq, size=2), rng.uniform(0, size - sq, size=2)
     for t in range(n):
         x, y = start + (end - start) * t / max(1, n - 1)
-        frames[t, int(y):int(y) + sq, int(x):int(x) + sq] = BACKGROUND
-    return Scene(frames, "perception", "background_colour", "What colour is the background?",
-                 list(COLOUR_NAMES), c, control="frame")
+        frames[t, int(y) : int(y) + sq, int(x) : int(x) + sq] = BACKGROUND
+    return Scene(
+        frames,
+        "perception",
+        "background_colour",
+        "What colour is the background?",
+        list(COLOUR_NAMES),
+        c,
+        control="frame",
+    )
 
 
 def card_told(rng: np.random.Generator, n: int, fps: float, size: int) -> Scene:
@@ -400,9 +437,15 @@ def card_told(rng: np.random.Generator, n: int, fps: float, size: int) -> Scene:
     c = int(rng.integers(4))
     frames = _plain(n, size)
     _card(frames, COLOUR_NAMES[c])
-    return Scene(frames, "perception", "card_told",
-                 f"The card in this video is {COLOUR_NAMES[c]}. What colour is the card?",
-                 list(COLOUR_NAMES), c, control="text")
+    return Scene(
+        frames,
+        "perception",
+        "card_told",
+        f"The card in this video is {COLOUR_NAMES[c]}. What colour is the card?",
+        list(COLOUR_NAMES),
+        c,
+        control="text",
+    )
 
 
 def _told(render: VideoScene, statement: str) -> VideoScene:
@@ -412,14 +455,14 @@ def _told(render: VideoScene, statement: str) -> VideoScene:
     def told(rng: np.random.Generator, n: int, fps: float, size: int) -> Scene:
         scene = render(rng, n, fps, size)
         question = f"{statement.format(scene.options[scene.answer])} {scene.question}"
-        return dataclasses.replace(scene, kind=f"{scene.kind}_told", question=question,
-                                   control="text")
+        return dataclasses.replace(scene, kind=f"{scene.kind}_told", question=question, control="text")
 
     told.__doc__ = f"Text control: {render.__name__}, its answer stated in the question."
     return told
 
 
 # -- still images, image sequences and text, for training mixtures ---------------------
+
 
 def image_colour(rng: np.random.Generator, size: int) -> Scene:
     """Perception, one image: a square somewhere; what colour is it?"""
@@ -428,8 +471,7 @@ def image_colour(rng: np.random.Generator, size: int) -> Scene:
     image = _texture(rng, size, size, dim=0.25)
     x, y = rng.uniform(0, size - sq, size=2)
     _square(image, x, y, sq, COLOUR_NAMES[c])
-    return Scene(image[None], "perception", "image_colour", "What colour is the square?",
-                 list(COLOUR_NAMES), c)
+    return Scene(image[None], "perception", "image_colour", "What colour is the square?", list(COLOUR_NAMES), c)
 
 
 def image_region(rng: np.random.Generator, size: int) -> Scene:
@@ -439,9 +481,14 @@ def image_region(rng: np.random.Generator, size: int) -> Scene:
     image = _texture(rng, size, size, dim=0.25)
     x, y = np.array(_region_corner(r, size)) + rng.uniform(-size / 12, size / 12, size=2)
     _square(image, x, y, size // 4, colour)
-    return Scene(image[None], "spatial", "image_region",
-                 f"In which part of the image is the {colour} square?",
-                 ["left", "right", "top", "bottom"], r)
+    return Scene(
+        image[None],
+        "spatial",
+        "image_region",
+        f"In which part of the image is the {colour} square?",
+        ["left", "right", "top", "bottom"],
+        r,
+    )
 
 
 def multi_image_which(rng: np.random.Generator, size: int) -> Scene:
@@ -452,8 +499,14 @@ def multi_image_which(rng: np.random.Generator, size: int) -> Scene:
     images = _plain(4, size)
     for image, c in zip(images, order):
         _card(image, COLOUR_NAMES[c])
-    return Scene(images, "reasoning", "multi_image_which",
-                 f"In which image is the card {COLOUR_NAMES[order[a]]}?", list(ORDINALS), a)
+    return Scene(
+        images,
+        "reasoning",
+        "multi_image_which",
+        f"In which image is the card {COLOUR_NAMES[order[a]]}?",
+        list(ORDINALS),
+        a,
+    )
 
 
 def multi_image_colour(rng: np.random.Generator, size: int) -> Scene:
@@ -464,25 +517,41 @@ def multi_image_colour(rng: np.random.Generator, size: int) -> Scene:
     images = _plain(k, size)
     for image, c in zip(images, colours):
         _card(image, COLOUR_NAMES[c])
-    return Scene(images, "temporal_ocr", "multi_image_colour",
-                 f"What colour is the card in the {ORDINALS[j]} image?", list(COLOUR_NAMES),
-                 int(colours[j]))
+    return Scene(
+        images,
+        "temporal_ocr",
+        "multi_image_colour",
+        f"What colour is the card in the {ORDINALS[j]} image?",
+        list(COLOUR_NAMES),
+        int(colours[j]),
+    )
 
 
 def text_digits(rng: np.random.Generator) -> Scene:
     """Reasoning, text only: which digit comes right after a given one?"""
     options, a = _sorted_digits(rng, range(1, 10))
-    return Scene(np.empty((0, 0, 0, 3), np.uint8), "reasoning", "text_digits",
-                 f"Which digit comes right after {options[a] - 1}?", [str(d) for d in options], a)
+    return Scene(
+        np.empty((0, 0, 0, 3), np.uint8),
+        "reasoning",
+        "text_digits",
+        f"Which digit comes right after {options[a] - 1}?",
+        [str(d) for d in options],
+        a,
+    )
 
 
 def text_colours(rng: np.random.Generator) -> Scene:
     """Reasoning, text only: which colour follows a given one in the lamp's cycle?"""
     a = int(rng.integers(4))
     cycle = ", ".join(COLOUR_NAMES)
-    return Scene(np.empty((0, 0, 0, 3), np.uint8), "reasoning", "text_colours",
-                 f"Which colour comes after {COLOUR_NAMES[a - 1]} in the lamp's cycle of {cycle}?",
-                 list(COLOUR_NAMES), a)
+    return Scene(
+        np.empty((0, 0, 0, 3), np.uint8),
+        "reasoning",
+        "text_colours",
+        f"Which colour comes after {COLOUR_NAMES[a - 1]} in the lamp's cycle of {cycle}?",
+        list(COLOUR_NAMES),
+        a,
+    )
 
 
 CATEGORIES = ["perception", "spatial", "egocentric", "temporal_ocr", "reasoning"]
@@ -504,15 +573,18 @@ BY_CATEGORY: dict[str, list[str]] = {
     "reasoning": ["event_order", "count_events"],
 }
 CONTROLS: dict[str, dict[str, VideoScene]] = {
-    "frame": {"square_colour": colour_of_square, "square_region": region,
-              "background_colour": background_colour},
-    "text": {"card_told": card_told,
-             "speed_told": _told(speed, "The lamp stays on each colour for {}."),
-             "event_order_told": _told(event_order, "The {} card flashes first."),
-             "last_card_told": _told(last_colour, "The last card shown is {}."),
-             "camera_pan_told": _told(camera_pan, "The camera pans {}.")},
+    "frame": {"square_colour": colour_of_square, "square_region": region, "background_colour": background_colour},
+    "text": {
+        "card_told": card_told,
+        "speed_told": _told(speed, "The lamp stays on each colour for {}."),
+        "event_order_told": _told(event_order, "The {} card flashes first."),
+        "last_card_told": _told(last_colour, "The last card shown is {}."),
+        "camera_pan_told": _told(camera_pan, "The camera pans {}."),
+    },
 }
 IMAGE_SAMPLES: dict[str, ImageSample] = {"image_colour": image_colour, "image_region": image_region}
-MULTI_IMAGE_SAMPLES: dict[str, ImageSample] = {"multi_image_which": multi_image_which,
-                                               "multi_image_colour": multi_image_colour}
+MULTI_IMAGE_SAMPLES: dict[str, ImageSample] = {
+    "multi_image_which": multi_image_which,
+    "multi_image_colour": multi_image_colour,
+}
 TEXT_SAMPLES: dict[str, TextSample] = {"text_digits": text_digits, "text_colours": text_colours}

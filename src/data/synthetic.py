@@ -52,8 +52,17 @@ from typing import Any
 import numpy as np
 
 from src.data.manifest import LETTERS, mcq_prompt
-from src.data.scenes import (BY_CATEGORY, CATEGORIES, CONTROLS, IMAGE_SAMPLES, MIN_SECONDS,
-                             MULTI_IMAGE_SAMPLES, TEXT_SAMPLES, VIDEO_SCENES, Scene)
+from src.data.scenes import (
+    BY_CATEGORY,
+    CATEGORIES,
+    CONTROLS,
+    IMAGE_SAMPLES,
+    MIN_SECONDS,
+    MULTI_IMAGE_SAMPLES,
+    TEXT_SAMPLES,
+    VIDEO_SCENES,
+    Scene,
+)
 
 log = logging.getLogger(__name__)
 GENERATOR_VERSION = 3
@@ -91,23 +100,19 @@ class SyntheticSpec:
         if negative:
             raise ValueError(f"sample counts must be >= 0, got {', '.join(negative)}")
         if not 0 < self.min_duration <= self.max_duration:
-            raise ValueError(f"need 0 < min_duration <= max_duration, got "
-                             f"{self.min_duration}, {self.max_duration}")
+            raise ValueError(f"need 0 < min_duration <= max_duration, got {self.min_duration}, {self.max_duration}")
         if self.size < 32 or self.size % 16:
             raise ValueError(f"size must be a multiple of 16 and >= 32, got {self.size}")
         if not self.native_fps or any(f <= 0 for f in self.native_fps):
-            raise ValueError(f"native_fps must be a non-empty list of positive rates, "
-                             f"got {self.native_fps}")
+            raise ValueError(f"native_fps must be a non-empty list of positive rates, got {self.native_fps}")
         if not 0 <= self.control_share < 1:
             raise ValueError(f"control_share must be in [0, 1), got {self.control_share}")
         if self.train_control_share is not None and not 0 <= self.train_control_share < 1:
-            raise ValueError(f"train_control_share must be null or in [0, 1), got "
-                             f"{self.train_control_share}")
+            raise ValueError(f"train_control_share must be null or in [0, 1), got {self.train_control_share}")
         if self.scenes is not None:
             valid = ", ".join(VIDEO_SCENES)
             if isinstance(self.scenes, str) or not self.scenes:
-                raise ValueError(f"scenes must be null or a non-empty list of: {valid}; "
-                                 f"got {self.scenes!r}")
+                raise ValueError(f"scenes must be null or a non-empty list of: {valid}; got {self.scenes!r}")
             unknown = [s for s in self.scenes if s not in VIDEO_SCENES]
             if unknown:
                 raise ValueError(f"unknown scene(s) {', '.join(map(str, unknown))}; valid: {valid}")
@@ -115,8 +120,9 @@ class SyntheticSpec:
     @classmethod
     def from_dict(cls, fields: Mapping[str, Any]) -> SyntheticSpec:
         """From a config block (lists become tuples, so the spec stays hashable)."""
-        kwargs: dict[str, Any] = {k: tuple(v) if isinstance(v, Sequence) and not isinstance(v, str) else v
-                                  for k, v in fields.items()}
+        kwargs: dict[str, Any] = {
+            k: tuple(v) if isinstance(v, Sequence) and not isinstance(v, str) else v for k, v in fields.items()
+        }
         return cls(**kwargs)
 
     def key(self) -> str:
@@ -209,8 +215,9 @@ def video_length(rng: np.random.Generator, spec: SyntheticSpec, kind: str) -> tu
     return fps, n
 
 
-def _video(rng: np.random.Generator, spec: SyntheticSpec, kind: str, control: str | None,
-           out: Path, item_id: str) -> tuple[Scene, dict[str, Any]]:
+def _video(
+    rng: np.random.Generator, spec: SyntheticSpec, kind: str, control: str | None, out: Path, item_id: str
+) -> tuple[Scene, dict[str, Any]]:
     """Render and write one video question; its scene, and the row fields of its video."""
     fps, n = video_length(rng, spec, kind)
     render = CONTROLS[control][kind] if control else VIDEO_SCENES[kind]
@@ -220,11 +227,20 @@ def _video(rng: np.random.Generator, spec: SyntheticSpec, kind: str, control: st
 
 
 def _eval_row(item_id: str, scene: Scene, media: dict[str, Any]) -> dict[str, Any]:
-    return {"id": item_id, "question_id": item_id, "video": media["video"],
-            "question": scene.question, "options": scene.options,
-            "answer": LETTERS[scene.answer], "category": scene.category, "kind": scene.kind,
-            "control": scene.control, "benchmark": "synthetic",
-            "duration": media["duration"], "fps": media["fps"]}
+    return {
+        "id": item_id,
+        "question_id": item_id,
+        "video": media["video"],
+        "question": scene.question,
+        "options": scene.options,
+        "answer": LETTERS[scene.answer],
+        "category": scene.category,
+        "kind": scene.kind,
+        "control": scene.control,
+        "benchmark": "synthetic",
+        "duration": media["duration"],
+        "fps": media["fps"],
+    }
 
 
 def shuffle_options(spec: SyntheticSpec, stream: str, index: int, scene: Scene) -> Scene:
@@ -233,8 +249,9 @@ def shuffle_options(spec: SyntheticSpec, stream: str, index: int, scene: Scene) 
     if not spec.shuffle_train_options or not scene.options:
         return scene
     order = np.random.default_rng([spec.seed, STREAMS.index(stream), index, 1]).permutation(len(scene.options))
-    return dataclasses.replace(scene, options=[scene.options[k] for k in order],
-                               answer=int(np.flatnonzero(order == scene.answer)[0]))
+    return dataclasses.replace(
+        scene, options=[scene.options[k] for k in order], answer=int(np.flatnonzero(order == scene.answer)[0])
+    )
 
 
 def _train_row(item_id: str, scene: Scene, media: dict[str, Any]) -> dict[str, Any]:
@@ -245,14 +262,19 @@ def _train_row(item_id: str, scene: Scene, media: dict[str, Any]) -> dict[str, A
     else:
         tag = VIDEO if "video" in media else ""
     prompt = mcq_prompt(scene.question, scene.options, tag)
-    return {"id": item_id,
-            "conversations": [{"from": "human", "value": prompt},
-                              {"from": "gpt", "value": LETTERS[scene.answer]}],
-            "category": scene.category, "kind": scene.kind, "control": scene.control, **media}
+    return {
+        "id": item_id,
+        "conversations": [{"from": "human", "value": prompt}, {"from": "gpt", "value": LETTERS[scene.answer]}],
+        "category": scene.category,
+        "kind": scene.kind,
+        "control": scene.control,
+        **media,
+    }
 
 
-def _sample(rng: np.random.Generator, spec: SyntheticSpec, stream: str, index: int,
-            out: Path, item_id: str) -> tuple[Scene, dict[str, Any]]:
+def _sample(
+    rng: np.random.Generator, spec: SyntheticSpec, stream: str, index: int, out: Path, item_id: str
+) -> tuple[Scene, dict[str, Any]]:
     """Render one extra training sample of a modality (its kinds in turn) and write its
     images; its scene, and its media field ("image": a name, or a list; none for text)."""
     if stream == "text":
@@ -280,8 +302,7 @@ def generate(spec: SyntheticSpec, out: Path, progress: bool = True) -> Path:
         (out / folder).mkdir(parents=True, exist_ok=True)
     extras = (("image", spec.n_image), ("multi_image", spec.n_multi_image), ("text", spec.n_text))
     total = spec.n_train + spec.n_eval + sum(count for _, count in extras)
-    bar = tqdm(total=total, desc="synthetic benchmark", unit="item", disable=not progress,
-               mininterval=2.0)
+    bar = tqdm(total=total, desc="synthetic benchmark", unit="item", disable=not progress, mininterval=2.0)
     rows: dict[str, list[dict[str, Any]]] = {"train": [], "eval": []}
     for split, count in (("train", spec.n_train), ("eval", spec.n_eval)):
         for i, (kind, control) in enumerate(schedule(spec, count, split)):
@@ -348,8 +369,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     spec, root = default_spec_and_root()
-    changes: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in vars(args).items()
-                               if k != "out" and v is not None}
+    changes: dict[str, Any] = {
+        k: tuple(v) if isinstance(v, list) else v for k, v in vars(args).items() if k != "out" and v is not None
+    }
     try:
         spec = dataclasses.replace(spec, **changes)
     except ValueError as e:
@@ -359,8 +381,10 @@ def main(argv: list[str] | None = None) -> int:
         (out / "DONE").write_text("ok\n")
     else:
         out = ensure(spec, root)
-    print(f"synthetic benchmark: {out} ({spec.n_train} train and {spec.n_eval} eval videos, "
-          f"{spec.n_image} image, {spec.n_multi_image} multi-image, {spec.n_text} text samples)")
+    print(
+        f"synthetic benchmark: {out} ({spec.n_train} train and {spec.n_eval} eval videos, "
+        f"{spec.n_image} image, {spec.n_multi_image} multi-image, {spec.n_text} text samples)"
+    )
     return 0
 
 

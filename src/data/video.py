@@ -70,7 +70,7 @@ class _DecordReader:
 
         self._path = path
         self._vr = VideoReader(str(path), ctx=cpu(0), num_threads=1)
-        self._retry: _PyAVReader | None | bool = None  # False: PyAV cannot help here
+        self._retry: _PyAVReader | bool | None = None  # False: PyAV cannot help here
 
     def probe(self, path: Path) -> dict[str, Any]:
         n = len(self._vr)
@@ -248,9 +248,11 @@ class Video:
             n_bad = len(missing)
             self.decode_errors += n_bad
             log.warning(
-                "%s: %d of %d requested frames failed to decode (e.g. %s); "
-                "replaced by the nearest decoded frame",
-                self.path, n_bad, len(idx), sorted(set(missing))[:5],
+                "%s: %d of %d requested frames failed to decode (e.g. %s); replaced by the nearest decoded frame",
+                self.path,
+                n_bad,
+                len(idx),
+                sorted(set(missing))[:5],
             )
             fill = {i: frames[int(have[np.abs(have - i).argmin()])] for i in set(missing)}
             frames = {**frames, **fill}

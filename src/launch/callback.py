@@ -29,8 +29,8 @@ from omegaconf import DictConfig, OmegaConf
 from src.config.errors import ConfigError
 from src.config.validate import check_launcher
 from src.launch.dist import is_main_process, mark_preempted
-from src.run.records import is_finished
 from src.launch.rundir import Claim, claim, slurm_job_id, sweep_conflict
+from src.run.records import is_finished
 
 log = logging.getLogger("src.launch")
 
@@ -58,9 +58,11 @@ class LaunchCallback(Callback):
         if previous.is_file() and not config.get("overwrite", False):
             differs = sweep_conflict(OmegaConf.load(previous), config)
             if differs:
-                _fail(f"sweep={config.sweep}: {previous.parent} holds another sweep of that name "
-                      f"({differs}); its runs would be mixed with this one's or skipped for them; "
-                      "valid: another name (sweep=NAME), or overwrite=true to train every grid point again")
+                _fail(
+                    f"sweep={config.sweep}: {previous.parent} holds another sweep of that name "
+                    f"({differs}); its runs would be mixed with this one's or skipped for them; "
+                    "valid: another name (sweep=NAME), or overwrite=true to train every grid point again"
+                )
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._terminated = False
@@ -69,15 +71,26 @@ class LaunchCallback(Callback):
         if not is_main_process():
             return
         run_dir = Path(str(config.hydra.runtime.output_dir))
-        self._claim = claim(run_dir, stale_s=self.stale_s, poll_s=self.poll_s, on_wait=lambda o: log.warning(
-            "waiting: %s:%s (SLURM job %s) runs this grid point; then this job skips or resumes it",
-            o.get("host"), o.get("pid"), o.get("slurm_job")))
+        self._claim = claim(
+            run_dir,
+            stale_s=self.stale_s,
+            poll_s=self.poll_s,
+            on_wait=lambda o: log.warning(
+                "waiting: %s:%s (SLURM job %s) runs this grid point; then this job skips or resumes it",
+                o.get("host"),
+                o.get("pid"),
+                o.get("slurm_job"),
+            ),
+        )
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
         run_dir = Path(str(config.hydra.runtime.output_dir))
         if self._terminated and not is_finished(run_dir):
-            log.warning("SIGTERM: SLURM job %s was requeued or preempted; this attempt returns no "
-                        "result, and the job's next start resumes the run from its checkpoint", slurm_job_id())
+            log.warning(
+                "SIGTERM: SLURM job %s was requeued or preempted; this attempt returns no "
+                "result, and the job's next start resumes the run from its checkpoint",
+                slurm_job_id(),
+            )
             while True:  # keep the claim (its SLURM job id) until SLURM kills this attempt
                 signal.pause()
         if self._claim is not None:
@@ -103,9 +116,11 @@ class LaunchCallback(Callback):
 
         failed = [p for p in sweep_points(Path(str(config.hydra.sweep.dir))) if p.in_grid and p.state == "failed"]
         if failed:
-            print(f"error: {len(failed)} run(s) failed: "
-                  + "; ".join(f"{p.run_dir.name if p.run_dir else p.overrides}: {p.detail}" for p in failed),
-                  file=sys.stderr)
+            print(
+                f"error: {len(failed)} run(s) failed: "
+                + "; ".join(f"{p.run_dir.name if p.run_dir else p.overrides}: {p.detail}" for p in failed),
+                file=sys.stderr,
+            )
             raise SystemExit(1)
 
     def _check_launcher(self, config: DictConfig) -> None:

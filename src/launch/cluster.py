@@ -11,8 +11,14 @@ from __future__ import annotations
 
 import os
 
-from lightning.fabric.plugins.environments import (ClusterEnvironment, LightningEnvironment, LSFEnvironment,
-                                                   MPIEnvironment, SLURMEnvironment, TorchElasticEnvironment)
+from lightning.fabric.plugins.environments import (
+    ClusterEnvironment,
+    LightningEnvironment,
+    LSFEnvironment,
+    MPIEnvironment,
+    SLURMEnvironment,
+    TorchElasticEnvironment,
+)
 
 
 def in_slurm_job() -> bool:

@@ -49,8 +49,7 @@ def hydra_child_command(local_rank: int) -> tuple[Sequence[str], str]:
             command.append(f"--config-dir={source.path}")
     command += list(hc.overrides.task)
     quoted = hc.runtime.output_dir.replace("\\", "\\\\").replace('"', '\\"')  # '=' ',' '~' inside
-    command += [f'hydra.run.dir="{quoted}"', "hydra.output_subdir=null",
-                f"hydra.job.name=ddp_rank{local_rank}"]
+    command += [f'hydra.run.dir="{quoted}"', "hydra.output_subdir=null", f"hydra.job.name=ddp_rank{local_rank}"]
     return command, get_original_cwd()
 
 

@@ -29,8 +29,7 @@ log = logging.getLogger(__name__)
 
 def me() -> dict[str, Any]:
     """This process, as written into the claim."""
-    return {"host": socket.gethostname(), "pid": os.getpid(), "slurm_job": slurm_job_id(),
-            "since": time.time()}
+    return {"host": socket.gethostname(), "pid": os.getpid(), "slurm_job": slurm_job_id(), "since": time.time()}
 
 
 def slurm_job_id() -> str | None:
@@ -74,8 +73,7 @@ class Claim:
     def __init__(self, path: Path, heartbeat_s: float) -> None:
         self.path = path
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, args=(heartbeat_s,), daemon=True,
-                                        name="rundir-heartbeat")
+        self._thread = threading.Thread(target=self._beat, args=(heartbeat_s,), daemon=True, name="rundir-heartbeat")
         self._thread.start()
 
     def _beat(self, every_s: float) -> None:
@@ -113,8 +111,13 @@ def _remove_if_gone(path: Path, stale_s: float) -> dict[str, Any] | None:
         return owner
 
 
-def claim(run_dir: str | Path, stale_s: float = 120.0, poll_s: float = 5.0,
-          timeout_s: float | None = None, on_wait: Callable[[dict[str, Any]], None] | None = None) -> Claim:
+def claim(
+    run_dir: str | Path,
+    stale_s: float = 120.0,
+    poll_s: float = 5.0,
+    timeout_s: float | None = None,
+    on_wait: Callable[[dict[str, Any]], None] | None = None,
+) -> Claim:
     """Own `run_dir`, waiting while another live process owns it.
 
     Raises TimeoutError after `timeout_s` (None: wait as long as the owner lives).
@@ -173,8 +176,7 @@ def sweep_conflict(old: Any, new: Any) -> str | None:
     def job(cfg: Any) -> dict[str, Any]:
         tree = to_dict(cfg, resolve=False)
         tree.pop("hydra", None)
-        return {k: v for k, v in _flat(tree).items()
-                if not any(k == s or k.startswith(s + ".") for s in skip)}
+        return {k: v for k, v in _flat(tree).items() if not any(k == s or k.startswith(s + ".") for s in skip)}
 
     a, b = job(old), job(new)
     # a key only one side has is a setting added (or removed) by a change of the code, whose

@@ -25,9 +25,9 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from src.config.errors import ConfigError
-from src.run.records import read_record
 from src.launch.grid import grid, sweeper_params
 from src.launch.rundir import OWNER, owner_gone, read_owner
+from src.run.records import read_record
 
 STATES = ("done", "failed", "running", "interrupted", "queued", "missing")
 
@@ -45,8 +45,10 @@ def _key(overrides: list[str]) -> frozenset[tuple[str, str]]:
     """Overrides compared as (key, value), however they were spelled."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    return frozenset((o.get_key_element(), o.get_value_element_as_str())
-                     for o in OverridesParser.create().parse_overrides(list(overrides)))
+    return frozenset(
+        (o.get_key_element(), o.get_value_element_as_str())
+        for o in OverridesParser.create().parse_overrides(list(overrides))
+    )
 
 
 def _slurm_state(job: str) -> str | None:
@@ -54,8 +56,9 @@ def _slurm_state(job: str) -> str | None:
     if not shutil.which("squeue"):
         return None
     try:
-        out = subprocess.run(["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True,
-                             text=True, timeout=10).stdout.split()
+        out = subprocess.run(
+            ["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True, text=True, timeout=10
+        ).stdout.split()
     except (OSError, subprocess.SubprocessError):
         return None
     return out[0] if out else None
@@ -124,8 +127,10 @@ def sweep_points(sweep_dir: Path) -> list[Point]:
 
     multirun = sweep_dir / "multirun.yaml"
     if not multirun.is_file():
-        raise ConfigError(f"{sweep_dir}: no multirun.yaml; valid: the folder of a launched sweep, "
-                          "outputs/sweeps/<sweep> (python -m src.train -m ...)")
+        raise ConfigError(
+            f"{sweep_dir}: no multirun.yaml; valid: the folder of a launched sweep, "
+            "outputs/sweeps/<sweep> (python -m src.train -m ...)"
+        )
     cfg = OmegaConf.load(multirun)
     points = grid(list(cfg.hydra.overrides.task), sweeper_params(cfg))
     runs: dict[frozenset[tuple[str, str]], tuple[list[str], Path]] = {}
@@ -154,11 +159,13 @@ def status(sweep_dir: Path) -> int:
         return 2
     grid_points = [p for p in points if p.in_grid]
     common = set.intersection(*(set(p.overrides) for p in grid_points)) if grid_points else set()
-    labels = [" ".join(o for o in p.overrides if o not in common) or " ".join(p.overrides) or "(no overrides)"
-              for p in points]
+    labels = [
+        " ".join(o for o in p.overrides if o not in common) or " ".join(p.overrides) or "(no overrides)" for p in points
+    ]
     width = max([len(x) for x in labels] + [3])
-    print(f"{sweep_dir}: {len(grid_points)} grid points"
-          + (f" (all with {' '.join(sorted(common))})" if common else ""))
+    print(
+        f"{sweep_dir}: {len(grid_points)} grid points" + (f" (all with {' '.join(sorted(common))})" if common else "")
+    )
     print(f"{'state':<12}{'run':<{width}}  detail")
     for i, (p, label) in enumerate(zip(points, labels)):
         if not p.in_grid and (i == 0 or points[i - 1].in_grid):

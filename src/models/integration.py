@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
-
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -71,13 +69,22 @@ class ClipIntegration(nn.Module):
     """
 
     CONSTRAINTS: ClassVar[Constraints] = Constraints(
-        Rule("timestamps", lambda v: v is None or (isinstance(v, str) and "{start}" in v and "{end}" in v),
-             "null, or a text holding {start} and {end}"),
+        Rule(
+            "timestamps",
+            lambda v: v is None or (isinstance(v, str) and "{start}" in v and "{end}" in v),
+            "null, or a text holding {start} and {end}",
+        ),
         Rule("start_end_tokens", boolean, "true or false"),
     )
 
-    def __init__(self, dim: int | None = None, tokenizer: Any = None, name: str = "none",
-                 start_end_tokens: bool = False, timestamps: str | None = None) -> None:
+    def __init__(
+        self,
+        dim: int | None = None,
+        tokenizer: Any = None,
+        name: str = "none",
+        start_end_tokens: bool = False,
+        timestamps: str | None = None,
+    ) -> None:
         super().__init__()
         if start_end_tokens and not dim:
             raise ValueError("learned start/end tokens need the LLM's width (dim)")
@@ -116,16 +123,21 @@ class ClipIntegration(nn.Module):
             ids += [START] * se + [CLIP] * tokens_per_clip + [END] * se
         return ids
 
-    def expand(self, ids: Sequence[int], labels: Sequence[int], clips: Sequence[int],
-               times: Sequence[torch.Tensor | None], tokens_per_clip: int) -> tuple[list[int], list[int]]:
+    def expand(
+        self,
+        ids: Sequence[int],
+        labels: Sequence[int],
+        clips: Sequence[int],
+        times: Sequence[torch.Tensor | None],
+        tokens_per_clip: int,
+    ) -> tuple[list[int], list[int]]:
         """A sample's ids and labels with each `MEDIA` slot laid out; the layout is never trained.
 
         clips: the number of clips of each media item, in order; times: each item's clip times
         """
         slots = [k for k, t in enumerate(ids) if t == MEDIA]
         if len(slots) != len(clips) or len(times) != len(clips):
-            raise ValueError(f"{len(slots)} media slots for {len(clips)} media items "
-                             f"and {len(times)} clip times")
+            raise ValueError(f"{len(slots)} media slots for {len(clips)} media items and {len(times)} clip times")
         out_ids: list[int] = []
         out_labels: list[int] = []
         prev = 0

@@ -37,15 +37,20 @@ def build_word_tokenizer(corpus: Iterable[str], chat_template: str = "chatml") -
     always = list("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
     trainer = trainers.WordLevelTrainer(special_tokens=[*SPECIAL, *chat.tokens], min_frequency=1)
     tok.train_from_iterator([*always, *corpus], trainer=trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>",
-                                   pad_token="<|endoftext|>", eos_token="<|im_end|>",
-                                   additional_special_tokens=["<|im_start|>", *chat.tokens])
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        unk_token="<unk>",
+        pad_token="<|endoftext|>",
+        eos_token="<|im_end|>",
+        additional_special_tokens=["<|im_start|>", *chat.tokens],
+    )
     fast.chat_template = chat.template
     return fast
 
 
-def build_tokenizer(llm: Mapping[str, Any], profile: Mapping[str, Any],
-                    corpus: Iterable[str]) -> PreTrainedTokenizerBase:
+def build_tokenizer(
+    llm: Mapping[str, Any], profile: Mapping[str, Any], corpus: Iterable[str]
+) -> PreTrainedTokenizerBase:
     if loads_checkpoint(profile):
         from transformers import AutoTokenizer
 

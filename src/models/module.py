@@ -27,8 +27,14 @@ class VideoLMMModule(L.LightningModule):
 
     option_token_ids: torch.Tensor  # a buffer
 
-    def __init__(self, model: VideoLMM, option_token_ids: list[int], stage: Mapping[str, Any],
-                 optimizer: OptimizerFactory | None = None, warmup_ratio: float = 0.03) -> None:
+    def __init__(
+        self,
+        model: VideoLMM,
+        option_token_ids: list[int],
+        stage: Mapping[str, Any],
+        optimizer: OptimizerFactory | None = None,
+        warmup_ratio: float = 0.03,
+    ) -> None:
         super().__init__()
         self.model = model
         self.register_buffer("option_token_ids", torch.tensor(option_token_ids), persistent=False)
@@ -76,10 +82,14 @@ class VideoLMMModule(L.LightningModule):
 
     def progress(self) -> dict[str, Any]:
         """Where the run stands: saved in its checkpoints (plain types, for weights_only loading)."""
-        return {"stage": self.stage_index, "stage_done": self.stage_done,
-                "train_seconds": round(self._seconds(), 3), "train_loss": self.train_loss,
-                "skipped_train": dict(self.skipped["train"]),
-                "frames_not_decoded_train": self.decode_errors["train"]}
+        return {
+            "stage": self.stage_index,
+            "stage_done": self.stage_done,
+            "train_seconds": round(self._seconds(), 3),
+            "train_loss": self.train_loss,
+            "skipped_train": dict(self.skipped["train"]),
+            "frames_not_decoded_train": self.decode_errors["train"],
+        }
 
     def restore_progress(self, progress: Mapping[str, Any]) -> None:
         self.stage_index, self.stage_done = int(progress["stage"]), bool(progress["stage_done"])
@@ -104,11 +114,15 @@ class VideoLMMModule(L.LightningModule):
 
     def data_issues(self) -> dict[str, Any]:
         """For the run record: what was skipped at load time and why, and decode errors."""
-        return {split: {"skipped_samples": len(items),
-                        "skipped_by_reason": dict(Counter(r.split(":")[0] for r in items.values())),
-                        "skipped_examples": dict(list(items.items())[:20]),
-                        "frames_not_decoded": self.decode_errors[split]}
-                for split, items in self.skipped.items()}
+        return {
+            split: {
+                "skipped_samples": len(items),
+                "skipped_by_reason": dict(Counter(r.split(":")[0] for r in items.values())),
+                "skipped_examples": dict(list(items.items())[:20]),
+                "frames_not_decoded": self.decode_errors[split],
+            }
+            for split, items in self.skipped.items()
+        }
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor | None:
         self._count("train", batch)
@@ -121,9 +135,12 @@ class VideoLMMModule(L.LightningModule):
         self.train_loss = float(loss.detach())
         return loss
 
-    def configure_gradient_clipping(self, optimizer: torch.optim.Optimizer,
-                                    gradient_clip_val: float | None = None,
-                                    gradient_clip_algorithm: str | None = None) -> None:
+    def configure_gradient_clipping(
+        self,
+        optimizer: torch.optim.Optimizer,
+        gradient_clip_val: float | None = None,
+        gradient_clip_algorithm: str | None = None,
+    ) -> None:
         """Clip at `gradient_clip_val` (1.0). Under FSDP the gradients are sharded: only the
         root sharded module computes the true norm (Lightning refuses to clip by norm there)."""
         from torch.distributed.fsdp import FullyShardedDataParallel
@@ -136,9 +153,11 @@ class VideoLMMModule(L.LightningModule):
 
     def param_groups(self) -> list[dict[str, Any]]:
         """One group per part the stage trains, with the stage's learning rate for it."""
-        return [{"params": [p for p in part.parameters() if p.requires_grad],
-                 "lr": self.stage["lr"][name], "name": name}
-                for name, part in self.parts().items() if self.stage["lr"][name] > 0]
+        return [
+            {"params": [p for p in part.parameters() if p.requires_grad], "lr": self.stage["lr"][name], "name": name}
+            for name, part in self.parts().items()
+            if self.stage["lr"][name] > 0
+        ]
 
     def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
         opt = self.optimizer_factory(self.param_groups())
@@ -146,8 +165,9 @@ class VideoLMMModule(L.LightningModule):
         # not trainer.estimated_stepping_batches: it builds the training loader before a
         # checkpoint is restored, and the loader would then miss its place in the epoch
         datamodule = t.datamodule  # type: ignore[attr-defined]  # set by Lightning when it fits
-        total = stepping_batches(datamodule.train_batches(), t.limit_train_batches,
-                                 t.accumulate_grad_batches, t.max_epochs or 1, t.max_steps)
+        total = stepping_batches(
+            datamodule.train_batches(), t.limit_train_batches, t.accumulate_grad_batches, t.max_epochs or 1, t.max_steps
+        )
         sched = torch.optim.lr_scheduler.LambdaLR(opt, WarmupCosine(total, self.warmup_ratio))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
@@ -169,10 +189,13 @@ class VideoLMMModule(L.LightningModule):
         self._tick = now
         for i, item in enumerate(batch.ids):
             row = {
-                "item": item, "benchmark": batch.benchmarks[i], "category": batch.categories[i],
+                "item": item,
+                "benchmark": batch.benchmarks[i],
+                "category": batch.categories[i],
                 "modality": batch.modalities[i],
                 "control": batch.controls[i] if batch.controls else None,
-                "chosen": int(chosen[i]), "correct": int(chosen[i] == batch.answer_index[i]),
+                "chosen": int(chosen[i]),
+                "correct": int(chosen[i] == batch.answer_index[i]),
                 "seconds": seconds,
             }
             rotation = batch.rotations[i] if batch.rotations else None
@@ -186,8 +209,7 @@ class VideoLMMModule(L.LightningModule):
         self.metrics = accuracy_metrics(self.results)
 
 
-def stepping_batches(batches: int, limit: int | float | None, accumulate: int, epochs: int,
-                     max_steps: int = -1) -> int:
+def stepping_batches(batches: int, limit: int | float | None, accumulate: int, epochs: int, max_steps: int = -1) -> int:
     """The optimizer steps of a stage's fit, as Lightning will run them: `batches` an epoch,
     cut to `limit` (trainer.limit_train_batches: a count, or a share), `accumulate` batches a
     step, `epochs` epochs, at most `max_steps` (trainer.max_steps; -1: no cap)."""

@@ -60,16 +60,16 @@ def shrink_arch(arch: Mapping[str, Any], profile: Mapping[str, Any]) -> dict[str
         out["head_dim"] = _cdiv(out["head_dim"], profile["width_div"] // profile["heads_div"])
     heads = out.get("num_attention_heads")
     if heads and "hidden_size" in out and "head_dim" not in out and out["hidden_size"] % heads:
-        raise ValueError(f"shrunk hidden_size {out['hidden_size']} is not divisible by "
-                         f"{heads} heads: change the profile's factors")
+        raise ValueError(
+            f"shrunk hidden_size {out['hidden_size']} is not divisible by {heads} heads: change the profile's factors"
+        )
     kv = out.get("num_key_value_heads")
     if heads and kv and heads % kv:
         raise ValueError(f"shrunk heads {heads} are not a multiple of key/value heads {kv}")
     return out
 
 
-def shrink_vision_input(input_size: int, patch_size: int,
-                        profile: Mapping[str, Any]) -> tuple[int, int]:
+def shrink_vision_input(input_size: int, patch_size: int, profile: Mapping[str, Any]) -> tuple[int, int]:
     """(input side, patch side) of a vision tower: the patch grid shrinks by `grid_div`."""
     grid = _cdiv(input_size // patch_size, profile["grid_div"])
     patch = _cdiv(patch_size, profile["patch_div"])

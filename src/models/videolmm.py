@@ -10,11 +10,12 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel
 
-from src.batch import IGNORE, MEDIA, Batch
+from src.batch import IGNORE, Batch
 from src.cache.features import CacheSlot, FeatureCache
 from src.models.connectors.connector import Connector
 from src.models.encoders.base import VisionEncoder
 from src.models.integration import ClipIntegration
+
 
 def by_shape(fn: Callable[[torch.Tensor], torch.Tensor], tensors: list[torch.Tensor]) -> list[torch.Tensor]:
     """`fn` applied once to each group of tensors that agree in shape past dim 0 (the
@@ -33,9 +34,15 @@ def by_shape(fn: Callable[[torch.Tensor], torch.Tensor], tensors: list[torch.Ten
 class VideoLMM(nn.Module):
     """Composes injected parts; builds nothing itself."""
 
-    def __init__(self, encoder: VisionEncoder, connector: Connector, llm: PreTrainedModel,
-                 pad_token_id: int, integration: ClipIntegration | None = None,
-                 feature_cache: FeatureCache | None = None) -> None:
+    def __init__(
+        self,
+        encoder: VisionEncoder,
+        connector: Connector,
+        llm: PreTrainedModel,
+        pad_token_id: int,
+        integration: ClipIntegration | None = None,
+        feature_cache: FeatureCache | None = None,
+    ) -> None:
         super().__init__()
         self.encoder = encoder
         self.connector = connector
@@ -45,8 +52,7 @@ class VideoLMM(nn.Module):
         self.integration = ClipIntegration() if integration is None else integration
         self.feature_cache = feature_cache  # stores the features of cache misses
 
-    def clip_tokens(self, media: list[torch.Tensor],
-                    cache: list[CacheSlot | None] | None = None) -> list[torch.Tensor]:
+    def clip_tokens(self, media: list[torch.Tensor], cache: list[CacheSlot | None] | None = None) -> list[torch.Tensor]:
         """Per media item: (C, T, H, W, 3) uint8 frames, or on a cache hit the encoder's
         features of them (C, t, h, w, D) -> (C * tokens_per_clip, D_llm).
 
@@ -102,10 +108,11 @@ class VideoLMM(nn.Module):
         for i, (sample_ids, sample_labels) in enumerate(zip(batch.input_ids, batch.labels)):
             items = batch.media[i]
             times = batch.clip_times[i] if batch.clip_times else [None] * len(items)
-            laid, laid_labels = self.integration.expand(sample_ids.tolist(), sample_labels.tolist(),
-                                                        [len(m) for m in items], times, n)
+            laid, laid_labels = self.integration.expand(
+                sample_ids.tolist(), sample_labels.tolist(), [len(m) for m in items], times, n
+            )
             ids = torch.tensor(laid, device=device)
-            item_tokens = media[k:k + len(items)]
+            item_tokens = media[k : k + len(items)]
             k += len(items)
             text = embed(ids.clamp(min=0))  # the layout's markers are replaced in fill()
             rows = torch.cat(item_tokens) if item_tokens else text.new_zeros(0, text.shape[-1])

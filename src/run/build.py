@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any
-
-import itertools
 
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -56,26 +55,35 @@ def build_feature_cache(cfg: DictConfig) -> FeatureCache | None:
 def build_model(cfg: DictConfig, tokenizer: Any, feature_cache: FeatureCache | None = None) -> VideoLMM:
     """The VideoLMM of a composed config: encoder, connector (projector, resampler), token
     integration and LLM, each from its group, the LLM's width passed to those that need it."""
-    encoder = apply_switches(instantiate(cfg.encoder), cfg.profile.dtype,
-                             cfg.profile.gradient_checkpointing, "encoder")
+    encoder = apply_switches(instantiate(cfg.encoder), cfg.profile.dtype, cfg.profile.gradient_checkpointing, "encoder")
     llm = build_llm(cfg.llm, cfg.profile, vocab_size=len(tokenizer))
     width = int(llm.config.hidden_size)
-    connector = Connector(instantiate(cfg.projector)(input_dim=encoder.embed_dim, output_dim=width),
-                          instantiate(cfg.resampler)(dim=width))
+    connector = Connector(
+        instantiate(cfg.projector)(input_dim=encoder.embed_dim, output_dim=width), instantiate(cfg.resampler)(dim=width)
+    )
     integration = instantiate(cfg.integration)(dim=width, tokenizer=tokenizer)
-    return VideoLMM(encoder, connector, llm, pad_token_id=tokenizer.pad_token_id,
-                     integration=integration, feature_cache=feature_cache)
+    return VideoLMM(
+        encoder,
+        connector,
+        llm,
+        pad_token_id=tokenizer.pad_token_id,
+        integration=integration,
+        feature_cache=feature_cache,
+    )
 
 
-def build_module(cfg: DictConfig, model: VideoLMM, option_token_ids: list[int],
-                 stage: int = 0) -> VideoLMMModule:
+def build_module(cfg: DictConfig, model: VideoLMM, option_token_ids: list[int], stage: int = 0) -> VideoLMMModule:
     """The LightningModule at stage `stage` of the schedule, with the `optimizer` group's
     optimizer (a partial it calls with its per-part parameter groups). A run composed before
     the group existed has none: the module's default, the AdamW of conf/optimizer/adamw.yaml."""
     optimizer = instantiate(cfg.optimizer) if "optimizer" in cfg else None
-    return VideoLMMModule(model, option_token_ids,
-                          to_dict(cfg.schedule.stages[stage], resolve=True),
-                          optimizer=optimizer, warmup_ratio=cfg.schedule.warmup_ratio)
+    return VideoLMMModule(
+        model,
+        option_token_ids,
+        to_dict(cfg.schedule.stages[stage], resolve=True),
+        optimizer=optimizer,
+        warmup_ratio=cfg.schedule.warmup_ratio,
+    )
 
 
 def build_parts(cfg: DictConfig, tokenizer: Any = None) -> Parts:

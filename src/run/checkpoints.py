@@ -70,8 +70,7 @@ class PeriodicCheckpoint(L.Callback):
     decision is rank 0's, broadcast to the others.
     """
 
-    def __init__(self, run_dir: str | Path, every_minutes: float | None = None,
-                 every_steps: int | None = None) -> None:
+    def __init__(self, run_dir: str | Path, every_minutes: float | None = None, every_steps: int | None = None) -> None:
         self.run_dir = Path(run_dir)
         self.every_minutes = every_minutes
         self.every_steps = every_steps
@@ -80,8 +79,9 @@ class PeriodicCheckpoint(L.Callback):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._last = time.monotonic()
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any,
-                           batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         due = bool(self.every_steps and trainer.global_step % self.every_steps == 0)
         if self.every_minutes is not None:
             due = due or time.monotonic() - self._last >= 60 * self.every_minutes

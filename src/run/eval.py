@@ -27,7 +27,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from src.config import resolvers
 from src.config.compose import CONF_DIR, config_groups, group_options, option_config
-from src.config.container import to_dict
 from src.config.errors import ConfigError
 from src.config.validate import validate
 from src.data.errors import DataError
@@ -46,8 +45,9 @@ def run_config(run_dir: Path, overrides: list[str]) -> DictConfig:
     if record is None:
         raise EvalError(f"{run_dir}: no result.json: not a run directory, or a run that never ended")
     if record.get("status") != "ok":
-        raise EvalError(f"{run_dir}: the run did not finish (status {record.get('status')}: "
-                        f"{record.get('reason')}); train it first")
+        raise EvalError(
+            f"{run_dir}: the run did not finish (status {record.get('status')}: {record.get('reason')}); train it first"
+        )
     composed = run_dir / ".hydra" / "config.yaml"
     # the config as composed (interpolations kept, so that eval.modalities reaches the data),
     # its paths as they resolved when the run trained
@@ -78,9 +78,9 @@ def evaluate_run(run_dir: Path, overrides: list[str]) -> dict[str, Any]:
     import lightning as L
     from transformers import AutoTokenizer
 
+    from src.launch.dist import Processes
     from src.run import checkpoints
     from src.run.build import build_module, build_parts
-    from src.launch.dist import Processes
     from src.run.stages import evaluate
 
     cfg = run_config(run_dir, overrides)
@@ -105,12 +105,21 @@ def evaluate_run(run_dir: Path, overrides: list[str]) -> dict[str, Any]:
     swapped = [o.replace("=", "_") for o in overrides if o.split("=", 1)[0] in config_groups()]
     name = "-".join([cfg.data.name, "+".join(cfg.eval.modalities), *swapped])
     out = run_dir / "evals" / name
-    record = {"status": "ok", "reason": None, "sweep": cfg.sweep, "run_dir": str(run_dir.resolve()),
-              "overrides": overrides, "choices": read_record(run_dir).get("choices", {}),  # type: ignore[union-attr]
-              "config": OmegaConf.to_container(cfg, resolve=True), "design": {}, "metrics": module.metrics,
-              "costs": {"eval_seconds": round(time.perf_counter() - start, 2)},
-              "data": {**parts.datamodule.report(), "issues": module.data_issues()},
-              "versions": versions(), "finished_at": now()}
+    record = {
+        "status": "ok",
+        "reason": None,
+        "sweep": cfg.sweep,
+        "run_dir": str(run_dir.resolve()),
+        "overrides": overrides,
+        "choices": read_record(run_dir).get("choices", {}),  # type: ignore[union-attr]
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "design": {},
+        "metrics": module.metrics,
+        "costs": {"eval_seconds": round(time.perf_counter() - start, 2)},
+        "data": {**parts.datamodule.report(), "issues": module.data_issues()},
+        "versions": versions(),
+        "finished_at": now(),
+    }
     write_record(out, record)
     write_items(out / "items.csv", run_dir.name, module.results)
     return record
@@ -118,8 +127,12 @@ def evaluate_run(run_dir: Path, overrides: list[str]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m src.eval", description=__doc__.split("\n")[0])
-    p.add_argument("args", nargs="+", metavar="RUN_DIR|key=value",
-                   help="run directories, then config overrides (eval.modalities=[video,frame,text])")
+    p.add_argument(
+        "args",
+        nargs="+",
+        metavar="RUN_DIR|key=value",
+        help="run directories, then config overrides (eval.modalities=[video,frame,text])",
+    )
     ns = p.parse_args(argv)
     # run folders are named by their overrides ("encoder=dinov2,llm=qwen4b"): a path is what exists
     runs = [Path(a) for a in ns.args if Path(a).exists() or "=" not in a]
@@ -139,4 +152,3 @@ def main(argv: list[str] | None = None) -> int:
         overall = {k: round(v, 4) for k, v in record["metrics"].items() if k.endswith("/overall")}
         print(f"{run_dir}: {overall}; items and record in {run_dir / 'evals'}")
     return 2 if failed else 0
-

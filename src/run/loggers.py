@@ -44,8 +44,7 @@ def ablation_axis(keys: list[str]) -> str:
     return "+".join(sorted(dict.fromkeys(k.lstrip("+~") for k in keys))) or "train"
 
 
-def wandb_settings(cfg: DictConfig, run_dir: Path, run_name: str,
-                   choices: Mapping[str, str]) -> dict[str, Any]:
+def wandb_settings(cfg: DictConfig, run_dir: Path, run_name: str, choices: Mapping[str, str]) -> dict[str, Any]:
     """The arguments of the W&B run besides those in conf/logger/wandb.yaml."""
     return {
         "name": run_name,

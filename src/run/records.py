@@ -9,7 +9,7 @@ import os
 import platform
 import subprocess
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -17,14 +17,23 @@ from typing import Any
 from src.data.manifest import LETTERS
 
 RECORD = "result.json"
-REQUIRED_KEYS = ("status", "reason", "sweep", "choices", "config", "design", "metrics",
-                 "costs", "versions")
-PACKAGES = ("torch", "lightning", "transformers", "tokenizers", "hydra-core", "omegaconf",
-            "decord", "av", "wandb", "numpy")
+REQUIRED_KEYS = ("status", "reason", "sweep", "choices", "config", "design", "metrics", "costs", "versions")
+PACKAGES = (
+    "torch",
+    "lightning",
+    "transformers",
+    "tokenizers",
+    "hydra-core",
+    "omegaconf",
+    "decord",
+    "av",
+    "wandb",
+    "numpy",
+)
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def versions() -> dict[str, str | None]:
@@ -36,8 +45,12 @@ def versions() -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             out[pkg] = None
     try:
-        out["git"] = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                                    cwd=Path(__file__).parent, timeout=5).stdout.strip() or None
+        out["git"] = (
+            subprocess.run(
+                ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent, timeout=5
+            ).stdout.strip()
+            or None
+        )
     except (OSError, subprocess.SubprocessError):
         out["git"] = None
     return out
@@ -98,12 +111,32 @@ def write_items(path: Path, run_name: str, results: list[dict[str, Any]]) -> Non
     circular = any("rotations" in r for r in results)
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["run", "item", "benchmark", "category", "modality", "correct", "chosen",
-                    "seconds", *(["control"] if flagged else []),
-                    *(["rotations", "rotations_right"] if circular else [])])
+        w.writerow(
+            [
+                "run",
+                "item",
+                "benchmark",
+                "category",
+                "modality",
+                "correct",
+                "chosen",
+                "seconds",
+                *(["control"] if flagged else []),
+                *(["rotations", "rotations_right"] if circular else []),
+            ]
+        )
         for r in results:
-            w.writerow([run_name, r["item"], r["benchmark"], r["category"], r["modality"],
-                        r["correct"], LETTERS[r["chosen"]],
-                        "" if r.get("seconds") is None else round(r["seconds"], 6),
-                        *([r.get("control") or ""] if flagged else []),
-                        *([r.get("rotations", ""), r.get("rotations_right", "")] if circular else [])])
+            w.writerow(
+                [
+                    run_name,
+                    r["item"],
+                    r["benchmark"],
+                    r["category"],
+                    r["modality"],
+                    r["correct"],
+                    LETTERS[r["chosen"]],
+                    "" if r.get("seconds") is None else round(r["seconds"], 6),
+                    *([r.get("control") or ""] if flagged else []),
+                    *([r.get("rotations", ""), r.get("rotations_right", "")] if circular else []),
+                ]
+            )

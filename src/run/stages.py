@@ -23,20 +23,27 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from src.config.constraints import Constraints, Rule, positive_int
+from src.config.container import to_dict
 from src.config.errors import ConfigError
 from src.data.manifest import EVAL_MODALITIES
-from src.config.container import to_dict
-from src.run import checkpoints
 from src.launch.dist import Processes
 from src.models.module import VideoLMMModule
+from src.run import checkpoints
 
 log = logging.getLogger("src.train")
 
 
-def make_trainer(cfg: DictConfig, run_dir: Path, logger: Any, processes: Processes,
-                 epochs: int = 1, callbacks: list[L.Callback] | None = None) -> L.Trainer:
-    trainer = instantiate(cfg.trainer, max_epochs=epochs, logger=logger, default_root_dir=str(run_dir),
-                          callbacks=callbacks or [])
+def make_trainer(
+    cfg: DictConfig,
+    run_dir: Path,
+    logger: Any,
+    processes: Processes,
+    epochs: int = 1,
+    callbacks: list[L.Callback] | None = None,
+) -> L.Trainer:
+    trainer = instantiate(
+        cfg.trainer, max_epochs=epochs, logger=logger, default_root_dir=str(run_dir), callbacks=callbacks or []
+    )
     processes.adopt(trainer)
     return trainer
 
@@ -53,30 +60,40 @@ def resume_point(cfg: DictConfig, run_dir: Path, module: VideoLMMModule) -> tupl
         module.load_state_dict(saved["state_dict"])
         module.restore_progress(progress)
         nxt = progress["stage"] + 1
-        log.info("resuming: stage %s done (checkpoint %s); %s", names[progress["stage"]], last,
-                 f"next {names[nxt]}" if nxt < len(names) else "every stage done, evaluating")
+        log.info(
+            "resuming: stage %s done (checkpoint %s); %s",
+            names[progress["stage"]],
+            last,
+            f"next {names[nxt]}" if nxt < len(names) else "every stage done, evaluating",
+        )
         return nxt, None
-    log.info("resuming stage %s from checkpoint %s (step %s)", names[progress["stage"]], last,
-             saved.get("global_step"))
+    log.info("resuming stage %s from checkpoint %s (step %s)", names[progress["stage"]], last, saved.get("global_step"))
     return progress["stage"], last
 
 
-def train_schedule(cfg: DictConfig, module: VideoLMMModule, datamodule: Any, logger: Any,
-                   run_dir: Path, processes: Processes) -> dict[str, Any]:
+def train_schedule(
+    cfg: DictConfig, module: VideoLMMModule, datamodule: Any, logger: Any, run_dir: Path, processes: Processes
+) -> dict[str, Any]:
     """Train every stage not yet done; returns what the record says of the schedule."""
     stages = [to_dict(s, resolve=True) for s in cfg.schedule.stages]
     start, resume_from = resume_point(cfg, run_dir, module)
     ck = cfg.checkpoint
     for i in range(start, len(stages)):
         stage = stages[i]
-        log.info("stage %d/%d %s: learning rates %s, %s data, %s epoch(s)", i + 1, len(stages),
-                 stage["name"], stage["lr"], stage["data"], stage["epochs"])
+        log.info(
+            "stage %d/%d %s: learning rates %s, %s data, %s epoch(s)",
+            i + 1,
+            len(stages),
+            stage["name"],
+            stage["lr"],
+            stage["data"],
+            stage["epochs"],
+        )
         module.apply_stage(stage, index=i)
         datamodule.use_stage(i, stage["data"])
         periodic = checkpoints.PeriodicCheckpoint(run_dir, ck.every_minutes, ck.every_steps)
         trainer = make_trainer(cfg, run_dir, logger, processes, stage["epochs"], [periodic])
-        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from if i == start else None,
-                    weights_only=True)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from if i == start else None, weights_only=True)
         module.stage_done = True
         checkpoints.save(trainer, run_dir)
     return {
@@ -87,8 +104,9 @@ def train_schedule(cfg: DictConfig, module: VideoLMMModule, datamodule: Any, log
     }
 
 
-def evaluate(cfg: DictConfig, module: VideoLMMModule, datamodule: Any, logger: Any, run_dir: Path,
-             processes: Processes) -> None:
+def evaluate(
+    cfg: DictConfig, module: VideoLMMModule, datamodule: Any, logger: Any, run_dir: Path, processes: Processes
+) -> None:
     """Score the eval split; with several ranks, each scores its share and all gather the rest.
 
     Circular evaluation scores each rotation of an item as its own row, and the ranks share
@@ -103,8 +121,7 @@ def evaluate(cfg: DictConfig, module: VideoLMMModule, datamodule: Any, logger: A
     trainer.test(module, datamodule=datamodule, verbose=False)
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         shards: list[Any] = [None] * dist.get_world_size()
-        dist.all_gather_object(shards, (module.results, module.skipped["test"],
-                                        module.decode_errors["test"]))
+        dist.all_gather_object(shards, (module.results, module.skipped["test"], module.decode_errors["test"]))
         module.results = [r for results, _, _ in shards for r in results]
         module.skipped["test"] = {k: v for _, skipped, _ in shards for k, v in skipped.items()}
         module.decode_errors["test"] = sum(n for _, _, n in shards)
@@ -115,16 +132,26 @@ def evaluate(cfg: DictConfig, module: VideoLMMModule, datamodule: Any, logger: A
 
 
 def _distinct_modalities(v: Any, empty: bool) -> bool:
-    return (OmegaConf.is_list(v) and (empty or len(v) > 0) and len(set(v)) == len(v)
-            and all(m in EVAL_MODALITIES for m in v))
+    return (
+        OmegaConf.is_list(v)
+        and (empty or len(v) > 0)
+        and len(set(v)) == len(v)
+        and all(m in EVAL_MODALITIES for m in v)
+    )
 
 
 EVAL_CONSTRAINTS = Constraints(
     Rule("batch_size", positive_int, "an integer > 0"),
-    Rule("modalities", lambda v: _distinct_modalities(v, empty=False),
-         f"a list of distinct {', '.join(EVAL_MODALITIES)}, e.g. eval.modalities=[video,frame,text]"),
-    Rule("circular", lambda v: _distinct_modalities(v, empty=True),
-         f"a list of distinct {', '.join(EVAL_MODALITIES)} (or []), e.g. eval.circular=[frame,text]"),
+    Rule(
+        "modalities",
+        lambda v: _distinct_modalities(v, empty=False),
+        f"a list of distinct {', '.join(EVAL_MODALITIES)}, e.g. eval.modalities=[video,frame,text]",
+    ),
+    Rule(
+        "circular",
+        lambda v: _distinct_modalities(v, empty=True),
+        f"a list of distinct {', '.join(EVAL_MODALITIES)} (or []), e.g. eval.circular=[frame,text]",
+    ),
 )
 PARTS = ("vision", "connector", "llm")
 
@@ -140,14 +167,15 @@ def check_stages(schedule: DictConfig, key: str, root: DictConfig) -> None:
             if not isinstance(lr, (int, float)) or lr < 0:
                 raise ConfigError(f"{key}.stages[{i}].lr.{part}={lr!r} is invalid; valid: a number >= 0")
         if not any(stage.lr[p] > 0 for p in PARTS):
-            raise ConfigError(f"{key}.stages[{i}].lr={dict(stage.lr)} is invalid; valid: "
-                              "at least one part with a learning rate > 0")
+            raise ConfigError(
+                f"{key}.stages[{i}].lr={dict(stage.lr)} is invalid; valid: at least one part with a learning rate > 0"
+            )
         if stage.get("data", "mixture") not in ("mixture", "video"):
-            raise ConfigError(f"{key}.stages[{i}].data={stage.data!r} is invalid; valid: mixture, "
-                              "video (video samples only)")
+            raise ConfigError(
+                f"{key}.stages[{i}].data={stage.data!r} is invalid; valid: mixture, video (video samples only)"
+            )
         if not isinstance(stage.epochs, int) or stage.epochs < 1:
-            raise ConfigError(f"{key}.stages[{i}].epochs={stage.epochs!r} is invalid; "
-                              "valid: an integer >= 1")
+            raise ConfigError(f"{key}.stages[{i}].epochs={stage.epochs!r} is invalid; valid: an integer >= 1")
 
 
 SCHEDULE_CONSTRAINTS = Constraints(Rule("stages", OmegaConf.is_list, "a list of stages"), check=check_stages)

@@ -9,7 +9,6 @@ ok, or failed with the reason) in the run's directory.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import time
 import traceback
@@ -32,15 +31,16 @@ RUN_CONSTRAINTS = Constraints(Rule("seed", is_int, "an integer"))
 FAILURES: list[tuple[str, str]] = []  # (run, reason) of this process's failed runs
 
 
-
-
 def _choices() -> dict[str, str]:
     from hydra.core.hydra_config import HydraConfig
 
     # every group's choice, those local to a sweep's --config-dir too; not Hydra's own, nor
     # the members a pair of encoders pulls in (`encoder@encoder.members.siglip`)
-    return {k: str(v) for k, v in HydraConfig.get().runtime.choices.items()
-            if not k.startswith("hydra") and "@" not in k and v is not None}
+    return {
+        k: str(v)
+        for k, v in HydraConfig.get().runtime.choices.items()
+        if not k.startswith("hydra") and "@" not in k and v is not None
+    }
 
 
 def _resolved(cfg: DictConfig) -> dict[str, Any]:
@@ -75,13 +75,12 @@ def _one_log_stream() -> None:
     warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
 
 
-def train_and_evaluate(cfg: DictConfig, run_dir: Path, run_name: str,
-                       choices: dict[str, str]) -> dict[str, Any]:
+def train_and_evaluate(cfg: DictConfig, run_dir: Path, run_name: str, choices: dict[str, str]) -> dict[str, Any]:
     """Build, train the stages not yet done, evaluate. Returns the record's design, metrics, costs."""
     import lightning as L
 
-    from src.run.build import build_module, build_parts, design
     from src.launch.dist import Processes, is_main_process, launch_children_as_this_job
+    from src.run.build import build_module, build_parts, design
     from src.run.loggers import build_logger, finish
     from src.run.stages import evaluate, train_schedule
 
@@ -121,11 +120,10 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, run_name: str,
 def run(cfg: DictConfig) -> float | None:
     """One grid point, from a composed config; always leaves a record."""
     from hydra.core.hydra_config import HydraConfig
-
     from hydra.types import RunMode
 
-    from src.launch.dist import is_main_process, preempted
     from src.config.redact import redact, redact_override
+    from src.launch.dist import is_main_process, preempted
 
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
@@ -133,10 +131,20 @@ def run(cfg: DictConfig) -> float | None:
     choices = _choices()
     main_rank = is_main_process()  # DDP: only rank 0 writes the record
     record: dict[str, Any] = {
-        "status": "failed", "reason": None, "sweep": cfg.sweep, "run_dir": str(run_dir.resolve()),
-        "run_name": run_name, "overrides": [redact_override(o) for o in hc.overrides.task],
-        "choices": choices, "config": redact(_resolved(cfg)), "design": {}, "metrics": {},
-        "costs": {}, "data": {}, "versions": versions(), "started_at": now(),
+        "status": "failed",
+        "reason": None,
+        "sweep": cfg.sweep,
+        "run_dir": str(run_dir.resolve()),
+        "run_name": run_name,
+        "overrides": [redact_override(o) for o in hc.overrides.task],
+        "choices": choices,
+        "config": redact(_resolved(cfg)),
+        "design": {},
+        "metrics": {},
+        "costs": {},
+        "data": {},
+        "versions": versions(),
+        "started_at": now(),
     }
     try:
         validate(cfg)
@@ -167,8 +175,9 @@ def run(cfg: DictConfig) -> float | None:
     finally:
         record["finished_at"] = now()
         if failed and preempted():  # SIGTERM in a SLURM job: not a failure; the requeued job resumes
-            log.warning("preempted: no record written; the run resumes from %s when its job restarts",
-                        run_dir / "checkpoints")
+            log.warning(
+                "preempted: no record written; the run resumes from %s when its job restarts", run_dir / "checkpoints"
+            )
         elif main_rank or failed:  # a rank that fails says why; rank 0 may be killed for it
             write_record(run_dir, record)
     if failed:  # a multirun goes on with its next run

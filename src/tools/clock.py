@@ -70,7 +70,7 @@ def ceiling(sampler: Sampler, spec: SyntheticSpec = SWEEP_SPEC, draws: int = 200
     rng = np.random.default_rng(seed)
     seen = [_observe(rng, spec, sampler) for _ in range(draws)]
     rule = _bayes_rule(seen[: draws // 2])
-    return float(np.mean([rule(k) == a for k, a in seen[draws // 2:]]))
+    return float(np.mean([rule(k) == a for k, a in seen[draws // 2 :]]))
 
 
 def eval_ceiling(sampler: Sampler, spec: SyntheticSpec, draws: int = 20000, seed: int = 0) -> tuple[float, int]:
@@ -88,8 +88,7 @@ def eval_ceiling(sampler: Sampler, spec: SyntheticSpec, draws: int = 20000, seed
     prior: Counter = Counter()
     for counts in table.values():
         prior.update(counts)
-    items = [i for i, (kind, control) in enumerate(schedule(spec, spec.n_eval))
-             if kind == "speed" and control is None]
+    items = [i for i, (kind, control) in enumerate(schedule(spec, spec.n_eval)) if kind == "speed" and control is None]
     best = []
     for i in items:
         counts = table.get(_observe(item_rng(spec, "eval", i), spec, sampler)[0], prior)
@@ -121,42 +120,54 @@ def compare(sweep_dir: Path, metric: str, draws: int = 20000) -> tuple[str, bool
     seeds = sorted({s for s, _ in runs})
     pairs = [s for s in seeds if (s, "fps") in runs and (s, "uniform") in runs]
     if not pairs:
-        raise ValueError(f"{sweep_dir}: no seed with finished runs of both sampler=fps and sampler=uniform "
-                         f"reporting {metric} ({len(runs)} finished run(s))")
+        raise ValueError(
+            f"{sweep_dir}: no seed with finished runs of both sampler=fps and sampler=uniform "
+            f"reporting {metric} ({len(runs)} finished run(s))"
+        )
     acc = {k: float(rec["metrics"][metric]) for k, rec in runs.items()}
-    lines = [f"{metric}, per seed ({sweep_dir})", "", "| seed | fps | uniform | fps - uniform |",
-             "|---|---|---|---|"]
+    lines = [f"{metric}, per seed ({sweep_dir})", "", "| seed | fps | uniform | fps - uniform |", "|---|---|---|---|"]
     for s in pairs:
         f, u = acc[(s, "fps")], acc[(s, "uniform")]
         lines.append(f"| {s} | {f:.3f} | {u:.3f} | {f - u:+.3f} |")
     wins = sum(acc[(s, "fps")] > acc[(s, "uniform")] for s in pairs)
     unpaired = [s for s in seeds if s not in pairs]
-    lines += ["", f"fps beats uniform on {wins} of {len(pairs)} seeds"
-              + (f" (seeds without both runs: {unpaired})" if unpaired else "")]
+    lines += [
+        "",
+        f"fps beats uniform on {wins} of {len(pairs)} seeds"
+        + (f" (seeds without both runs: {unpaired})" if unpaired else ""),
+    ]
     # the best any model could score on these very questions, from what each sampler shows
     first = runs[(pairs[0], "fps")]
     fields = first["config"].get("data", {}).get("synthetic")
     if fields:
         spec = SyntheticSpec.from_dict(fields)
-        bounds = [(name, *eval_ceiling(_sampler_of(runs[(pairs[0], name)]), spec, draws))
-                  for name in ("fps", "uniform")]
-        lines.append(f"ceiling on these {bounds[0][2]} speed questions (the ideal observer's expected "
-                     f"accuracy from the sampled frames): " + ", ".join(f"{name} {c:.3f}" for name, c, _ in bounds))
+        bounds = [
+            (name, *eval_ceiling(_sampler_of(runs[(pairs[0], name)]), spec, draws)) for name in ("fps", "uniform")
+        ]
+        lines.append(
+            f"ceiling on these {bounds[0][2]} speed questions (the ideal observer's expected "
+            f"accuracy from the sampled frames): " + ", ".join(f"{name} {c:.3f}" for name, c, _ in bounds)
+        )
     return "\n".join(lines), wins == len(pairs)
 
 
 def _ceilings_line(spec: SyntheticSpec, draws: int) -> str:
     fps = ceiling(FpsSampler(fps=2.0, max_clips=64), spec, draws)
     uni = ceiling(UniformSampler(8), spec, draws)
-    return (f"ceiling on speed questions ({spec.min_duration:g}-{spec.max_duration:g} s videos): "
-            f"fps 2 {fps:.3f}, uniform 8 {uni:.3f} (chance 0.25)")
+    return (
+        f"ceiling on speed questions ({spec.min_duration:g}-{spec.max_duration:g} s videos): "
+        f"fps 2 {fps:.3f}, uniform 8 {uni:.3f} (chance 0.25)"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m src.tools.clock", description=__doc__.splitlines()[0])
     parser.add_argument("sweep_dir", nargs="?", type=Path, help="a sweep folder with fps and uniform runs")
-    parser.add_argument("--metric", default="test/synthetic/perception",
-                        help="the metric to compare (default: %(default)s, the speed questions there)")
+    parser.add_argument(
+        "--metric",
+        default="test/synthetic/perception",
+        help="the metric to compare (default: %(default)s, the speed questions there)",
+    )
     parser.add_argument("--draws", type=int, default=20000, help="videos drawn per ceiling (default: %(default)s)")
     args = parser.parse_args(argv)
     if args.sweep_dir is None:

@@ -26,9 +26,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from omegaconf import OmegaConf
-
-from src.config.compose import CONF_DIR, group_options, option_config
+from src.config.compose import group_options, option_config
 from src.config.container import to_dict
 
 GB = 1e9
@@ -52,8 +50,13 @@ def estimate(option: str, tokens: int) -> dict[str, float]:
     layers = arch["num_hidden_layers"]
     act_off = layers * tokens * full * 2 / GB
     act_on = (layers * tokens * kept + tokens * full) * 2 / GB  # inputs kept + one layer rebuilt
-    return {"params_b": n / 1e9, "static_bf16": 8 * n / GB, "static_fp32": 16 * n / GB,
-            "act_ckpt": act_on, "act_full": act_off}
+    return {
+        "params_b": n / 1e9,
+        "static_bf16": 8 * n / GB,
+        "static_fp32": 16 * n / GB,
+        "act_ckpt": act_on,
+        "act_full": act_off,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,18 +64,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tokens", type=int, default=4096, help="tokens of one sequence (default 4096)")
     p.add_argument("--encoder-gb", type=float, default=0.9, help="the frozen vision encoder's bf16 weights")
     args = p.parse_args(argv)
-    print(f"| llm | params | weights+grads+AdamW bf16 / fp32 | activations, {args.tokens} tokens: "
-          "checkpointing on / off | total: bf16 + checkpointing | bf16, no checkpointing "
-          "| fp32 + checkpointing |")
+    print(
+        f"| llm | params | weights+grads+AdamW bf16 / fp32 | activations, {args.tokens} tokens: "
+        "checkpointing on / off | total: bf16 + checkpointing | bf16, no checkpointing "
+        "| fp32 + checkpointing |"
+    )
     print("|---|---|---|---|---|---|---|")
     for option in group_options("llm"):
         e = estimate(option, args.tokens)
         enc = args.encoder_gb
-        print(f"| {option} | {e['params_b']:.2f} B | {e['static_bf16']:.1f} / {e['static_fp32']:.1f} GB "
-              f"| {e['act_ckpt']:.1f} / {e['act_full']:.1f} GB "
-              f"| **{e['static_bf16'] + e['act_ckpt'] + enc:.0f} GB** "
-              f"| {e['static_bf16'] + e['act_full'] + enc:.0f} GB "
-              f"| {e['static_fp32'] + e['act_ckpt'] + enc:.0f} GB |")
+        print(
+            f"| {option} | {e['params_b']:.2f} B | {e['static_bf16']:.1f} / {e['static_fp32']:.1f} GB "
+            f"| {e['act_ckpt']:.1f} / {e['act_full']:.1f} GB "
+            f"| **{e['static_bf16'] + e['act_ckpt'] + enc:.0f} GB** "
+            f"| {e['static_bf16'] + e['act_full'] + enc:.0f} GB "
+            f"| {e['static_fp32'] + e['act_ckpt'] + enc:.0f} GB |"
+        )
     return 0
 
 

@@ -20,8 +20,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
-
 from src.config.compose import CONF_DIR, SEP, pair_name, single_options
 
 

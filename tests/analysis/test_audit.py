@@ -13,6 +13,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from src.batch import IGNORE, MEDIA
 from src.config.errors import ConfigError
 from src.config.validate import validate
 from src.data.datamodule import VideoQADataModule, drop_modalities
@@ -22,9 +23,7 @@ from src.data.manifest import Sample, mcq_prompt
 from src.data.samplers import FpsSampler
 from src.models.llm import build_word_tokenizer
 from src.models.module import VideoLMMModule, accuracy_metrics
-from src.batch import IGNORE, MEDIA
 from tests.helpers import TINY_DATA, cfg_with, run_train, tiny_model, word_tokenizer, write_mp4
-
 
 RED, GREEN, BLUE = (220, 20, 20), (20, 220, 20), (20, 20, 220)
 
@@ -40,20 +39,28 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def item(d: Path, name: str, video: str, options: list[str], answer: str, **meta: object) -> Sample:
-    return Sample(name, [("video", str(d / video))],
-                  [("user", mcq_prompt(f"What colour is {name}?", options)), ("assistant", answer)],
-                  "perception" if len(options) > 2 else "spatial", "toy",
-                  options=options, answer=answer, meta=dict(meta))
+    return Sample(
+        name,
+        [("video", str(d / video))],
+        [("user", mcq_prompt(f"What colour is {name}?", options)), ("assistant", answer)],
+        "perception" if len(options) > 2 else "spatial",
+        "toy",
+        options=options,
+        answer=answer,
+        meta=dict(meta),
+    )
 
 
 def items(d: Path) -> list[Sample]:
     four = ["red", "green", "blue", "grey"]
-    return [item(d, "centre", "centre.mp4", four, "C", control="frame"),
-            item(d, "one", "v1.mp4", ["red", "green"], "A", control=None),
-            item(d, "two", "v2.mp4", four, "B", control="text"),
-            item(d, "three", "v3.mp4", four, "D", control=None),
-            item(d, "four", "v4.mp4", ["red", "green"], "B", control=None),
-            item(d, "five", "v5.mp4", four, "A", control=None)]
+    return [
+        item(d, "centre", "centre.mp4", four, "C", control="frame"),
+        item(d, "one", "v1.mp4", ["red", "green"], "A", control=None),
+        item(d, "two", "v2.mp4", four, "B", control="text"),
+        item(d, "three", "v3.mp4", four, "D", control=None),
+        item(d, "four", "v4.mp4", ["red", "green"], "B", control=None),
+        item(d, "five", "v5.mp4", four, "A", control=None),
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +70,9 @@ def tokenizer(media: Path):
 
 def test_video_frame_and_text_items(media: Path, tokenizer) -> None:
     sampler = FpsSampler(fps=2, frames_per_clip=2)
-    video, frame, text = (SampleDataset(items(media), sampler, tokenizer, train=False, modality=m)[0]
-                          for m in ("video", "frame", "text"))
+    video, frame, text = (
+        SampleDataset(items(media), sampler, tokenizer, train=False, modality=m)[0] for m in ("video", "frame", "text")
+    )
     # video: the sampler's clips (2.1 s at 2 fps: 4 frames, 2 clips of 2)
     assert [tuple(m.shape) for m in video["media"]] == [(2, 2, 64, 64, 3)]
     # frame: one clip of the centre frame, repeated to fill the clip as an image is
@@ -89,12 +97,22 @@ def test_video_frame_and_text_items(media: Path, tokenizer) -> None:
 def test_text_prompt_loses_tag_and_its_line_break() -> None:
     tok = build_word_tokenizer(["Which one? A. x B. y Look user assistant"])
     turns = [("user", "<video>\nWhich one?\nA. x\nB. y"), ("assistant", "A")]
-    samples = [Sample("s", [("video", "/nowhere.mp4")], turns, "c", "b", options=["x", "y"], answer="A"),
-               Sample("t", [("video", "/nowhere.mp4")], [("user", "Look: <video> Which one?")],
-                      "c", "b", options=["x", "y"], answer="B")]
+    samples = [
+        Sample("s", [("video", "/nowhere.mp4")], turns, "c", "b", options=["x", "y"], answer="A"),
+        Sample(
+            "t",
+            [("video", "/nowhere.mp4")],
+            [("user", "Look: <video> Which one?")],
+            "c",
+            "b",
+            options=["x", "y"],
+            answer="B",
+        ),
+    ]
     ds = SampleDataset(samples, FpsSampler(fps=1), tok, train=False, modality="text")
     seen: list[Sample] = []
     tokens = ds.tokens
+
     def tokens_seen(sample: Sample) -> tuple[list[int], list[int]]:
         seen.append(sample)
         return tokens(sample)
@@ -110,8 +128,7 @@ def test_controls_and_unflagged_manifests(media: Path, tokenizer) -> None:
     ds = SampleDataset(items(media), FpsSampler(fps=2), tokenizer, train=False, modality="frame")
     batch = collate([ds[k] for k in range(3)])
     assert batch.controls == ["frame", "", "text"] and batch.modalities == ["frame"] * 3
-    plain = [Sample(s.id, s.media, s.turns, s.category, s.benchmark, s.options, s.answer)
-             for s in items(media)[:2]]
+    plain = [Sample(s.id, s.media, s.turns, s.category, s.benchmark, s.options, s.answer) for s in items(media)[:2]]
     ds = SampleDataset(plain, FpsSampler(fps=2), tokenizer, train=False, modality="video")
     assert collate([ds[0], ds[1]]).controls == [None, None]  # no flag at all, not "not a control"
 
@@ -136,21 +153,37 @@ def test_one_test_loader_per_modality(media: Path, tokenizer) -> None:
 
 @pytest.mark.parametrize("value", ["[video,sound]", "video", "[]", "[video,video]"])
 def test_eval_modalities_are_checked_at_start_up(value: str) -> None:
-    with pytest.raises(ConfigError, match=r"^eval\.modalities=.* is invalid; valid: a list of "
-                                          r"distinct video, frame, text"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^eval\.modalities=.* is invalid; valid: a list of "
+        r"distinct video, frame, text",
+    ):
         validate(cfg_with(f"eval.modalities={value}"))
     validate(cfg_with("eval.modalities=[text,video,frame]"))
     assert list(cfg_with().data.eval_modalities) == ["video"]
 
 
 def test_metrics_are_namespaced_by_modality() -> None:
-    rows = [("video", "a", 1), ("video", "a", 0), ("video", "b", 1),
-            ("frame", "a", 1), ("frame", "b", 0), ("frame", "b", 0), ("text", "a", 0)]
+    rows = [
+        ("video", "a", 1),
+        ("video", "a", 0),
+        ("video", "b", 1),
+        ("frame", "a", 1),
+        ("frame", "b", 0),
+        ("frame", "b", 0),
+        ("text", "a", 0),
+    ]
     results = [{"modality": m, "benchmark": "toy", "category": c, "correct": k} for m, c, k in rows]
     assert accuracy_metrics(results) == {
-        "test/toy/a": 0.5, "test/toy/b": 1.0, "test/toy/overall": 0.75,
-        "test_frame/toy/a": 1.0, "test_frame/toy/b": 0.0, "test_frame/toy/overall": 0.5,
-        "test_text/toy/a": 0.0, "test_text/toy/overall": 0.0}
+        "test/toy/a": 0.5,
+        "test/toy/b": 1.0,
+        "test/toy/overall": 0.75,
+        "test_frame/toy/a": 1.0,
+        "test_frame/toy/b": 0.0,
+        "test_frame/toy/overall": 0.5,
+        "test_text/toy/a": 0.0,
+        "test_text/toy/overall": 0.0,
+    }
 
 
 @pytest.mark.parametrize("modality", ["video", "frame", "text"])
@@ -183,8 +216,9 @@ def test_scores_do_not_depend_on_the_batch_size(media: Path, tokenizer, modality
 
 
 def test_training_videos_shown_as_a_frame_or_as_text(media: Path, tokenizer) -> None:
-    image = Sample("img", [("image", str(media / "x.png"))], [("user", "<image>\nHi?"), ("assistant", "A")],
-                   "perception", "toy")
+    image = Sample(
+        "img", [("image", str(media / "x.png"))], [("user", "<image>\nHi?"), ("assistant", "A")], "perception", "toy"
+    )
     text = Sample("txt", [], [("user", "Hi?"), ("assistant", "B")], "reasoning", "toy")
     samples = [*(items(media) * 40), image, text]  # 240 videos
     shown, counts = drop_modalities(samples, {"frame": 0.25, "text": 0.5}, seed=3)
@@ -212,10 +246,15 @@ def test_training_videos_shown_as_a_frame_or_as_text(media: Path, tokenizer) -> 
     assert tokenizer.convert_tokens_to_ids("C") in trained and as_text["modality"] == "text"
 
 
-@pytest.mark.parametrize(("value", "message"), [
-    ("{frame: 0.6, text: 0.5}", r"their sum below 1"), ("{frame: -0.1}", r"each share in \[0, 1\)"),
-    ("{text: 1.0}", r"each share in \[0, 1\)"),
-    ("{text: lots}", r"valid: numbers")])
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("{frame: 0.6, text: 0.5}", r"their sum below 1"),
+        ("{frame: -0.1}", r"each share in \[0, 1\)"),
+        ("{text: 1.0}", r"each share in \[0, 1\)"),
+        ("{text: lots}", r"valid: numbers"),
+    ],
+)
 def test_modality_dropout_is_checked_at_start_up(value: str, message: str) -> None:
     with pytest.raises(ConfigError, match=r"^data\.modality_dropout.*" + message):
         validate(cfg_with(f"data.modality_dropout={value}"))
@@ -228,15 +267,30 @@ def test_modality_dropout_is_checked_at_start_up(value: str, message: str) -> No
 
 def test_the_record_counts_what_modality_dropout_showed(media: Path, tokenizer, tmp_path: Path) -> None:
     manifest = tmp_path / "train.jsonl"
-    rows = [{"id": f"s{k}", "video": str(media / "v1.mp4"),
-             "conversations": [{"from": "human", "value": "<video>\nWhat colour?"},
-                               {"from": "gpt", "value": "A"}]} for k in range(50)]
+    rows = [
+        {
+            "id": f"s{k}",
+            "video": str(media / "v1.mp4"),
+            "conversations": [{"from": "human", "value": "<video>\nWhat colour?"}, {"from": "gpt", "value": "A"}],
+        }
+        for k in range(50)
+    ]
     manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
     evals = tmp_path / "eval.jsonl"
-    evals.write_text(json.dumps({"id": "q", "video": str(media / "v1.mp4"), "question": "What colour?",
-                                 "options": ["red", "green"], "answer": "A", "category": "c"}) + "\n")
-    dm = VideoQADataModule("toy", str(tmp_path), train=str(manifest), eval=str(evals),
-                           modality_dropout={"text": 0.3})
+    evals.write_text(
+        json.dumps(
+            {
+                "id": "q",
+                "video": str(media / "v1.mp4"),
+                "question": "What colour?",
+                "options": ["red", "green"],
+                "answer": "A",
+                "category": "c",
+            }
+        )
+        + "\n"
+    )
+    dm = VideoQADataModule("toy", str(tmp_path), train=str(manifest), eval=str(evals), modality_dropout={"text": 0.3})
     dm.prepare_data()
     got = dm.report()["train"]
     assert got["modality_dropout"]["shares"] == {"frame": 0.0, "text": 0.3}
@@ -247,9 +301,17 @@ def test_the_record_counts_what_modality_dropout_showed(media: Path, tokenizer, 
 
 @pytest.mark.slow
 def test_a_tiny_run_evaluates_every_modality(data_dir: Path, tmp_path: Path) -> None:
-    proc = run_train(["logger=none", "eval.modalities=[video,frame,text]", *TINY_DATA,
-                      "data.modality_dropout.frame=0.3", "data.modality_dropout.text=0.3"],
-                     data_dir, tmp_path)
+    proc = run_train(
+        [
+            "logger=none",
+            "eval.modalities=[video,frame,text]",
+            *TINY_DATA,
+            "data.modality_dropout.frame=0.3",
+            "data.modality_dropout.text=0.3",
+        ],
+        data_dir,
+        tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     [path] = tmp_path.rglob("result.json")
     rec = json.loads(path.read_text())
@@ -259,8 +321,19 @@ def test_a_tiny_run_evaluates_every_modality(data_dir: Path, tmp_path: Path) -> 
     assert dropped["shares"] == {"frame": 0.3, "text": 0.3} and min(dropped["samples"].values()) > 0
     with open(path.parent / "items.csv") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == ["run", "item", "benchmark", "category", "modality", "correct",
-                             "chosen", "seconds", "control", "rotations", "rotations_right"]
+    assert list(rows[0]) == [
+        "run",
+        "item",
+        "benchmark",
+        "category",
+        "modality",
+        "correct",
+        "chosen",
+        "seconds",
+        "control",
+        "rotations",
+        "rotations_right",
+    ]
     # frame and text are scored circularly by default (eval.circular): every rotation of 4 options
     assert {(r["modality"], r["rotations"]) for r in rows} == {("video", ""), ("frame", "4"), ("text", "4")}
     assert Counter(r["modality"] for r in rows) == {"video": 12, "frame": 12, "text": 12}
@@ -278,4 +351,5 @@ def test_a_tiny_run_evaluates_every_modality(data_dir: Path, tmp_path: Path) -> 
             right = [int(r["correct"]) for r in mine if r["category"] == c]
             assert m[f"{prefix}/synthetic/{c}"] == pytest.approx(sum(right) / len(right))
         assert m[f"{prefix}/synthetic/overall"] == pytest.approx(
-            sum(m[f"{prefix}/synthetic/{c}"] for c in cats) / len(cats))
+            sum(m[f"{prefix}/synthetic/{c}"] for c in cats) / len(cats)
+        )

@@ -20,15 +20,24 @@ METRIC = "test/synthetic/overall"
 
 def ok_record(run_dir: Path, encoder: str, llm: str, size: float, score: float) -> dict[str, Any]:
     return {
-        "status": "ok", "reason": None, "sweep": "demo", "run_dir": str(run_dir),
+        "status": "ok",
+        "reason": None,
+        "sweep": "demo",
+        "run_dir": str(run_dir),
         "overrides": [f"encoder={encoder}", f"llm={llm}"],
         "choices": {"encoder": encoder, "llm": llm, "resampler": "perceiver"},
         "config": {"model": {"lr": 1e-3}},
-        "design": {"fps": 2.0, "tokens_per_frame": 4, "llm_size_b": size,
-                   "params": {"encoder": 10, "llm": 20, "total": 30}},
+        "design": {
+            "fps": 2.0,
+            "tokens_per_frame": 4,
+            "llm_size_b": size,
+            "params": {"encoder": 10, "llm": 20, "total": 30},
+        },
         "metrics": {METRIC: score, "train/loss": 1.0 - score},
         "costs": {"train_seconds": 4.0, "eval_seconds": 1.0},
-        "versions": {"python": "3.11"}, "started_at": "t0", "finished_at": "t1",
+        "versions": {"python": "3.11"},
+        "started_at": "t0",
+        "finished_at": "t1",
     }
 
 
@@ -47,10 +56,18 @@ def sweep(tmp_path: Path) -> Path:
     (ok / "wandb" / "offline-run-1").mkdir(parents=True)  # a run's own subtree: not a run
     (ok / "ckpt").mkdir()
     failed = root / "nested" / "deeper" / "encoder=dinov2,llm=qwen0.5b"
-    write_json(failed / "result.json", {
-        "status": "failed", "reason": "RuntimeError: CUDA out of memory", "sweep": "demo",
-        "run_dir": str(failed), "choices": {"encoder": "dinov2", "llm": "qwen0.5b"},
-        "design": {"llm_size_b": 0.5}, "metrics": {}})
+    write_json(
+        failed / "result.json",
+        {
+            "status": "failed",
+            "reason": "RuntimeError: CUDA out of memory",
+            "sweep": "demo",
+            "run_dir": str(failed),
+            "choices": {"encoder": "dinov2", "llm": "qwen0.5b"},
+            "design": {"llm_size_b": 0.5},
+            "metrics": {},
+        },
+    )
     missing = root / "encoder=siglip,llm=qwen4b"
     (missing / ".hydra").mkdir(parents=True)
     (missing / ".hydra" / "overrides.yaml").write_text("- encoder=siglip\n- llm=qwen4b\n- trainer.max_epochs=1\n")
@@ -75,9 +92,23 @@ def test_sweep_level_marker_is_not_a_missing_run(tmp_path: Path) -> None:
 def test_frame_columns_and_rows(sweep: Path) -> None:
     frame = records_to_frame(load_records([sweep]))
     assert list(frame.columns) == [
-        "run_dir", "status", "reason", "sweep", "encoder", "llm", "resampler", "llm_size_b",
-        "design.fps", "design.tokens_per_frame", "design.params.encoder", "design.params.llm",
-        "design.params.total", "costs.train_seconds", "costs.eval_seconds", METRIC, "train/loss",
+        "run_dir",
+        "status",
+        "reason",
+        "sweep",
+        "encoder",
+        "llm",
+        "resampler",
+        "llm_size_b",
+        "design.fps",
+        "design.tokens_per_frame",
+        "design.params.encoder",
+        "design.params.llm",
+        "design.params.total",
+        "costs.train_seconds",
+        "costs.eval_seconds",
+        METRIC,
+        "train/loss",
     ]
     by_status = frame.set_index("status")
     assert sorted(frame["status"]) == ["failed", "missing", "ok"]
@@ -115,8 +146,9 @@ def test_metric_named_like_a_setting_does_not_overwrite_it(tmp_path: Path) -> No
 
 
 def test_the_seed_is_a_column(tmp_path: Path) -> None:
-    records = [{**ok_record(tmp_path / f"s{k}", "siglip", "qwen0.5b", 0.5, 0.6), "config": {"seed": k}}
-               for k in range(2)]
+    records = [
+        {**ok_record(tmp_path / f"s{k}", "siglip", "qwen0.5b", 0.5, 0.6), "config": {"seed": k}} for k in range(2)
+    ]
     frame = records_to_frame(records)
     assert list(frame["seed"]) == [0, 1] and list(frame.columns)[4:8] == ["encoder", "llm", "resampler", "seed"]
 
@@ -128,8 +160,9 @@ def test_empty_records_give_the_base_columns() -> None:
 
 
 def run_collect(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "analysis.collect", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "analysis.collect", *args], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_cli_writes_csv_and_lists_problems(sweep: Path, tmp_path: Path) -> None:
@@ -162,11 +195,19 @@ def test_cli_parquet(sweep: Path, tmp_path: Path) -> None:
 
 # --- W&B projects through the public API (faked: no network, no key) ---------------------
 
+
 class FakeRun:
     """Shaped like wandb.apis.public.Run: config and summary dicts, state, name, group, id."""
 
-    def __init__(self, rid: str, state: str, tags: list[str], config: dict[str, Any],
-                 summary: dict[str, Any], group: str = "demo") -> None:
+    def __init__(
+        self,
+        rid: str,
+        state: str,
+        tags: list[str],
+        config: dict[str, Any],
+        summary: dict[str, Any],
+        group: str = "demo",
+    ) -> None:
         self.id, self.name, self.state, self.group, self.tags = rid, f"run-{rid}", state, group, tags
         self.path = ["me", "proj", rid]
         self.config, self.summary = config, summary
@@ -174,14 +215,34 @@ class FakeRun:
 
 def fake_runs() -> list[FakeRun]:
     design = {"fps": 2.0, "tokens_per_frame": 4, "llm_size_b": 0.5, "params": {"llm": 20, "total": 30}}
-    ok = FakeRun("a1", "finished", ["encoder=siglip", "llm=qwen0.5b"],
-                 {"seed": 3, "llm": {"name": "qwen0.5b", "size_b": 0.5}, "design": design},
-                 {METRIC: 0.6, "test/synthetic/spatial": 0.5, "train/loss": 0.4, "_runtime": 12.5,
-                  "_step": 7, "epoch": 1, "_wandb": {"runtime": 12}})
+    ok = FakeRun(
+        "a1",
+        "finished",
+        ["encoder=siglip", "llm=qwen0.5b"],
+        {"seed": 3, "llm": {"name": "qwen0.5b", "size_b": 0.5}, "design": design},
+        {
+            METRIC: 0.6,
+            "test/synthetic/spatial": 0.5,
+            "train/loss": 0.4,
+            "_runtime": 12.5,
+            "_step": 7,
+            "epoch": 1,
+            "_wandb": {"runtime": 12},
+        },
+    )
     # logged before the design section existed: sizes and fps come from the resolved config
-    old = FakeRun("b2", "finished", [], {"encoder": {"name": "dinov2"}, "llm": {"name": "qwen4b", "size_b": 4.0},
-                                         "sampler": {"fps": 1.0}, "params": {"total": 99}},
-                  {METRIC: 0.7})
+    old = FakeRun(
+        "b2",
+        "finished",
+        [],
+        {
+            "encoder": {"name": "dinov2"},
+            "llm": {"name": "qwen4b", "size_b": 4.0},
+            "sampler": {"fps": 1.0},
+            "params": {"total": 99},
+        },
+        {METRIC: 0.7},
+    )
     crashed = FakeRun("c3", "crashed", ["encoder=dinov2", "llm=qwen0.5b"], {}, {"train/loss": 2.0})
     no_eval = FakeRun("d4", "finished", ["encoder=siglip", "llm=qwen4b"], {}, {"train/loss": 1.0})
     running = FakeRun("e5", "running", ["encoder=siglip", "llm=qwen7b"], {}, {}, group="other")
@@ -210,7 +271,12 @@ def test_wandb_runs_become_the_same_rows() -> None:
     assert "_step" not in frame.columns and "epoch" not in frame.columns and "_wandb" not in frame.columns
     old = rows.loc["wandb:me/proj/b2"]
     assert (old["encoder"], old["llm"], old["llm_size_b"], old["design.fps"], old["design.params.total"]) == (
-        "dinov2", "qwen4b", 4.0, 1.0, 99)
+        "dinov2",
+        "qwen4b",
+        4.0,
+        1.0,
+        99,
+    )
     assert rows.loc["wandb:me/proj/c3", "status"] == "failed"
     assert rows.loc["wandb:me/proj/c3", "reason"] == "W&B state crashed"
     assert rows.loc["wandb:me/proj/d4", "status"] == "failed"
@@ -218,8 +284,9 @@ def test_wandb_runs_become_the_same_rows() -> None:
     assert tuple(rows.loc["wandb:me/proj/e5", ["status", "reason"]]) == ("missing", "W&B state running")
 
 
-def test_cli_reads_a_wandb_project_group(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_reads_a_wandb_project_group(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     import wandb
 
     from analysis import collect, wandb_runs
@@ -238,13 +305,17 @@ def test_cli_reads_a_wandb_project_group(monkeypatch: pytest.MonkeyPatch, tmp_pa
     assert len(table) == 4 and set(table["sweep"]) == {"demo"}
 
 
-@pytest.mark.parametrize(("args", "needle"), [
-    (["wandb:me/proj"], "no W&B API key"),
-    (["wandb:just-a-name"], "expected wandb:ENTITY/PROJECT"),
-    ([".", "--group", "demo"], "--group demo applies to wandb: sources only"),
-])
-def test_cli_wandb_without_key_is_one_line(args: list[str], needle: str, monkeypatch: pytest.MonkeyPatch,
-                                           tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["wandb:me/proj"], "no W&B API key"),
+        (["wandb:just-a-name"], "expected wandb:ENTITY/PROJECT"),
+        ([".", "--group", "demo"], "--group demo applies to wandb: sources only"),
+    ],
+)
+def test_cli_wandb_without_key_is_one_line(
+    args: list[str], needle: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from analysis import collect
 
     monkeypatch.delenv("WANDB_API_KEY", raising=False)

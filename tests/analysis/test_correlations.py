@@ -13,16 +13,18 @@ from analysis import plots
 
 
 def table() -> pd.DataFrame:
-    return pd.DataFrame({
-        "status": ["ok", "ok", "ok", "ok", "failed"],
-        "test/b/x": [0.1, 0.2, 0.3, 0.4, 0.9],
-        "test/b/y": [0.2, 0.4, 0.6, 0.8, 0.0],   # 2x: +1 with x
-        "test/b/z": [0.4, 0.3, 0.2, 0.1, 0.5],   # reversed: -1 with x
-        "test/b/w": [0.1, 0.3, 0.2, 0.4, 0.0],   # hand-computed below
-        "test/b/flat": [0.5, 0.5, 0.5, 0.5, 0.1],
-        "test/b/overall": [0.3, 0.3, 0.3, 0.4, 0.2],
-        "llm": ["a", "b", "c", "d", "e"],
-    })
+    return pd.DataFrame(
+        {
+            "status": ["ok", "ok", "ok", "ok", "failed"],
+            "test/b/x": [0.1, 0.2, 0.3, 0.4, 0.9],
+            "test/b/y": [0.2, 0.4, 0.6, 0.8, 0.0],  # 2x: +1 with x
+            "test/b/z": [0.4, 0.3, 0.2, 0.1, 0.5],  # reversed: -1 with x
+            "test/b/w": [0.1, 0.3, 0.2, 0.4, 0.0],  # hand-computed below
+            "test/b/flat": [0.5, 0.5, 0.5, 0.5, 0.1],
+            "test/b/overall": [0.3, 0.3, 0.3, 0.4, 0.2],
+            "llm": ["a", "b", "c", "d", "e"],
+        }
+    )
 
 
 def test_values_match_hand_computation() -> None:
@@ -66,13 +68,17 @@ def test_cli_writes_outputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
         assert (tmp_path / "c" / name).stat().st_size > 0
 
 
-@pytest.mark.parametrize(("args", "needle"), [
-    (["--method", "cosine"], "--method"),
-    (["--columns", "^nothing"], "no metric columns"),
-    (["--columns", "("], "not a regular expression"),
-])
-def test_cli_bad_input_is_one_line(args: list[str], needle: str, tmp_path: Path,
-                                   capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--method", "cosine"], "--method"),
+        (["--columns", "^nothing"], "no metric columns"),
+        (["--columns", "("], "not a regular expression"),
+    ],
+)
+def test_cli_bad_input_is_one_line(
+    args: list[str], needle: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     table().to_csv(tmp_path / "results.csv", index=False)
     assert corr.main([str(tmp_path / "results.csv"), *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()

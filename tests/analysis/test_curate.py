@@ -17,7 +17,6 @@ from analysis.curate import balanced_quotas, binary_entropy, curate, main, point
 from analysis.items import read_items
 from tests.helpers import ROOT
 
-
 MODELS = ["m1", "m2", "m3", "m4"]
 # item: (category, video correctness of m1..m4, seconds, control flag)
 VIDEO = {
@@ -40,9 +39,17 @@ def table(flags: bool = True, seconds: bool = True) -> pd.DataFrame:
     for item, (cat, right, secs, flag) in VIDEO.items():
         for modality, source in (("video", {item: right}), ("text", TEXT), ("frame", FRAME)):
             for model, ok in zip(MODELS, source.get(item, [])):
-                rows.append({"model": model, "item": item, "category": cat, "modality": modality,
-                             "correct": ok, "seconds": secs if modality == "video" else 9.0,
-                             "control": flag})
+                rows.append(
+                    {
+                        "model": model,
+                        "item": item,
+                        "category": cat,
+                        "modality": modality,
+                        "correct": ok,
+                        "seconds": secs if modality == "video" else 9.0,
+                        "control": flag,
+                    }
+                )
     frame = pd.DataFrame(rows)
     return frame.drop(columns=[c for c, keep in (("control", flags), ("seconds", seconds)) if not keep])
 
@@ -85,14 +92,37 @@ def test_drops_counts_and_entropy_selection(items: pd.DataFrame) -> None:
     assert sorted(fate["drop_frame"][fate["drop_frame"]].index) == ["a3", "a4", "b2"]
     assert fate.loc["b1", "text_accuracy"] == 0.5 and not fate.loc["b1", "drop_text"]
     assert math.isnan(fate.loc["a1", "text_accuracy"])  # not audited: never dropped
-    assert report["items"] == {"full": 8, "kept": 3, "dropped": 3, "dropped_text": 1,
-                               "dropped_frame": 3, "dropped_both": 1, "not_selected": 2,
-                               "incomplete": 0, "not_audited": {"text": 6, "frame": 4}}
+    assert report["items"] == {
+        "full": 8,
+        "kept": 3,
+        "dropped": 3,
+        "dropped_text": 1,
+        "dropped_frame": 3,
+        "dropped_both": 1,
+        "not_selected": 2,
+        "incomplete": 0,
+        "not_audited": {"text": 6, "frame": 4},
+    }
     assert report["categories"] == {
-        "A": {"full": 4, "kept": 2, "dropped": 2, "dropped_text": 1, "dropped_frame": 2,
-              "dropped_both": 1, "not_selected": 0},
-        "B": {"full": 4, "kept": 1, "dropped": 1, "dropped_text": 0, "dropped_frame": 1,
-              "dropped_both": 0, "not_selected": 2}}
+        "A": {
+            "full": 4,
+            "kept": 2,
+            "dropped": 2,
+            "dropped_text": 1,
+            "dropped_frame": 2,
+            "dropped_both": 1,
+            "not_selected": 0,
+        },
+        "B": {
+            "full": 4,
+            "kept": 1,
+            "dropped": 1,
+            "dropped_text": 0,
+            "dropped_frame": 1,
+            "dropped_both": 0,
+            "not_selected": 2,
+        },
+    }
     # candidates A: a1 (H 1), a2 (0.811); B: b4 (1), b1 (0.811), b3 (0). A budget of 3:
     # one each, and the third to the better next candidate: a2 and b1 tie at 0.811, A by name
     k = kept.reset_index()
@@ -114,7 +144,8 @@ def test_scores_and_correlations_entropy(items: pd.DataFrame) -> None:
         "m1": {"full": 0.625, "curated": 0.5, "full_item_mean": 5 / 8, "curated_item_mean": 2 / 3},
         "m2": {"full": 0.625, "curated": 0.25, "full_item_mean": 5 / 8, "curated_item_mean": 1 / 3},
         "m3": {"full": 0.375, "curated": 0.5, "full_item_mean": 3 / 8, "curated_item_mean": 1 / 3},
-        "m4": {"full": 0.25, "curated": 0.5, "full_item_mean": 2 / 8, "curated_item_mean": 1 / 3}}
+        "m4": {"full": 0.25, "curated": 0.5, "full_item_mean": 2 / 8, "curated_item_mean": 1 / 3},
+    }
     assert report["headline"] == "category_mean"
     # ranks full 3.5 3.5 2 1, curated 3 1 3 3: rho = -2 / sqrt(4.5 * 3); Pearson -5/9 by hand
     assert corr(report, "category_mean") == pytest.approx((-2 / math.sqrt(13.5), -5 / 9))
@@ -133,9 +164,12 @@ def test_point_biserial_keeps_what_tracks_the_totals(items: pd.DataFrame) -> Non
 
 def test_cost_reduction(items: pd.DataFrame, tmp_path: Path) -> None:
     _, _, report = curate(items, budget=3)
-    assert report["cost"] == {"items_full": 8, "items_kept": 3, "items_reduction": 8 / 3,
-                              "seconds": {"full": 20.0, "kept": 7.0, "reduction": 20 / 7, "models": 4,
-                                          "source": "items (per-item seconds)"}}
+    assert report["cost"] == {
+        "items_full": 8,
+        "items_kept": 3,
+        "items_reduction": 8 / 3,
+        "seconds": {"full": 20.0, "kept": 7.0, "reduction": 20 / 7, "models": 4, "source": "items (per-item seconds)"},
+    }
     # without a seconds column, the run records' eval_seconds (the video share of the rows)
     for model in MODELS:
         run = tmp_path / "sweep" / model
@@ -157,11 +191,9 @@ def test_precision_and_recall_against_the_flags(items: pd.DataFrame) -> None:
     c = report["controls"]
     assert c["items_with_flags"] == 8 and c["flagged"] == {"frame": 2, "text": 1}
     # dropped {a3, a4, b2}, flagged {a3 text, a4 frame, b1 frame}
-    assert c["overall"] == {"flagged": 3, "dropped": 3, "true_positives": 2,
-                            "precision": 2 / 3, "recall": 2 / 3}
+    assert c["overall"] == {"flagged": 3, "dropped": 3, "true_positives": 2, "precision": 2 / 3, "recall": 2 / 3}
     assert c["text"] == {"flagged": 1, "dropped": 1, "true_positives": 1, "precision": 1.0, "recall": 1.0}
-    assert c["frame"] == {"flagged": 2, "dropped": 3, "true_positives": 1,
-                          "precision": 1 / 3, "recall": 0.5}
+    assert c["frame"] == {"flagged": 2, "dropped": 3, "true_positives": 1, "precision": 1 / 3, "recall": 0.5}
     # kept a1, a2, b4: no control made it into the curated set; with one more, b1 (a frame
     # control the audit missed, ranked with a2 at 0.811 bits) does
     assert c["kept"] == {"overall": 0, "text": 0, "frame": 0}
@@ -173,16 +205,40 @@ def test_precision_and_recall_against_the_flags(items: pd.DataFrame) -> None:
 def test_cli_writes_tables_and_reads_flags_from_a_manifest(tmp_path: Path) -> None:
     src = write(table(flags=False), tmp_path / "t.csv")
     manifest = tmp_path / "eval.jsonl"
-    manifest.write_text("".join(json.dumps({"id": i, "control": f or None}) + "\n"
-                                for i, (_, _, _, f) in VIDEO.items() if i != "b3"))
-    proc = subprocess.run([sys.executable, "-m", "analysis.curate", str(src), "--out", str(tmp_path / "o"),
-                           "--budget", "3", "--flags", str(manifest)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    manifest.write_text(
+        "".join(json.dumps({"id": i, "control": f or None}) + "\n" for i, (_, _, _, f) in VIDEO.items() if i != "b3")
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "analysis.curate",
+            str(src),
+            "--out",
+            str(tmp_path / "o"),
+            "--budget",
+            "3",
+            "--flags",
+            str(manifest),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "kept 3" in proc.stdout and "1 item(s) are not in" in proc.stderr
     curated = pd.read_csv(tmp_path / "o" / "curated.csv", keep_default_na=False)
-    assert curated.columns.tolist() == ["item", "category", "score", "rank", "accuracy",
-                                        "text_accuracy", "frame_accuracy", "control"]
+    assert curated.columns.tolist() == [
+        "item",
+        "category",
+        "score",
+        "rank",
+        "accuracy",
+        "text_accuracy",
+        "frame_accuracy",
+        "control",
+    ]
     assert curated["item"].tolist() == ["a1", "a2", "b4"]
     report = json.loads((tmp_path / "o" / "curation.json").read_text())
     assert report["flags"] == str(manifest) and report["controls"]["items_with_flags"] == 7
@@ -221,14 +277,19 @@ def test_an_item_a_model_lacks_is_left_out_and_counted(items: pd.DataFrame) -> N
     assert report["items"]["incomplete"] == 1 and report["items"]["full"] == 7
 
 
-@pytest.mark.parametrize(("edit", "needles"), [
-    (lambda t: t.drop(columns=["correct"]), ["t.csv", "missing column 'correct'"]),
-    (lambda t: t.drop(columns=["model"]), ["t.csv", "missing column 'model (or run)'"]),
-    (lambda t: t.assign(modality="audio"), ["t.csv", "modality 'audio' is invalid", "video, frame, text"]),
-    (lambda t: t.assign(correct="yes"), ["t.csv", "correct='yes' is invalid", "0 or 1"]),
-    (lambda t: pd.concat([t, t.head(1).assign(correct=0)]),
-     ["t.csv", "model 'm1' has item 'a1' (video) twice, once right and once wrong"]),
-])
+@pytest.mark.parametrize(
+    ("edit", "needles"),
+    [
+        (lambda t: t.drop(columns=["correct"]), ["t.csv", "missing column 'correct'"]),
+        (lambda t: t.drop(columns=["model"]), ["t.csv", "missing column 'model (or run)'"]),
+        (lambda t: t.assign(modality="audio"), ["t.csv", "modality 'audio' is invalid", "video, frame, text"]),
+        (lambda t: t.assign(correct="yes"), ["t.csv", "correct='yes' is invalid", "0 or 1"]),
+        (
+            lambda t: pd.concat([t, t.head(1).assign(correct=0)]),
+            ["t.csv", "model 'm1' has item 'a1' (video) twice, once right and once wrong"],
+        ),
+    ],
+)
 def test_a_bad_table_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture, edit, needles) -> None:
     src = write(edit(table()), tmp_path / "t.csv")
     assert main([str(src), "--out", str(tmp_path / "o")]) == 2
@@ -237,13 +298,16 @@ def test_a_bad_table_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture, 
     assert not (tmp_path / "o").exists()
 
 
-@pytest.mark.parametrize(("args", "needle"), [
-    (["nowhere.csv"], "nowhere.csv: no such file or directory"),
-    (["DIR"], "no items.csv beneath"),
-    (["T", "--budget", "0"], "--budget=0 is invalid"),
-    (["T", "--threshold", "1.5"], "--threshold=1.5 is invalid"),
-    (["T", "--flags", "none.jsonl"], "none.jsonl: no such flags manifest"),
-])
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["nowhere.csv"], "nowhere.csv: no such file or directory"),
+        (["DIR"], "no items.csv beneath"),
+        (["T", "--budget", "0"], "--budget=0 is invalid"),
+        (["T", "--threshold", "1.5"], "--threshold=1.5 is invalid"),
+        (["T", "--flags", "none.jsonl"], "none.jsonl: no such flags manifest"),
+    ],
+)
 def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture, args: list[str], needle: str) -> None:
     src = write(table(), tmp_path / "t.csv")
     (tmp_path / "empty").mkdir()
@@ -260,14 +324,20 @@ def test_the_figure_shows_every_model_and_every_item(items: pd.DataFrame) -> Non
     left, right = curation_figure(report).axes
     points = left.collections[0].get_offsets()
     assert sorted(map(tuple, np.asarray(points).tolist())) == sorted(
-        (s["full"], s["curated"]) for s in report["scores"].values())
+        (s["full"], s["curated"]) for s in report["scores"].values()
+    )
     # stacked bars: A = kept 2, dropped both 1 (a3), frame only 1 (a4); B = kept 1, 2 not
     # selected, frame only 1 (b2)
     heights = {}
     for bars in right.containers:
         heights[bars.get_label()] = [b.get_height() for b in bars]
-    assert heights == {"kept": [2, 1], "not selected": [0, 2], "dropped: text": [0, 0],
-                       "dropped: frame": [1, 1], "dropped: both": [1, 0]}
+    assert heights == {
+        "kept": [2, 1],
+        "not selected": [0, 2],
+        "dropped: text": [0, 0],
+        "dropped: frame": [1, 1],
+        "dropped: both": [1, 0],
+    }
 
 
 def test_parquet_tables(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

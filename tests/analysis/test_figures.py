@@ -22,15 +22,32 @@ def sweep_table() -> pd.DataFrame:
     score = 0.30 + 0.05·[siglip] + 0.02·[paper02] + 0.03·fps (uniform: 0.015) + 0.01·tpf/4
     """
     rows: list[dict[str, Any]] = []
-    grid = itertools.product(["siglip", "dinov2"], ["natural", "paper02"],
-                             [("fps", 1.0, None), ("fps", 2.0, None), ("uniform", None, 8)], [4.0, 16.0])
+    grid = itertools.product(
+        ["siglip", "dinov2"],
+        ["natural", "paper02"],
+        [("fps", 1.0, None), ("fps", 2.0, None), ("uniform", None, 8)],
+        [4.0, 16.0],
+    )
     for i, (enc, mix, (sampler, fps, frames), tpf) in enumerate(grid):
         score = 0.3 + 0.05 * (enc == "siglip") + 0.02 * (mix == "paper02") + 0.03 * (fps or 0.5) + 0.01 * tpf / 4
-        rows.append({"run_dir": f"/r/{i}", "status": "ok", "reason": None, "encoder": enc,
-                     "llm": "qwen0.5b", "mixture": mix, "sampler": sampler, "llm_size_b": 0.5,
-                     "design.fps": fps, "design.num_frames": frames, "design.tokens_per_frame": tpf,
-                     "design.tokens_per_second": None if fps is None else fps * tpf,
-                     "design.mixture.text": 0.1 if mix == "natural" else 0.15, METRIC: score})
+        rows.append(
+            {
+                "run_dir": f"/r/{i}",
+                "status": "ok",
+                "reason": None,
+                "encoder": enc,
+                "llm": "qwen0.5b",
+                "mixture": mix,
+                "sampler": sampler,
+                "llm_size_b": 0.5,
+                "design.fps": fps,
+                "design.num_frames": frames,
+                "design.tokens_per_frame": tpf,
+                "design.tokens_per_second": None if fps is None else fps * tpf,
+                "design.mixture.text": 0.1 if mix == "natural" else 0.15,
+                METRIC: score,
+            }
+        )
     rows.append({**rows[0], "run_dir": "/r/failed", "status": "failed", "reason": "boom", METRIC: 0.99})
     return pd.DataFrame(rows)
 
@@ -71,15 +88,23 @@ def test_every_figure_has_its_axes_and_labels() -> None:
     assert figs.metric == METRIC and set(figs.made) == set(figures.FILES) and figs.skipped == {}
     ours, ref = figs.made["sampling"].axes
     assert (ours.get_title(), ours.get_xlabel(), ours.get_ylabel()) == (
-        "Ours: uniform vs fps sampling", "sampling", METRIC)
+        "Ours: uniform vs fps sampling",
+        "sampling",
+        METRIC,
+    )
     assert [t.get_text() for t in ours.get_xticklabels()] == [
-        "fps 1/s (n=8)", "fps 2/s (n=8)", "uniform 8 frames (n=8)"]
+        "fps 1/s (n=8)",
+        "fps 2/s (n=8)",
+        "uniform 8 frames (n=8)",
+    ]
     assert ref.get_title() == "Apollo (arXiv 2412.10360), Table 11" and ref.get_ylabel() == "ApolloBench overall (%)"
     assert legend(ref) == ["tested at 2 fps", "tested uniform"]
     heat = [a for a in figs.made["fps_tps"].axes if a.get_label() != "<colorbar>"]
     assert [a.get_title() for a in heat] == ["Ours: fps × tokens per second", "Apollo (arXiv 2412.10360), Table 10"]
-    assert all((a.get_xlabel(), a.get_ylabel(), a.get_xscale()) == ("tokens per second", "frames per second", "log")
-               for a in heat)
+    assert all(
+        (a.get_xlabel(), a.get_ylabel(), a.get_xscale()) == ("tokens per second", "frames per second", "log")
+        for a in heat
+    )
     assert len(heat[0].get_lines()) == 2 and len(heat[1].get_lines()) == 7  # iso-tpf lines: 4, 16 / 2..128
     cells = sorted(t.get_text() for t in heat[0].texts if "/frame" not in t.get_text())
     assert cells == ["0.375", "0.405", "0.405", "0.435"]
@@ -105,16 +130,21 @@ def test_without_the_paper_one_axes_each() -> None:
 
 def test_figures_without_their_columns_are_skipped_with_reasons() -> None:
     frame = sweep_table()
-    one = frame[(frame["encoder"] == "siglip") & (frame["mixture"] == "natural") & (frame["sampler"] == "fps")
-                & (frame["design.fps"] == 2.0)].drop(columns=["design.mixture.text"])
+    one = frame[
+        (frame["encoder"] == "siglip")
+        & (frame["mixture"] == "natural")
+        & (frame["sampler"] == "fps")
+        & (frame["design.fps"] == 2.0)
+    ].drop(columns=["design.mixture.text"])
     figs = figures.make_figures(one)
     assert set(figs.made) == {"fps_tps_tpf"}  # tpf (and so tps) still take two values
     assert figs.skipped["encoders"] == "'encoder' has 1 value(s) among ok runs with a score (siglip); needs 2"
     assert figs.skipped["sampling"].startswith("'sampler' has 1 value(s)")
     assert "'design.fps' has 1 value(s)" in figs.skipped["fps_tps"]
     assert figs.skipped["mixtures"].startswith("'mixture' has 1 value(s)")
-    assert figs.notes == ["fps_tps_tpf: no panel for design.fps: 'design.fps' has 1 value(s) among ok "
-                          "runs with a score (2.0); needs 2"]
+    assert figs.notes == [
+        "fps_tps_tpf: no panel for design.fps: 'design.fps' has 1 value(s) among ok runs with a score (2.0); needs 2"
+    ]
     bare = figures.make_figures(one.drop(columns=["design.tokens_per_frame", "design.tokens_per_second"]))
     assert bare.made == {} and "no column 'design.tokens_per_frame'" in bare.skipped["fps_tps_tpf"]
 
@@ -149,13 +179,20 @@ def test_cli_writes_pngs_and_lists_skips(tmp_path: Path, capsys: pytest.CaptureF
 
 # --- the modality gap (Fig. 2 left) ---------------------------------------------------------
 
+
 def audit_table() -> pd.DataFrame:
-    return pd.DataFrame({
-        "status": ["ok", "ok", "failed"],
-        "test/a/overall": [0.6, 0.8, 0.0], "test_frame/a/overall": [0.5, 0.5, 0.0],
-        "test_text/a/overall": [0.3, 0.2, 0.0], "test/a/x": [0.6, 0.8, 0.0], "test_frame/a/x": [0.5, 0.5, 0.0],
-        "test/b/overall": [0.4, 0.5, 1.0], "test_text/b/overall": [0.4, 0.3, 1.0],
-    })
+    return pd.DataFrame(
+        {
+            "status": ["ok", "ok", "failed"],
+            "test/a/overall": [0.6, 0.8, 0.0],
+            "test_frame/a/overall": [0.5, 0.5, 0.0],
+            "test_text/a/overall": [0.3, 0.2, 0.0],
+            "test/a/x": [0.6, 0.8, 0.0],
+            "test_frame/a/x": [0.5, 0.5, 0.0],
+            "test/b/overall": [0.4, 0.5, 1.0],
+            "test_text/b/overall": [0.4, 0.3, 1.0],
+        }
+    )
 
 
 def test_modality_gap_by_hand(tmp_path: Path) -> None:

@@ -16,8 +16,12 @@ from analysis import report, report_wandb
 SIZES = {"qwen0.5b": 0.5, "qwen4b": 4.0}
 TPF = {"perceiver": 8.0, "avgpool": 4.0}
 # overall score per (encoder, resampler) at 0.5B; at 4B it is doubled plus a small twist
-BASE = {("siglip", "perceiver"): 0.40, ("siglip", "avgpool"): 0.35, ("dinov2", "perceiver"): 0.33,
-        ("dinov2", "avgpool"): 0.30}
+BASE = {
+    ("siglip", "perceiver"): 0.40,
+    ("siglip", "avgpool"): 0.35,
+    ("dinov2", "perceiver"): 0.33,
+    ("dinov2", "avgpool"): 0.30,
+}
 
 
 def record(run_dir: Path, encoder: str, resampler: str, llm: str) -> dict[str, Any]:
@@ -28,14 +32,25 @@ def record(run_dir: Path, encoder: str, resampler: str, llm: str) -> dict[str, A
     metrics["test/synthetic/overall"] = score
     metrics.update({f"test_frame/synthetic/{c}": v - 0.1 for c, v in [*cats.items(), ("overall", score)]})
     metrics.update({f"test_text/synthetic/{c}": 0.25 for c in [*cats, "overall"]})
-    return {"status": "ok", "reason": None, "sweep": "tiny", "run_dir": str(run_dir),
-            "choices": {"encoder": encoder, "llm": llm, "resampler": resampler, "sampler": "fps"},
-            "config": {"seed": 0, "logger": {"name": "wandb", "project": "my-proj", "entity": None}},
-            "design": {"llm_size_b": SIZES[llm], "fps": 2.0, "tokens_per_frame": TPF[resampler],
-                       "tokens_per_second": 2.0 * TPF[resampler], "train_set_size": 100,
-                       "params": {"total": 10}},
-            "metrics": {**metrics, "train/loss": 1.0}, "costs": {"train_seconds": 3.0},
-            "versions": {"python": "3.11"}}
+    return {
+        "status": "ok",
+        "reason": None,
+        "sweep": "tiny",
+        "run_dir": str(run_dir),
+        "choices": {"encoder": encoder, "llm": llm, "resampler": resampler, "sampler": "fps"},
+        "config": {"seed": 0, "logger": {"name": "wandb", "project": "my-proj", "entity": None}},
+        "design": {
+            "llm_size_b": SIZES[llm],
+            "fps": 2.0,
+            "tokens_per_frame": TPF[resampler],
+            "tokens_per_second": 2.0 * TPF[resampler],
+            "train_set_size": 100,
+            "params": {"total": 10},
+        },
+        "metrics": {**metrics, "train/loss": 1.0},
+        "costs": {"train_seconds": 3.0},
+        "versions": {"python": "3.11"},
+    }
 
 
 @pytest.fixture()
@@ -47,15 +62,26 @@ def sweep(tmp_path: Path) -> Path:
         (run / "result.json").write_text(json.dumps(record(run, enc, res, llm)))
     failed = root / "8"
     failed.mkdir()
-    (failed / "result.json").write_text(json.dumps({
-        "status": "failed", "reason": "RuntimeError: loss is NaN\n  at step 3", "sweep": "tiny", "run_dir": str(failed),
-        "choices": {"encoder": "siglip", "llm": "qwen7b"}, "design": {}, "metrics": {}}))
+    (failed / "result.json").write_text(
+        json.dumps(
+            {
+                "status": "failed",
+                "reason": "RuntimeError: loss is NaN\n  at step 3",
+                "sweep": "tiny",
+                "run_dir": str(failed),
+                "choices": {"encoder": "siglip", "llm": "qwen7b"},
+                "design": {},
+                "metrics": {},
+            }
+        )
+    )
     (root / "9" / ".hydra").mkdir(parents=True)  # started, never finished
     return root
 
 
-def test_report_has_every_figure_and_table(sweep: Path, capsys: pytest.CaptureFixture[str],
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_report_has_every_figure_and_table(
+    sweep: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("WANDB_MODE", "offline")
     assert report.main([str(sweep), "--bootstrap", "100"]) == 0
     out = sweep / "report"
@@ -64,13 +90,26 @@ def test_report_has_every_figure_and_table(sweep: Path, capsys: pytest.CaptureFi
     md = (out / "report.md").read_text()
     html = (out / "report.html").read_text()
     pngs = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
-    assert pngs == ["correlations/correlations.png", "figures/fig10_fps_tps_tpf.png", "figures/fig5_encoders.png",
-                    "modality/modality_gap.png", "scaling/r2_curve.png", "scaling/scatter_0.5_vs_4.png"]
+    assert pngs == [
+        "correlations/correlations.png",
+        "figures/fig10_fps_tps_tpf.png",
+        "figures/fig5_encoders.png",
+        "modality/modality_gap.png",
+        "scaling/r2_curve.png",
+        "scaling/scatter_0.5_vs_4.png",
+    ]
     for png in pngs:
         assert f"]({png})" in md and f"({png})</figcaption>" in html
     assert html.count('<img src="data:image/png;base64,') == len(pngs)  # self-contained
-    for heading in ("# Sweep report: tiny", "## Runs", "### Failed and missing runs", "## Scaling Consistency",
-                    "## Benchmark correlations", "## Modality gap", "## The paper's axes"):
+    for heading in (
+        "# Sweep report: tiny",
+        "## Runs",
+        "### Failed and missing runs",
+        "## Scaling Consistency",
+        "## Benchmark correlations",
+        "## Modality gap",
+        "## The paper's axes",
+    ):
         assert heading in md
     assert html.count("<table>") == md.count("\n|---") == 5  # runs, pairs, variant scores, correlations, gap
     # one bullet, one line and "- missing: " in md and "no result.json" in md
@@ -127,8 +166,9 @@ class FakeWandb(types.ModuleType):
         return self.Run()
 
 
-def test_figures_go_to_wandb_only_when_online(sweep: Path, monkeypatch: pytest.MonkeyPatch,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_figures_go_to_wandb_only_when_online(
+    sweep: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     fake = FakeWandb()
     monkeypatch.setitem(sys.modules, "wandb", fake)
     monkeypatch.setenv("WANDB_MODE", "online")
@@ -138,7 +178,10 @@ def test_figures_go_to_wandb_only_when_online(sweep: Path, monkeypatch: pytest.M
     assert report.main([str(sweep), "--bootstrap", "0"]) == 0
     assert "W&B: logged 6 figures and 5 tables to https://wandb.example/run" in capsys.readouterr().out
     assert (fake.init_kwargs["project"], fake.init_kwargs["group"], fake.init_kwargs["job_type"]) == (
-        "my-proj", "tiny", "report")
+        "my-proj",
+        "tiny",
+        "report",
+    )
     assert fake.logged["report/figures/fig5_encoders"] == ("image", str(sweep / "report/figures/fig5_encoders.png"))
     assert fake.logged["report/scaling_pairs"][0] == "table" and fake.logged["_finished"] is True
     assert not list(sweep.rglob("wandb"))  # W&B's files went to a temporary folder

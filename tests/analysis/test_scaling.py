@@ -23,6 +23,7 @@ LLMS = {0.5: "qwen0.5b", 1.5: "qwen1.5b", 4.0: "qwen4b"}
 
 # --- analysis.stats, against values worked out by hand ---------------------------------
 
+
 def test_r2_by_hand() -> None:
     # x = [1,2,3,4], mean 2.5, dx = [-1.5,-.5,.5,1.5]; y = [2,4,5,8], mean 4.75,
     # dy = [-2.75,-.75,.25,3.25]. Sxy = 4.125+.375+.125+4.875 = 9.5, Sxx = 5,
@@ -81,23 +82,39 @@ def test_bootstrap_ci_contains_estimate_and_is_deterministic() -> None:
 
 # --- analysis.scaling on tables built here ------------------------------------------------
 
+
 def make_table(scores: dict[tuple[str, str], dict[float, list[float]]]) -> pd.DataFrame:
     """Rows as analysis.collect writes them: one per (variant, size, replicate)."""
     rows = []
     for (encoder, resampler), by_size in scores.items():
         for size, values in by_size.items():
             for seed, value in enumerate(values):
-                rows.append({"run_dir": f"/r/{encoder}-{resampler}-{size}-{seed}", "status": "ok",
-                             "reason": None, "sweep": "demo", "encoder": encoder, "llm": LLMS[size],
-                             "resampler": resampler, "llm_size_b": size,
-                             "design.params.total": 10, "costs.train_seconds": 1.0, METRIC: value})
+                rows.append(
+                    {
+                        "run_dir": f"/r/{encoder}-{resampler}-{size}-{seed}",
+                        "status": "ok",
+                        "reason": None,
+                        "sweep": "demo",
+                        "encoder": encoder,
+                        "llm": LLMS[size],
+                        "resampler": resampler,
+                        "llm_size_b": size,
+                        "design.params.total": 10,
+                        "costs.train_seconds": 1.0,
+                        METRIC: value,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
 # Four variants; at 0.5 their scores are [1,2,3,4] (variant a/p from two seeds, 0.5 and 1.5),
 # at 4 they are [2,4,5,8]: the hand-computed pair above.
-HAND = {("a", "p"): {0.5: [0.5, 1.5], 4.0: [2.0]}, ("b", "p"): {0.5: [2.0], 4.0: [4.0]},
-        ("c", "p"): {0.5: [3.0], 4.0: [5.0]}, ("d", "p"): {0.5: [4.0], 4.0: [8.0]}}
+HAND = {
+    ("a", "p"): {0.5: [0.5, 1.5], 4.0: [2.0]},
+    ("b", "p"): {0.5: [2.0], 4.0: [4.0]},
+    ("c", "p"): {0.5: [3.0], 4.0: [5.0]},
+    ("d", "p"): {0.5: [4.0], 4.0: [8.0]},
+}
 
 
 def test_pairs_average_replicates_and_skip_failed_rows() -> None:
@@ -117,9 +134,17 @@ def test_pairs_average_replicates_and_skip_failed_rows() -> None:
     assert result.log_fit["note"] and result.to_json()["log_fit"]["slope"] is None
 
 
-HIDDEN = {(e, r): {0.5: [s], 4.0: [2 * s + (0.3 if r == "q" else 0)]}
-          for (e, r), s in {("a", "p"): 1.0, ("a", "q"): 1.2, ("b", "p"): 2.0, ("b", "q"): 2.5,
-                            ("c", "p"): 3.0, ("c", "q"): 2.9}.items()}
+HIDDEN = {
+    (e, r): {0.5: [s], 4.0: [2 * s + (0.3 if r == "q" else 0)]}
+    for (e, r), s in {
+        ("a", "p"): 1.0,
+        ("a", "q"): 1.2,
+        ("b", "p"): 2.0,
+        ("b", "q"): 2.5,
+        ("c", "p"): 3.0,
+        ("c", "q"): 2.9,
+    }.items()
+}
 
 
 def test_variant_column_separates_variants() -> None:
@@ -154,15 +179,21 @@ def test_one_size_gives_no_pairs() -> None:
 
 # --- figures ------------------------------------------------------------------------------
 
+
 def test_figures_have_labels_and_save(tmp_path: Path) -> None:
-    fig = plots.r2_curve_figure([0.5, 1.5], [0.85, 0.95], reference=4.0, slope=0.09,
-                                intercept=0.91, metric=METRIC)
+    fig = plots.r2_curve_figure([0.5, 1.5], [0.85, 0.95], reference=4.0, slope=0.09, intercept=0.91, metric=METRIC)
     [ax] = fig.axes
     assert ax.get_xscale() == "log" and ax.get_xlabel() == "llm_size_b"
     assert ax.get_ylabel() == "R² with llm_size_b=4" and METRIC in ax.get_title()
     assert len(ax.get_lines()) == 2  # the points and the fitted curve
-    fig = plots.scatter_figure([1, 2, 3, 4], [2, 4, 5, 8], size_a=0.5, size_b=4.0,
-                               r2=stats.r2(np.array([1, 2, 3, 4]), np.array([2, 4, 5, 8])), metric=METRIC)
+    fig = plots.scatter_figure(
+        [1, 2, 3, 4],
+        [2, 4, 5, 8],
+        size_a=0.5,
+        size_b=4.0,
+        r2=stats.r2(np.array([1, 2, 3, 4]), np.array([2, 4, 5, 8])),
+        metric=METRIC,
+    )
     [ax] = fig.axes
     assert "R² = 0.963" in ax.get_title()
     assert ax.get_xlabel() == f"{METRIC} at llm_size_b=0.5"
@@ -173,9 +204,11 @@ def test_figures_have_labels_and_save(tmp_path: Path) -> None:
 
 # --- the CLI --------------------------------------------------------------------------------
 
+
 def run_scaling(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "analysis.scaling", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "analysis.scaling", *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
 
 
 @pytest.fixture()
@@ -188,8 +221,7 @@ def three_sizes(tmp_path: Path) -> Path:
 
 def test_cli_writes_json_and_figures(three_sizes: Path, tmp_path: Path) -> None:
     out = tmp_path / "scaling"
-    proc = run_scaling(str(three_sizes), "--metric", METRIC, "--out", str(out),
-                       "--bootstrap", "200", "--seed", "3")
+    proc = run_scaling(str(three_sizes), "--metric", METRIC, "--out", str(out), "--bootstrap", "200", "--seed", "3")
     assert proc.returncode == 0, proc.stderr
     assert "size_a" in proc.stdout and "Spearman" in proc.stdout and "same best" in proc.stdout
     doc = json.loads((out / "scaling.json").read_text())
@@ -224,13 +256,29 @@ def test_cli_one_size_exits_0_with_empty_pairs(tmp_path: Path) -> None:
 
 # --- variants that differ only in a design number; R² against training-set size ------------
 
+
 def design_table(cells: dict[tuple[str, float, float, float], float], col: str) -> pd.DataFrame:
     """Rows (encoder, `col` value, llm size, training-set size) -> score; choices alike otherwise."""
-    return pd.DataFrame([{"run_dir": f"/r/{e}-{v}-{s}-{d}", "status": "ok", "reason": None,
-                          "sweep": "s", "encoder": e, "llm": LLMS[s], "resampler": "p",
-                          "seed": 0, "llm_size_b": s, "design.params.llm": s * 10,
-                          "design.train_set_size": d, col: v, METRIC: score}
-                         for (e, v, s, d), score in cells.items()])
+    return pd.DataFrame(
+        [
+            {
+                "run_dir": f"/r/{e}-{v}-{s}-{d}",
+                "status": "ok",
+                "reason": None,
+                "sweep": "s",
+                "encoder": e,
+                "llm": LLMS[s],
+                "resampler": "p",
+                "seed": 0,
+                "llm_size_b": s,
+                "design.params.llm": s * 10,
+                "design.train_set_size": d,
+                col: v,
+                METRIC: score,
+            }
+            for (e, v, s, d), score in cells.items()
+        ]
+    )
 
 
 # Six designs: encoders a, b, c at 4 and 16 tokens per frame (set by an override, so the
@@ -238,14 +286,18 @@ def design_table(cells: dict[tuple[str, float, float, float], float], col: str) 
 # Hand: dx = dy-permuted (-2.5..2.5), Sxy = 4·3.75 - 2·0.25 = 14.5, Sxx = Syy = 17.5:
 # R² = (14.5/17.5)² = 841/1225. Spearman = Pearson here (values are ranks) = 29/35;
 # Kendall: 3 of 15 pairs discordant, τ = 9/15; best at 0.5B (c/16) is not best at 4B.
-TPF = {(e, v): (x, y) for (e, v), x, y in zip(
-    [("a", 4), ("a", 16), ("b", 4), ("b", 16), ("c", 4), ("c", 16)], range(1, 7), [2, 1, 4, 3, 6, 5],
-    strict=True)}
+TPF = {
+    (e, v): (x, y)
+    for (e, v), x, y in zip(
+        [("a", 4), ("a", 16), ("b", 4), ("b", 16), ("c", 4), ("c", 16)], range(1, 7), [2, 1, 4, 3, 6, 5], strict=True
+    )
+}
 
 
 def test_variants_differing_only_in_a_design_number() -> None:
     cells: dict[tuple[str, float, float, float], float] = {
-        (e, v, s, 1000): float(xy[i]) for (e, v), xy in TPF.items() for i, s in enumerate((0.5, 4.0))}
+        (e, v, s, 1000): float(xy[i]) for (e, v), xy in TPF.items() for i, s in enumerate((0.5, 4.0))
+    }
     frame = design_table(cells, "design.tokens_per_frame")
     result, scores = analyse(frame, METRIC, n_boot=0)
     assert result.variant_cols == ["encoder", "resampler", "design.tokens_per_frame"]
@@ -274,10 +326,20 @@ def test_seeds_are_replicates_not_variants() -> None:
 # (0.5B, 1000): (2, 4, 5): Sxy = 3, Sxx = 14/3, Syy = 2 -> R² = 27/28
 # (0.5B, 100):  (1, 1, 2): Sxy = 1, Sxx = 2/3            -> R² = 3/4
 # (4B, 100):    (2, 1, 3): Sxy = 1, Sxx = 2              -> R² = 1/4
-DATA = {("a", 4.0, 1000): 1, ("b", 4.0, 1000): 2, ("c", 4.0, 1000): 3,
-        ("a", 0.5, 1000): 2, ("b", 0.5, 1000): 4, ("c", 0.5, 1000): 5,
-        ("a", 0.5, 100): 1, ("b", 0.5, 100): 1, ("c", 0.5, 100): 2,
-        ("a", 4.0, 100): 2, ("b", 4.0, 100): 1, ("c", 4.0, 100): 3}
+DATA = {
+    ("a", 4.0, 1000): 1,
+    ("b", 4.0, 1000): 2,
+    ("c", 4.0, 1000): 3,
+    ("a", 0.5, 1000): 2,
+    ("b", 0.5, 1000): 4,
+    ("c", 0.5, 1000): 5,
+    ("a", 0.5, 100): 1,
+    ("b", 0.5, 100): 1,
+    ("c", 0.5, 100): 2,
+    ("a", 4.0, 100): 2,
+    ("b", 4.0, 100): 1,
+    ("c", 4.0, 100): 3,
+}
 
 
 def data_frame() -> pd.DataFrame:
@@ -289,8 +351,11 @@ def test_r2_against_training_set_size_by_hand() -> None:
     data = result.data_scaling
     assert data["reference"] == {"size": 4.0, "data_size": 1000.0} and data["note"] is None
     got = {(p["size"], p["data_size"]): (p["r2"], p["n"]) for p in data["points"]}
-    assert got == {(0.5, 100.0): (pytest.approx(0.75), 3), (0.5, 1000.0): (pytest.approx(27 / 28), 3),
-                   (4.0, 100.0): (pytest.approx(0.25), 3)}
+    assert got == {
+        (0.5, 100.0): (pytest.approx(0.75), 3),
+        (0.5, 1000.0): (pytest.approx(27 / 28), 3),
+        (4.0, 100.0): (pytest.approx(0.25), 3),
+    }
     [pair] = result.pairs  # model sizes compared at the largest training set
     assert pair.r2 == pytest.approx(27 / 28)
     assert "design.train_set_size" not in result.variant_cols
@@ -310,8 +375,17 @@ def test_r2_against_training_set_size_by_hand() -> None:
 def test_cli_data_col_writes_json_and_figure(tmp_path: Path) -> None:
     path = tmp_path / "r.csv"
     data_frame().to_csv(path, index=False)
-    proc = run_scaling(str(path), "--metric", METRIC, "--data-col", "design.train_set_size",
-                       "--bootstrap", "0", "--out", str(tmp_path / "o"))
+    proc = run_scaling(
+        str(path),
+        "--metric",
+        METRIC,
+        "--data-col",
+        "design.train_set_size",
+        "--bootstrap",
+        "0",
+        "--out",
+        str(tmp_path / "o"),
+    )
     assert proc.returncode == 0, proc.stderr
     assert "R² with size 4 at design.train_set_size=1000:" in proc.stdout
     doc = json.loads((tmp_path / "o" / "scaling.json").read_text())

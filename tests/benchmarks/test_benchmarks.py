@@ -16,8 +16,11 @@ from tests.helpers import word_tokenizer
 
 @pytest.fixture(scope="module")
 def manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = ensure(SyntheticSpec(n_train=8, n_eval=1, min_duration=2, max_duration=3, n_image=0,
-                                  n_multi_image=0, n_text=0), tmp_path_factory.mktemp("loading"), progress=False)
+    folder = ensure(
+        SyntheticSpec(n_train=8, n_eval=1, min_duration=2, max_duration=3, n_image=0, n_multi_image=0, n_text=0),
+        tmp_path_factory.mktemp("loading"),
+        progress=False,
+    )
     return folder / "train.jsonl"
 
 
@@ -35,8 +38,12 @@ def test_loading_measures_each_sampler_and_decode_mode(manifest: Path, source: s
 
 
 def test_loading_benchmark_prints_its_table(manifest: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert loading.main(["--manifest", str(manifest), "--videos", "2", "--batch", "2",
-                         "--seconds", "0.05", "--workers", "0"]) == 0
+    assert (
+        loading.main(
+            ["--manifest", str(manifest), "--videos", "2", "--batch", "2", "--seconds", "0.05", "--workers", "0"]
+        )
+        == 0
+    )
     lines = capsys.readouterr().out.splitlines()
     assert lines[1].split()[:2] == ["source", "sampler"]
     assert len(lines[2:]) == 2 * 2 * 2 * 1  # sources x samplers x decode modes x worker counts

@@ -5,19 +5,16 @@ data its functions return where it has them, and that its command prints its tab
 
 from __future__ import annotations
 
+import argparse
 import re
 from pathlib import Path
 
-import pytest
-
-import argparse
-
 import numpy as np
+import pytest
 
 from benchmarks import data_wait, decoders, encode_batching, eval_speed, feature_cache, startup
 from src.data.samplers import FpsSampler
 from tests.helpers import TINY_DATA
-
 
 SMALL = [o for o in TINY_DATA if not o.startswith("profile.epochs")]
 
@@ -58,8 +55,7 @@ def test_decoders_prints_a_row_per_way(capsys: pytest.CaptureFixture[str]) -> No
 
 
 @pytest.mark.slow
-def test_eval_speed_scores_each_way_with_the_same_answers(data_dir: Path,
-                                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_eval_speed_scores_each_way_with_the_same_answers(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert eval_speed.main(["--workers", "0", "--data-dir", str(data_dir), *SMALL]) == 0
     rows = {" ".join(r[:-5]): r[-5:] for r in table(capsys.readouterr().out, "way")}
     items = {int(r[0]) for r in rows.values()}
@@ -74,14 +70,18 @@ def test_eval_speed_scores_each_way_with_the_same_answers(data_dir: Path,
 @pytest.mark.slow
 @pytest.mark.parametrize("workers", [0, 1])
 def test_data_wait_profiles_the_loop(workers: int, data_dir: Path) -> None:
-    wait, step, encoder = data_wait.measure([f"paths.data_dir={data_dir}", "logger=none", "cache.features=false",
-                                             f"data.num_workers={workers}", *SMALL], batches=3)
+    wait, step, encoder = data_wait.measure(
+        [f"paths.data_dir={data_dir}", "logger=none", "cache.features=false", f"data.num_workers={workers}", *SMALL],
+        batches=3,
+    )
     assert wait >= 0 and step > 0 and 0 < encoder <= step  # the encoder's time is part of the step's
 
 
-def test_data_wait_prints_a_row_per_worker_count(capsys: pytest.CaptureFixture[str],
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_data_wait_prints_a_row_per_worker_count(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     asked: list[list[str]] = []
+
     def measure(overrides: list[str], batches: int) -> tuple[float, float, float]:
         asked.append(overrides)
         return 0.01, 0.1, 0.05
@@ -93,10 +93,20 @@ def test_data_wait_prints_a_row_per_worker_count(capsys: pytest.CaptureFixture[s
 
 
 @pytest.mark.slow
-def test_feature_cache_benchmark_runs_a_sweep_both_ways(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    args = argparse.Namespace(n_train=8, n_eval=4, epochs=2, workers=0, threads=None, warm=False, out=tmp_path,
-                              data_dir=tmp_path / "data", extra=[])
+def test_feature_cache_benchmark_runs_a_sweep_both_ways(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    args = argparse.Namespace(
+        n_train=8,
+        n_eval=4,
+        epochs=2,
+        workers=0,
+        threads=None,
+        warm=False,
+        out=tmp_path,
+        data_dir=tmp_path / "data",
+        extra=[],
+    )
     result = feature_cache.bench("resampler", feature_cache.SWEEPS["resampler"], args)
     off, on = result["passes"]["off"], result["passes"]["on"]
     assert set(result["passes"]) == {"off", "on"} and result["runs"] == 3
@@ -113,10 +123,13 @@ def test_feature_cache_benchmark_runs_a_sweep_both_ways(tmp_path: Path, capsys: 
 
 
 @pytest.mark.slow
-def test_startup_prints_help_compose_and_per_run_overhead(data_dir: Path,
-                                                          capsys: pytest.CaptureFixture[str]) -> None:
-    assert startup.main(["--repeats", "1", "--runs", "2", "--batches", "1", "--logger", "none",
-                         "--data-dir", str(data_dir), *SMALL]) == 0
+def test_startup_prints_help_compose_and_per_run_overhead(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert (
+        startup.main(
+            ["--repeats", "1", "--runs", "2", "--batches", "1", "--logger", "none", "--data-dir", str(data_dir), *SMALL]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert re.search(r"python -m src.train --help\s+wall best\s+[\d.]+ s", out)
     assert re.search(r"python -m src.train --cfg job\s+wall best", out)
@@ -124,8 +137,9 @@ def test_startup_prints_help_compose_and_per_run_overhead(data_dir: Path,
 
 
 @pytest.mark.slow
-def test_encode_batching_compares_both_ways_on_the_same_items(data_dir: Path,
-                                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_encode_batching_compares_both_ways_on_the_same_items(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert encode_batching.main(["--batches", "2", "--data-dir", str(data_dir), *SMALL]) == 0
     rows = {r[0]: r for r in table(capsys.readouterr().out, "encoder")}
     assert set(rows) == {"siglip", "dinov2"}

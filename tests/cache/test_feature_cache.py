@@ -18,7 +18,6 @@ import torch
 from hydra.utils import instantiate
 from PIL import Image
 
-from src.run.build import build_feature_cache
 from src.cache.features import FeatureCache
 from src.cache.store import DiskStore
 from src.config.errors import ConfigError
@@ -27,9 +26,8 @@ from src.data.dataset import SampleDataset, collate
 from src.data.manifest import Sample, mcq_prompt
 from src.data.samplers import FpsSampler
 from src.models.encoders.base import VisionEncoder
-from src.models.llm import build_word_tokenizer
+from src.run.build import build_feature_cache
 from tests.helpers import TINY_DATA, cfg_with, tiny_model, word_tokenizer, write_mp4
-
 
 COLOURS = [(200, 30, 30), (30, 200, 30), (30, 30, 200), (200, 200, 30)]
 
@@ -50,12 +48,27 @@ def encoder(option: str = "siglip", seed: int = 0, *overrides: str) -> VisionEnc
 
 def items(d: Path) -> list[Sample]:
     mcq = mcq_prompt("Which colour?", ["red", "green"])
-    return [Sample("v", [("video", str(d / "v.mp4"))], [("user", mcq), ("assistant", "B")],
-                   "perception", "toy", options=["red", "green"], answer="B"),
-            Sample("i", [("image", str(d / "a.png"))], [("user", "<image>\nWhat?"), ("assistant", "grey")],
-                   "none", "toy"),
-            Sample("w", [("video", str(d / "w.mp4"))], [("user", mcq), ("assistant", "A")],
-                   "perception", "toy", options=["red", "green"], answer="A")]
+    return [
+        Sample(
+            "v",
+            [("video", str(d / "v.mp4"))],
+            [("user", mcq), ("assistant", "B")],
+            "perception",
+            "toy",
+            options=["red", "green"],
+            answer="B",
+        ),
+        Sample("i", [("image", str(d / "a.png"))], [("user", "<image>\nWhat?"), ("assistant", "grey")], "none", "toy"),
+        Sample(
+            "w",
+            [("video", str(d / "w.mp4"))],
+            [("user", mcq), ("assistant", "A")],
+            "perception",
+            "toy",
+            options=["red", "green"],
+            answer="A",
+        ),
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -63,15 +76,18 @@ def tok(files: Path):
     return word_tokenizer(items(files))
 
 
-def dataset(files: Path, tok, cache: FeatureCache | None, enc: torch.nn.Module, fps: float = 2,
-            modality: str | None = None) -> SampleDataset:
+def dataset(
+    files: Path, tok, cache: FeatureCache | None, enc: torch.nn.Module, fps: float = 2, modality: str | None = None
+) -> SampleDataset:
     lookup = cache.bind(enc) if cache is not None else None
-    return SampleDataset(items(files), FpsSampler(fps=fps), tok, train=modality is None,
-                         modality=modality, features=lookup)
+    return SampleDataset(
+        items(files), FpsSampler(fps=fps), tok, train=modality is None, modality=modality, features=lookup
+    )
 
 
-def test_a_hit_is_the_features_bit_for_bit_and_skips_decoding(files: Path, tok, tmp_path: Path,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_hit_is_the_features_bit_for_bit_and_skips_decoding(
+    files: Path, tok, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cache, enc = FeatureCache(tmp_path), encoder()
     ds = dataset(files, tok, cache, enc)
     first = ds[0]
@@ -89,11 +105,9 @@ def test_a_hit_is_the_features_bit_for_bit_and_skips_decoding(files: Path, tok, 
     assert torch.equal(again["clip_times"][0], first["clip_times"][0])
 
 
-def test_cached_features_give_the_same_tokens_as_encoding_in_any_batch(files: Path, tok,
-                                                                       tmp_path: Path) -> None:
+def test_cached_features_give_the_same_tokens_as_encoding_in_any_batch(files: Path, tok, tmp_path: Path) -> None:
     """The model stores the misses' features; a later batch of other items hits them, and
     every item's tokens are the same bits as without the cache (encoded in other company)."""
-
 
     model = tiny_model(tok)
     model.eval()
@@ -116,8 +130,7 @@ def _flat(batch) -> tuple[list[torch.Tensor], list]:
     return [m for ms in batch.media for m in ms], [s for ss in batch.cache for s in ss]
 
 
-def test_the_key_changes_with_weights_frames_preprocessing_and_content(files: Path, tok,
-                                                                       tmp_path: Path) -> None:
+def test_the_key_changes_with_weights_frames_preprocessing_and_content(files: Path, tok, tmp_path: Path) -> None:
     cache = FeatureCache(tmp_path)
     base = dataset(files, tok, cache, encoder())[0]["cache"][0].key
 
@@ -139,9 +152,22 @@ def test_the_key_changes_with_weights_frames_preprocessing_and_content(files: Pa
     assert other != base
     shutil.copy(files / "v.mp4", tmp_path / "copy.mp4")  # the same content elsewhere: shared
     lookup = cache.bind(encoder())
-    copy = SampleDataset([Sample("c", [("video", str(tmp_path / "copy.mp4"))],
-                                 items(files)[0].turns, "perception", "toy", options=["red", "green"],
-                                 answer="B")], FpsSampler(fps=2), tok, features=lookup)
+    copy = SampleDataset(
+        [
+            Sample(
+                "c",
+                [("video", str(tmp_path / "copy.mp4"))],
+                items(files)[0].turns,
+                "perception",
+                "toy",
+                options=["red", "green"],
+                answer="B",
+            )
+        ],
+        FpsSampler(fps=2),
+        tok,
+        features=lookup,
+    )
     assert copy[0]["cache"][0].key == base
 
 
@@ -194,9 +220,11 @@ def test_the_switch_turns_it_off_and_bad_values_fail_at_start_up(tmp_path: Path)
     on = cfg_with(f"cache.dir={tmp_path}")
     assert isinstance(build_feature_cache(on), FeatureCache)
     assert build_feature_cache(cfg_with("cache.features=false")) is None
-    for bad, says in (("cache.features=maybe", "cache.features='maybe' is invalid; valid: true or false"),
-                      ("cache.max_gb=-1", "cache.max_gb=-1 is invalid; valid: a number of GB > 0"),
-                      ("cache.dir=''", "cache.dir='' is invalid; valid: a directory path")):
+    for bad, says in (
+        ("cache.features=maybe", "cache.features='maybe' is invalid; valid: true or false"),
+        ("cache.max_gb=-1", "cache.max_gb=-1 is invalid; valid: a number of GB > 0"),
+        ("cache.dir=''", "cache.dir='' is invalid; valid: a directory path"),
+    ):
         with pytest.raises(ConfigError, match=f"^{says}".replace("[", r"\[")):
             validate(cfg_with(bad))
 
@@ -251,7 +279,6 @@ def test_runs_of_a_sweep_over_llm_or_connector_share_the_encoder(data_dir: Path,
 
     from src.run.build import build_parts
 
-
     def identity(*overrides: str) -> str:
         cfg = cfg_with(*TINY_DATA, f"paths.data_dir={data_dir}", f"cache.dir={tmp_path}", *overrides)
         L.seed_everything(cfg.seed, verbose=False)
@@ -266,7 +293,8 @@ def test_runs_of_a_sweep_over_llm_or_connector_share_the_encoder(data_dir: Path,
 
 
 def test_a_cache_that_cannot_be_written_is_a_warning_not_a_failure(
-        files: Path, tok, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    files: Path, tok, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     blocked = tmp_path / "not_a_folder"
     blocked.write_text("a file where the cache folder should be")
     cache, enc = FeatureCache(blocked), encoder()

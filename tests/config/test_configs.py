@@ -40,22 +40,22 @@ MODEL_PARTS: dict[str, Callable[[VideoLMM], nn.Module] | None] = {
     "sampler": None,
 }
 # the other groups whose options are built (`_target_`), and the test here that builds them
-BUILT_BY = {"data": "test_data_option_builds", "trainer": "test_trainer_builds",
-            "logger": "test_logger_builds"}
+BUILT_BY = {"data": "test_data_option_builds", "trainer": "test_trainer_builds", "logger": "test_logger_builds"}
 
 
 def unset(cfg: DictConfig, group: str) -> list[str]:
     """Overrides for the values an option leaves to the command line (`???`)."""
     node = cfg[group]
-    return [f"{group}.{k}=/nowhere/{k}.jsonl" for k in node.keys() if OmegaConf.is_missing(node, k)]
+    return [f"{group}.{k}=/nowhere/{k}.jsonl" for k in node.keys() if OmegaConf.is_missing(node, k)]  # noqa: SIM118 - iterating skips ???
 
 
 def test_groups_the_issue_asks_for_exist() -> None:
     needed = {"encoder", "llm", "resampler", "sampler", "data", "schedule", "trainer", "logger", "profile"}
     assert needed <= set(config_groups())
     assert {"siglip", "dinov2"} <= set(group_options("encoder"))
-    assert {"qwen0.5b", "qwen1.5b", "qwen4b", "qwen7b", "qwen2.5-1.5b", "qwen2.5-3b",
-            "qwen2.5-7b"} <= set(group_options("llm"))
+    assert {"qwen0.5b", "qwen1.5b", "qwen4b", "qwen7b", "qwen2.5-1.5b", "qwen2.5-3b", "qwen2.5-7b"} <= set(
+        group_options("llm")
+    )
 
 
 @pytest.mark.parametrize(("group", "option"), ALL)
@@ -70,8 +70,11 @@ def test_every_option_composes_and_passes_start_up_validation(group: str, option
 
 
 def test_every_built_group_is_built_here() -> None:
-    built = {g for g in config_groups()
-             if any("_target_" in OmegaConf.load(CONF_DIR / g / f"{o}.yaml") for o in group_options(g))}
+    built = {
+        g
+        for g in config_groups()
+        if any("_target_" in OmegaConf.load(CONF_DIR / g / f"{o}.yaml") for o in group_options(g))
+    }
     assert built <= set(MODEL_PARTS) | set(BUILT_BY), built - set(MODEL_PARTS) - set(BUILT_BY)
     assert all(name in globals() for name in BUILT_BY.values())
 
@@ -94,8 +97,9 @@ def test_tiny_llm_family_keeps_its_order_of_sizes() -> None:
     assert tiny == sorted(tiny) and tiny[-1] > 10 * tiny[0]
 
 
-@pytest.mark.parametrize(("projector", "resampler"),
-                         [(p, r) for p in group_options("projector") for r in group_options("resampler")])
+@pytest.mark.parametrize(
+    ("projector", "resampler"), [(p, r) for p in group_options("projector") for r in group_options("resampler")]
+)
 def test_connector_shapes_and_backward(projector: str, resampler: str) -> None:
     cfg = cfg_with(f"projector={projector}", f"resampler={resampler}")
     validate(cfg)
@@ -119,9 +123,15 @@ def test_every_model_option_builds_tiny_and_trains_one_batch(group: str, option:
     # a 3 s video through the option's sampler, the model built as a run builds it, one loss
     cfg = cfg_with(f"{group}={option}")
     validate(cfg)
-    sample = Sample("v", [("video", str(rgb_video))],
-                    [("user", mcq_prompt("Which colour?", ["red", "green"])), ("assistant", "B")],
-                    "perception", "toy", options=["red", "green"], answer="B")
+    sample = Sample(
+        "v",
+        [("video", str(rgb_video))],
+        [("user", mcq_prompt("Which colour?", ["red", "green"])), ("assistant", "B")],
+        "perception",
+        "toy",
+        options=["red", "green"],
+        answer="B",
+    )
     tok = word_tokenizer([sample], *timestamp_corpus(cfg.integration.timestamps))
     model = tiny_model(tok, cfg=cfg)
     batch = collate([SampleDataset([sample], instantiate(cfg.sampler), tok)[0]])
@@ -201,8 +211,14 @@ def test_profile_shrink_rule(option: str) -> None:
 
 
 def test_data_option_builds(data_dir: Path) -> None:
-    cfg = cfg_with("data.synthetic.n_train=10", "data.synthetic.n_eval=5", "data.synthetic.n_image=2",
-                   "data.synthetic.n_multi_image=2", "data.synthetic.n_text=2", f"paths.data_dir={data_dir}")
+    cfg = cfg_with(
+        "data.synthetic.n_train=10",
+        "data.synthetic.n_eval=5",
+        "data.synthetic.n_image=2",
+        "data.synthetic.n_multi_image=2",
+        "data.synthetic.n_text=2",
+        f"paths.data_dir={data_dir}",
+    )
     dm = instantiate(cfg.data)
     dm.prepare_data()
     from src.data.manifest import modality_counts
@@ -233,4 +249,4 @@ def test_integration_builds_and_lays_out_a_clip(option: str) -> None:
     assert ids.count(CLIP) == 2 and tok.unk_token_id not in ids
     stamp = tok.encode(timestamp_text(template, 0.0, 1.0), add_special_tokens=False) if template else []
     assert len(ids) == 2 + 2 * cfg.integration.start_end_tokens + len(stamp)
-    assert not template or ids[:len(stamp)] == stamp  # the clip's time before it
+    assert not template or ids[: len(stamp)] == stamp  # the clip's time before it

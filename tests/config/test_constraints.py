@@ -24,7 +24,8 @@ def test_every_rule_names_a_key_of_the_composed_config(group: str, option: str) 
         for rule in constraints.rules:
             if not rule.optional:
                 assert OmegaConf.select(node, rule.key, default="<absent>") != "<absent>", (
-                    f"{group}={option}: {key}'s rule names {rule.key!r}, which is not in the config")
+                    f"{group}={option}: {key}'s rule names {rule.key!r}, which is not in the config"
+                )
     for split in ("train", "eval"):  # manifests an option leaves to the user (`???`)
         if split in cfg.data.keys() and OmegaConf.is_missing(cfg.data, split):  # noqa: SIM118 - `in` skips ???
             cfg.data[split] = f"DIR/{split}.jsonl"
@@ -39,21 +40,26 @@ def test_every_owner_names_a_node_of_the_config() -> None:
     assert {"encoder", "resampler", "sampler", "data", "integration"} <= found
 
 
-@pytest.mark.parametrize(("override", "says"), [
-    ("resampler.heads=0", "resampler.heads=0 is invalid; valid: an integer > 0"),
-    ("resampler.tokens_per_clip=-1", "resampler.tokens_per_clip=-1 is invalid; valid: an integer > 0"),
-    ("sampler.max_clips=0", "sampler.max_clips=0 is invalid; valid: an integer > 0, or null"),
-    ("data.batch_size=0", "data.batch_size=0 is invalid; valid: an integer > 0"),
-    ("data.num_workers=-1", "data.num_workers=-1 is invalid; valid: an integer >= 0"),
-    ("llm.chat_template=alpaca", "llm.chat_template='alpaca' is invalid; valid: chatml"),
-    ("llm.lr=0", "llm.lr=0 is invalid; valid: a number > 0"),
-    ("profile.dtype=int8", "profile.dtype='int8' is invalid; valid: float32, bfloat16, float16"),
-    ("seed=1.5", "seed=1.5 is invalid; valid: an integer"),
-    ("eval.batch_size=0", "eval.batch_size=0 is invalid; valid: an integer > 0"),
-    ("integration.timestamps='{start}'", "integration.timestamps='{start}' is invalid; valid: null, or a text"),
-    ("encoder=internvideo2+siglip encoder.members.siglip.frames_per_clip=0",
-     "encoder.members.siglip.frames_per_clip=0 is invalid; valid: an integer > 0"),
-])
+@pytest.mark.parametrize(
+    ("override", "says"),
+    [
+        ("resampler.heads=0", "resampler.heads=0 is invalid; valid: an integer > 0"),
+        ("resampler.tokens_per_clip=-1", "resampler.tokens_per_clip=-1 is invalid; valid: an integer > 0"),
+        ("sampler.max_clips=0", "sampler.max_clips=0 is invalid; valid: an integer > 0, or null"),
+        ("data.batch_size=0", "data.batch_size=0 is invalid; valid: an integer > 0"),
+        ("data.num_workers=-1", "data.num_workers=-1 is invalid; valid: an integer >= 0"),
+        ("llm.chat_template=alpaca", "llm.chat_template='alpaca' is invalid; valid: chatml"),
+        ("llm.lr=0", "llm.lr=0 is invalid; valid: a number > 0"),
+        ("profile.dtype=int8", "profile.dtype='int8' is invalid; valid: float32, bfloat16, float16"),
+        ("seed=1.5", "seed=1.5 is invalid; valid: an integer"),
+        ("eval.batch_size=0", "eval.batch_size=0 is invalid; valid: an integer > 0"),
+        ("integration.timestamps='{start}'", "integration.timestamps='{start}' is invalid; valid: null, or a text"),
+        (
+            "encoder=internvideo2+siglip encoder.members.siglip.frames_per_clip=0",
+            "encoder.members.siglip.frames_per_clip=0 is invalid; valid: an integer > 0",
+        ),
+    ],
+)
 def test_a_bad_value_is_one_line_naming_key_value_and_what_is_valid(override: str, says: str) -> None:
     with pytest.raises(ConfigError) as e:
         validate(cfg_with(*override.split()))
@@ -95,8 +101,11 @@ def test_a_new_component_is_checked_by_its_own_class() -> None:
 def test_a_target_that_does_not_import_is_one_line() -> None:
     cfg = cfg_with()
     cfg.resampler = OmegaConf.create({"_target_": "src.models.connectors.nowhere.Pooler", "tokens_per_clip": 4})
-    with pytest.raises(ConfigError, match=r"^resampler._target_='src.models.connectors.nowhere.Pooler' is invalid; "
-                                          r"valid: an importable name"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^resampler._target_='src.models.connectors.nowhere.Pooler' is invalid; "
+        r"valid: an importable name",
+    ):
         validate(cfg)
 
 

@@ -16,8 +16,13 @@ from src.config.resolvers import run_name
 from src.config.validate import validate
 from tests.helpers import TINY_DATA, cfg_with, records, run_train
 
-SMALL = ["data.synthetic.n_train=10", "data.synthetic.n_eval=5", "data.synthetic.n_image=2",
-         "data.synthetic.n_multi_image=2", "data.synthetic.n_text=2"]
+SMALL = [
+    "data.synthetic.n_train=10",
+    "data.synthetic.n_eval=5",
+    "data.synthetic.n_image=2",
+    "data.synthetic.n_multi_image=2",
+    "data.synthetic.n_text=2",
+]
 
 
 def _losses(run_dir: Path) -> list[float]:

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from functools import lru_cache
-from pathlib import Path
+from functools import cache
 
 import pytest
 from omegaconf import DictConfig, OmegaConf
@@ -22,7 +21,6 @@ from src.config.container import to_dict, to_list
 from src.config.validate import check_overrides, validate
 from src.data.synthetic import SyntheticSpec
 from tests.helpers import ROOT, compose_sweep, grid
-
 
 SWEEPS = ROOT / "sweeps"
 # study -> (the paper's table or figure its header names, runs)
@@ -45,7 +43,7 @@ def points(name: str) -> list[tuple[str, ...]]:
     return [tuple(p) for p in grid(SWEEPS / f"{name}.yaml")]
 
 
-@lru_cache(maxsize=None)
+@cache
 def composed(name: str, point: tuple[str, ...], profile: str = "tiny") -> DictConfig:
     """One grid point of a sweep file, composed as `--config-dir sweeps` does, and validated."""
     check_overrides(list(point))
@@ -158,9 +156,13 @@ def test_connectors_are_table1() -> None:
     for p in points("connectors"):
         c = composed("connectors", p)
         assert c.resampler.tokens_per_clip == 16
-        match = [v for v in rows if ("Conv" in v) == (c.projector.name == "conv2")
-                 and ("average pooling" in v) == (c.resampler.name == "avgpool")
-                 and ("Perceiver" in v) == (c.resampler.name == "perceiver")]
+        match = [
+            v
+            for v in rows
+            if ("Conv" in v) == (c.projector.name == "conv2")
+            and ("average pooling" in v) == (c.resampler.name == "avgpool")
+            and ("Perceiver" in v) == (c.resampler.name == "perceiver")
+        ]
         assert len(match) == 1, (p, match)
         matched += match
     assert sorted(matched) == sorted(rows)
@@ -172,8 +174,12 @@ def test_token_integration_is_table2() -> None:
     for p in points("token_integration"):
         c = composed("token_integration", p)
         assert choice(c, "connector") == "perceiver"  # Table 2's first row is Table 1's Perceiver
-        match = [v for v in rows if ("<vid_start>" in v) == c.integration.start_end_tokens
-                 and ("clip from" in v) == (c.integration.timestamps is not None)]
+        match = [
+            v
+            for v in rows
+            if ("<vid_start>" in v) == c.integration.start_end_tokens
+            and ("clip from" in v) == (c.integration.timestamps is not None)
+        ]
         assert len(match) == 1, (p, match)
         if c.integration.timestamps is not None:
             assert c.integration.timestamps in match[0].replace("{MM:SS}-{MM:SS}", "{start}-{end}")
@@ -195,10 +201,14 @@ def table12() -> list[tuple[str, float, list[dict[str, float]]]]:
     """(schedule name, vision rate, each stage's rates) of every row of Table 12."""
     out = []
     for row in table("table12_training_schedules.csv").to_dict("records"):
-        stages = [{part: _rate(row[f"s{i}_lr_{part}"]) for part in ("vision", "connector", "llm")}
-                  for i in range(1, int(row["n_stages"]) + 1)]
-        name = "_".join("".join(letter for part, letter in (("vision", "v"), ("connector", "c"), ("llm", "l"))
-                                if s[part] > 0) for s in stages)
+        stages = [
+            {part: _rate(row[f"s{i}_lr_{part}"]) for part in ("vision", "connector", "llm")}
+            for i in range(1, int(row["n_stages"]) + 1)
+        ]
+        name = "_".join(
+            "".join(letter for part, letter in (("vision", "v"), ("connector", "c"), ("llm", "l")) if s[part] > 0)
+            for s in stages
+        )
         vision = next((s["vision"] for s in stages if s["vision"] > 0), 0.0)
         out.append((name, vision, stages))
     return out
@@ -253,18 +263,19 @@ def test_mixtures_are_table13() -> None:
 
 def signature(cfg: DictConfig) -> dict[str, object]:
     """What a run's record says about its design: group choices and design numbers."""
-    groups = ("encoder", "connector", "projector", "resampler", "integration", "sampler", "mixture",
-              "schedule")
-    return {**{g: choice(cfg, g) for g in groups}, "fps": OmegaConf.select(cfg, "sampler.fps"),
-            "num_frames": OmegaConf.select(cfg, "sampler.num_frames"),
-            "tokens_per_clip": cfg.resampler.tokens_per_clip}
+    groups = ("encoder", "connector", "projector", "resampler", "integration", "sampler", "mixture", "schedule")
+    return {
+        **{g: choice(cfg, g) for g in groups},
+        "fps": OmegaConf.select(cfg, "sampler.fps"),
+        "num_frames": OmegaConf.select(cfg, "sampler.num_frames"),
+        "tokens_per_clip": cfg.resampler.tokens_per_clip,
+    }
 
 
 def variants(name: str) -> dict[str, DictConfig]:
     """Each scaling variant of a study, composed with the other axes' first values."""
     others = [o for o in points(name)[0] if not o.startswith("scaling_variant=")]
-    return {value(p, "scaling_variant"): composed(name, p)
-            for p in points(name) if all(o in p for o in others)}
+    return {value(p, "scaling_variant"): composed(name, p) for p in points(name) if all(o in p for o in others)}
 
 
 def test_scaling_is_21_variants_by_4_llm_sizes_of_one_family() -> None:
@@ -280,8 +291,17 @@ def test_scaling_is_21_variants_by_4_llm_sizes_of_one_family() -> None:
     assert len(signatures) == 21, "two variants would look alike in the records"
     base = signature(var["base"])
     moved = {k for c in var.values() for k, v in signature(c).items() if v != base[k]}
-    assert {"encoder", "connector", "integration", "sampler", "mixture", "schedule", "fps", "num_frames",
-            "tokens_per_clip"} <= moved  # every axis the paper ablates
+    assert {
+        "encoder",
+        "connector",
+        "integration",
+        "sampler",
+        "mixture",
+        "schedule",
+        "fps",
+        "num_frames",
+        "tokens_per_clip",
+    } <= moved  # every axis the paper ablates
     for name, c in var.items():  # 16 tokens per frame (32 a second at 2 fps), but where tokens vary
         assert tokens_per_frame(c) == (int(name[3:]) if name.startswith("tpf") else 16), name
 

@@ -15,8 +15,9 @@ from src.data.manifest import LETTERS
 from src.data.scenes import CONTROLS, VIDEO_SCENES
 from src.data.synthetic import SyntheticSpec, generate, item_rng, schedule, shuffle_options
 
-SMALL = SyntheticSpec(n_train=20, n_eval=10, n_image=2, n_multi_image=2, n_text=2, control_share=0.2,
-                      max_duration=3.0, native_fps=(10,))
+SMALL = SyntheticSpec(
+    n_train=20, n_eval=10, n_image=2, n_multi_image=2, n_text=2, control_share=0.2, max_duration=3.0, native_fps=(10,)
+)
 AUDIT = dataclasses.replace(SMALL, train_control_share=0.5, shuffle_train_options=True)
 
 
@@ -33,14 +34,20 @@ def test_the_training_split_has_its_own_control_share() -> None:
 def test_the_cache_key_of_a_spec_without_the_new_fields_is_unchanged() -> None:
     # the key hashes the fields at their defaults as the spec had them before they existed,
     # so benchmarks already generated stay where runs look for them
-    old = {k: v for k, v in dataclasses.asdict(SyntheticSpec()).items()
-           if k not in ("train_control_share", "shuffle_train_options")}
+    old = {
+        k: v
+        for k, v in dataclasses.asdict(SyntheticSpec()).items()
+        if k not in ("train_control_share", "shuffle_train_options")
+    }
     import hashlib
 
     blob = json.dumps({"v": 3, **old}, sort_keys=True)
     assert SyntheticSpec().key() == f"v3-{hashlib.sha1(blob.encode()).hexdigest()[:10]}"
-    keys = {SyntheticSpec().key(), SyntheticSpec(train_control_share=0.3).key(),
-            SyntheticSpec(shuffle_train_options=True).key()}
+    keys = {
+        SyntheticSpec().key(),
+        SyntheticSpec(train_control_share=0.3).key(),
+        SyntheticSpec(shuffle_train_options=True).key(),
+    }
     assert len(keys) == 3
 
 
@@ -76,8 +83,7 @@ def test_the_audit_benchmark_trains_on_more_controls_in_mixed_orders(benchmarks)
     plain, audit = benchmarks
     # eval: the same questions, options, answers and videos
     assert rows(plain, "eval") == rows(audit, "eval")
-    assert all((plain / r["video"]).read_bytes() == (audit / r["video"]).read_bytes()
-               for r in rows(audit, "eval"))
+    assert all((plain / r["video"]).read_bytes() == (audit / r["video"]).read_bytes() for r in rows(audit, "eval"))
     assert Counter(r["control"] for r in rows(plain, "train") if r["control"]) == {"text": 2, "frame": 2}
     assert Counter(r["control"] for r in rows(audit, "train") if r["control"]) == {"text": 5, "frame": 5}
     known = {**CONTROLS["text"], **CONTROLS["frame"]}

@@ -9,6 +9,7 @@ from typing import Any, cast
 import pytest
 import torch
 
+from src.batch import MEDIA, Batch
 from src.config.errors import ConfigError
 from src.config.validate import validate
 from src.data.circular import option_lines, rotate, rotations
@@ -17,10 +18,8 @@ from src.data.dataset import SampleDataset, collate
 from src.data.manifest import LETTERS, Sample, mcq_prompt
 from src.data.samplers import FpsSampler
 from src.models.module import VideoLMMModule, accuracy_metrics, merge_rotations
-from src.batch import MEDIA, Batch
 from src.run.train import write_items
 from tests.helpers import TINY_DATA, cfg_with, records, run_train, word_tokenizer, write_mp4
-
 
 COLOURS = ["red", "green", "blue", "yellow"]
 
@@ -28,14 +27,26 @@ COLOURS = ["red", "green", "blue", "yellow"]
 def told(name: str, options: list[str], answer: int, control: str | None = "text") -> Sample:
     """A text control: the question states the answer (the video is never opened as text)."""
     question = f"The card is {options[answer]} . What colour is the card ?"
-    return Sample(name, [("video", "/nowhere.mp4")],
-                  [("user", mcq_prompt(question, options)), ("assistant", LETTERS[answer])],
-                  "perception", "toy", options=list(options), answer=LETTERS[answer],
-                  meta={"control": control})
+    return Sample(
+        name,
+        [("video", "/nowhere.mp4")],
+        [("user", mcq_prompt(question, options)), ("assistant", LETTERS[answer])],
+        "perception",
+        "toy",
+        options=list(options),
+        answer=LETTERS[answer],
+        meta={"control": control},
+    )
 
 
-ITEMS = [told("a", COLOURS, 0), told("b", COLOURS, 1), told("c", COLOURS[::-1], 2),
-         told("d", COLOURS, 3), told("two", ["red", "blue"], 1), told("three", COLOURS[:3], 2)]
+ITEMS = [
+    told("a", COLOURS, 0),
+    told("b", COLOURS, 1),
+    told("c", COLOURS[::-1], 2),
+    told("d", COLOURS, 3),
+    told("two", ["red", "blue"], 1),
+    told("three", COLOURS[:3], 2),
+]
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +105,7 @@ def score(tokenizer, pick, samples: list[Sample], batch_size: int, ranks: int = 
         module.on_test_epoch_start()
         mine = list(range(rank, len(ds), ranks))
         for b, start in enumerate(range(0, len(mine), batch_size)):
-            module.test_step(collate([ds[j] for j in mine[start:start + batch_size]]), b)
+            module.test_step(collate([ds[j] for j in mine[start : start + batch_size]]), b)
         rows += module.results
     return rows
 
@@ -103,8 +114,12 @@ def test_rotations_move_the_options_and_the_answer() -> None:
     item = told("b", COLOURS, 1)
     turned = [rotate(item, r) for r in range(rotations(item))]
     assert rotations(item) == 4 and rotations(told("two", ["red", "blue"], 0)) == 2
-    assert [s.options for s in turned] == [COLOURS, COLOURS[1:] + COLOURS[:1],
-                                           COLOURS[2:] + COLOURS[:2], COLOURS[3:] + COLOURS[:3]]
+    assert [s.options for s in turned] == [
+        COLOURS,
+        COLOURS[1:] + COLOURS[:1],
+        COLOURS[2:] + COLOURS[:2],
+        COLOURS[3:] + COLOURS[:3],
+    ]
     # the answer's option keeps its text and takes each letter once: B, A, D, C
     assert [s.answer for s in turned] == ["B", "A", "D", "C"]
     assert all(options_of(s)[LETTERS.index(answer_of(s))] == "green" for s in turned)
@@ -116,12 +131,10 @@ def test_rotations_move_the_options_and_the_answer() -> None:
 
 
 def test_a_prompt_without_option_lines_cannot_be_rotated(tokenizer) -> None:
-    odd = Sample("odd", [], [("user", "Pick: red or green?")], "c", "toy", options=["red", "green"],
-                 answer="A")
+    odd = Sample("odd", [], [("user", "Pick: red or green?")], "c", "toy", options=["red", "green"], answer="A")
     with pytest.raises(ValueError, match="sample odd: its prompt does not list its options"):
         rotate(odd, 1)
-    ds = SampleDataset([odd, ITEMS[0]], FpsSampler(fps=2), tokenizer, train=False, modality="text",
-                       circular=True)
+    ds = SampleDataset([odd, ITEMS[0]], FpsSampler(fps=2), tokenizer, train=False, modality="text", circular=True)
     batch = collate([ds[j] for j in range(len(ds))])
     # counted as skipped with the reason, never scored unrotated
     assert len(ds) == 6 and batch.ids == ["a"] * 4 and {i for i, _ in batch.skipped} == {"odd"}
@@ -173,9 +186,10 @@ def test_a_constant_letter_is_never_right_and_reading_always_is(tokenizer, batch
     assert [r["chosen"] for r in constant] == [2, 2, 2, 2, 0, 2]
     assert all(r["modality"] == "text" and r["control"] == "text" for r in reader)
     assert accuracy_metrics(score(tokenizer, always_c, ITEMS, batch_size)) == {
-        "test_text/toy/perception": 0.0, "test_text/toy/overall": 0.0}
-    assert accuracy_metrics(score(tokenizer, reads_the_answer, ITEMS, batch_size))[
-        "test_text/toy/overall"] == 1.0
+        "test_text/toy/perception": 0.0,
+        "test_text/toy/overall": 0.0,
+    }
+    assert accuracy_metrics(score(tokenizer, reads_the_answer, ITEMS, batch_size))["test_text/toy/overall"] == 1.0
 
 
 def test_rotations_scored_on_different_ranks_merge_after_the_gather(tokenizer) -> None:
@@ -195,8 +209,16 @@ def test_rotations_scored_on_different_ranks_merge_after_the_gather(tokenizer) -
 
 def test_merging_is_idempotent_and_leaves_plain_rows_alone() -> None:
     def row(rot: int | None, correct: int, chosen: int, seconds: float = 0.5) -> dict:
-        r = {"item": "q", "benchmark": "b", "category": "c", "modality": "frame", "control": None,
-             "chosen": chosen, "correct": correct, "seconds": seconds}
+        r = {
+            "item": "q",
+            "benchmark": "b",
+            "category": "c",
+            "modality": "frame",
+            "control": None,
+            "chosen": chosen,
+            "correct": correct,
+            "seconds": seconds,
+        }
         return r if rot is None else {**r, "rotation": rot, "of": 3}
 
     plain = {**row(None, 1, 0), "modality": "video"}
@@ -204,8 +226,18 @@ def test_merging_is_idempotent_and_leaves_plain_rows_alone() -> None:
     merged = merge_rotations(rows)
     assert merged[1] is plain and len(merged) == 2
     m = merged[0]
-    assert m == {"item": "q", "benchmark": "b", "category": "c", "modality": "frame", "control": None,
-                 "seconds": 1.25, "rotations": 3, "rotations_right": 3, "chosen": 1, "correct": 1}
+    assert m == {
+        "item": "q",
+        "benchmark": "b",
+        "category": "c",
+        "modality": "frame",
+        "control": None,
+        "seconds": 1.25,
+        "rotations": 3,
+        "rotations_right": 3,
+        "chosen": 1,
+        "correct": 1,
+    }
     assert merge_rotations(merged) == merged
     # a rotation never scored (skipped): not right under every rotation, whatever the others say
     partial = merge_rotations([row(1, 1, 0), row(2, 1, 2)])[0]
@@ -219,9 +251,9 @@ def test_items_csv_reports_the_rotations(tokenizer, tmp_path: Path) -> None:
     write_items(tmp_path / "items.csv", "run1", [video, *rows])
     out = list(csv.DictReader((tmp_path / "items.csv").open()))
     assert list(out[0])[-3:] == ["control", "rotations", "rotations_right"]
-    assert [(r["item"], r["modality"], r["correct"], r["chosen"], r["rotations"], r["rotations_right"])
-            for r in out] == [("a", "video", "0", "C", "", ""), ("a", "text", "0", "C", "4", "1"),
-                              ("b", "text", "0", "C", "4", "1")]
+    assert [
+        (r["item"], r["modality"], r["correct"], r["chosen"], r["rotations"], r["rotations_right"]) for r in out
+    ] == [("a", "video", "0", "C", "", ""), ("a", "text", "0", "C", "4", "1"), ("b", "text", "0", "C", "4", "1")]
     write_items(tmp_path / "plain.csv", "run1", [video])  # nothing circular: no such columns
     assert "rotations" not in (tmp_path / "plain.csv").read_text().splitlines()[0]
 
@@ -239,8 +271,11 @@ def test_the_datamodule_scores_the_named_modalities_circularly(tokenizer, tmp_pa
 
 @pytest.mark.parametrize("value", ["[frame,sound]", "frame", "[text,text]"])
 def test_eval_circular_is_checked_at_start_up(value: str) -> None:
-    with pytest.raises(ConfigError, match=r"^eval\.circular=.* is invalid; valid: a list of distinct "
-                                          r"video, frame, text \(or \[\]\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^eval\.circular=.* is invalid; valid: a list of distinct "
+        r"video, frame, text \(or \[\]\)",
+    ):
         validate(cfg_with(f"eval.circular={value}"))
     for good in ("[]", "[video,frame,text]"):
         validate(cfg_with(f"eval.circular={good}"))
@@ -252,8 +287,19 @@ def test_eval_circular_is_checked_at_start_up(value: str) -> None:
 def test_two_ranks_score_rotations_and_the_record_merges_them(data_dir: Path, tmp_path: Path) -> None:
     # 12 items x 4 rotations as text, shared over 2 processes: rank 0 scores rotations 0 and 2
     # of every item, rank 1 rotations 1 and 3; items.csv and the metrics hold merged items
-    proc = run_train(["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "logger=none",
-                      "eval.modalities=[video,text]", "eval.circular=[text]", *TINY_DATA], data_dir, tmp_path)
+    proc = run_train(
+        [
+            "trainer=ddp",
+            "trainer.accelerator=cpu",
+            "trainer.devices=2",
+            "logger=none",
+            "eval.modalities=[video,text]",
+            "eval.circular=[text]",
+            *TINY_DATA,
+        ],
+        data_dir,
+        tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     [rec] = records(tmp_path)
     assert rec["status"] == "ok", rec["reason"]

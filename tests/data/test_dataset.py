@@ -9,12 +9,11 @@ import pytest
 import torch
 from PIL import Image
 
+from src.batch import IGNORE, MEDIA
 from src.data.dataset import SampleDataset, collate
 from src.data.manifest import Sample, mcq_prompt
 from src.data.samplers import FpsSampler
-from src.batch import IGNORE, MEDIA
 from tests.helpers import VIDEOS, tiny_model, word_tokenizer, write_mp4
-
 
 COLOURS = [(200, 30, 30), (30, 200, 30), (30, 30, 200), (200, 200, 30)]
 
@@ -32,16 +31,39 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def samples(d: Path) -> list[Sample]:
     mcq = mcq_prompt("Which colour?", ["red", "green"])
     return [
-        Sample("v", [("video", str(d / "v.mp4"))], [("user", mcq), ("assistant", "B")],
-               "perception", "toy", options=["red", "green"], answer="B"),
-        Sample("i", [("image", str(d / "rgba.png"))], [("user", "<image>\nWhat is it?"),
-                                                        ("assistant", "a grey card")], "none", "toy"),
-        Sample("mi", [("image", str(d / "rgba.png")), ("image", str(d / "b.png"))],
-               [("user", "<image> <image> Same?"), ("assistant", "no"), ("user", "Sure?"),
-                ("assistant", "yes sure")], "none", "toy"),
+        Sample(
+            "v",
+            [("video", str(d / "v.mp4"))],
+            [("user", mcq), ("assistant", "B")],
+            "perception",
+            "toy",
+            options=["red", "green"],
+            answer="B",
+        ),
+        Sample(
+            "i",
+            [("image", str(d / "rgba.png"))],
+            [("user", "<image>\nWhat is it?"), ("assistant", "a grey card")],
+            "none",
+            "toy",
+        ),
+        Sample(
+            "mi",
+            [("image", str(d / "rgba.png")), ("image", str(d / "b.png"))],
+            [("user", "<image> <image> Same?"), ("assistant", "no"), ("user", "Sure?"), ("assistant", "yes sure")],
+            "none",
+            "toy",
+        ),
         Sample("t", [], [("user", "Which digit follows 3?"), ("assistant", "4")], "none", "toy"),
-        Sample("bad", [("video", str(d / "broken.mp4"))], [("user", mcq), ("assistant", "A")],
-               "perception", "toy", options=["red", "green"], answer="A"),
+        Sample(
+            "bad",
+            [("video", str(d / "broken.mp4"))],
+            [("user", mcq), ("assistant", "A")],
+            "perception",
+            "toy",
+            options=["red", "green"],
+            answer="A",
+        ),
     ]
 
 
@@ -107,15 +129,23 @@ def test_a_batch_of_every_modality_trains_and_scores(files: Path, tokenizer) -> 
 
 @pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)`")
 def test_frames_that_fail_to_decode_are_counted_up_to_the_record(
-        files: Path, tokenizer, caplog: pytest.LogCaptureFixture) -> None:
+    files: Path, tokenizer, caplog: pytest.LogCaptureFixture
+) -> None:
     """A corrupt stream gives the frames that decode, and the count reaches data_issues()
     (the run record's data.issues); an unreadable file is a counted skip."""
     from src.models.module import VideoLMMModule
 
     corrupt = VIDEOS / "decord__corrupted.mp4"  # 0..27 of 50 decode
     mcq = mcq_prompt("Which colour?", ["red", "green"])
-    sample = Sample("c", [("video", str(corrupt))], [("user", mcq), ("assistant", "A")],
-                    "perception", "toy", options=["red", "green"], answer="A")
+    sample = Sample(
+        "c",
+        [("video", str(corrupt))],
+        [("user", mcq), ("assistant", "A")],
+        "perception",
+        "toy",
+        options=["red", "green"],
+        answer="A",
+    )
     ds = SampleDataset([sample, samples(files)[4]], FpsSampler(fps=2), tokenizer)
     with caplog.at_level("WARNING", logger="src.data.video"):
         item = ds[0]

@@ -26,8 +26,16 @@ def write_jsonl(path: Path, rows: list) -> Path:
     return path
 
 
-MCQ = {"id": "q1", "video": "v.mp4", "question": "What moves?", "options": ["a cat", "a dog"],
-       "answer": "B", "category": "perception", "benchmark": "toy", "kind": "motion"}
+MCQ = {
+    "id": "q1",
+    "video": "v.mp4",
+    "question": "What moves?",
+    "options": ["a cat", "a dog"],
+    "answer": "B",
+    "category": "perception",
+    "benchmark": "toy",
+    "kind": "motion",
+}
 
 
 def test_a_multiple_choice_row(media: Path) -> None:
@@ -37,8 +45,13 @@ def test_a_multiple_choice_row(media: Path) -> None:
     assert s.turns == [("user", mcq_prompt("What moves?", ["a cat", "a dog"])), ("assistant", "B")]
     assert s.turns[0][1].startswith("<video>\nWhat moves?\nA. a cat\nB. a dog\n")
     assert s.meta["kind"] == "motion" and s.modality == "video"
-    assert report.as_dict() == {"path": str(media / "m.jsonl"), "rows": 1, "kept": 1, "skipped": 0,
-                                "skipped_by_reason": {}}
+    assert report.as_dict() == {
+        "path": str(media / "m.jsonl"),
+        "rows": 1,
+        "kept": 1,
+        "skipped": 0,
+        "skipped_by_reason": {},
+    }
 
 
 def test_lmms_eval_conventions_are_read(media: Path) -> None:
@@ -53,12 +66,22 @@ def test_lmms_eval_conventions_are_read(media: Path) -> None:
 def test_llava_rows_of_every_modality(media: Path) -> None:
     conv = [{"from": "human", "value": "Describe."}, {"from": "gpt", "value": "A scene."}]
     rows = [
-        {"id": "v", "video": "v.mp4", "conversations": [
-            {"from": "human", "value": "<image>\nWhat happens?"}, {"from": "gpt", "value": "Rain."}]},
+        {
+            "id": "v",
+            "video": "v.mp4",
+            "conversations": [{"from": "human", "value": "<image>\nWhat happens?"}, {"from": "gpt", "value": "Rain."}],
+        },
         {"id": "i", "image": "a.png", "conversations": conv},
-        {"id": "mi", "image": ["a.png", "b.png"], "conversations": [
-            {"from": "human", "value": "<image> or <image>?"}, {"from": "gpt", "value": "first"},
-            {"from": "human", "value": "Why?"}, {"from": "gpt", "value": "Brighter."}]},
+        {
+            "id": "mi",
+            "image": ["a.png", "b.png"],
+            "conversations": [
+                {"from": "human", "value": "<image> or <image>?"},
+                {"from": "gpt", "value": "first"},
+                {"from": "human", "value": "Why?"},
+                {"from": "gpt", "value": "Brighter."},
+            ],
+        },
         {"id": "t", "conversations": conv},
     ]
     (media / "l.json").write_text(json.dumps(rows, indent=1))
@@ -73,26 +96,44 @@ def test_llava_rows_of_every_modality(media: Path) -> None:
         assert t.media == [] and t.turns[0] == ("user", "Describe.") and report.kept == 4
 
 
-@pytest.mark.parametrize("row, reason", [
-    ({**MCQ, "answer": "Z"}, "bad answer"),
-    ({**MCQ, "options": ["only one"]}, "bad options"),
-    ({k: v for k, v in MCQ.items() if k != "question"}, "missing fields"),
-    ({**MCQ, "video": "nope.mp4"}, "media file missing"),
-    ({**MCQ, "video": "empty.mp4"}, "media file empty"),
-    ({**MCQ, "question": " "}, "bad question"),
-    ("[1, 2]", "not an object"),
-    ('{"id": "broken", ', "not valid JSON"),
-    ({"id": "c", "conversations": [{"from": "gpt", "value": "hi"}, {"from": "human", "value": "?"}]},
-     "bad conversations"),
-    ({"id": "c", "conversations": [{"from": "human", "value": "?"}]}, "bad conversations"),
-    ({"id": "c", "image": ["a.png", "b.png"], "conversations": [
-        {"from": "human", "value": "<image> only one tag"}, {"from": "gpt", "value": "x"}]},
-     "media tags do not match media"),
-    ({"id": "c", "video": "v.mp4", "image": "a.png", "conversations": [
-        {"from": "human", "value": "?"}, {"from": "gpt", "value": "x"}]}, "both video and image"),
-])
+@pytest.mark.parametrize(
+    "row, reason",
+    [
+        ({**MCQ, "answer": "Z"}, "bad answer"),
+        ({**MCQ, "options": ["only one"]}, "bad options"),
+        ({k: v for k, v in MCQ.items() if k != "question"}, "missing fields"),
+        ({**MCQ, "video": "nope.mp4"}, "media file missing"),
+        ({**MCQ, "video": "empty.mp4"}, "media file empty"),
+        ({**MCQ, "question": " "}, "bad question"),
+        ("[1, 2]", "not an object"),
+        ('{"id": "broken", ', "not valid JSON"),
+        (
+            {"id": "c", "conversations": [{"from": "gpt", "value": "hi"}, {"from": "human", "value": "?"}]},
+            "bad conversations",
+        ),
+        ({"id": "c", "conversations": [{"from": "human", "value": "?"}]}, "bad conversations"),
+        (
+            {
+                "id": "c",
+                "image": ["a.png", "b.png"],
+                "conversations": [{"from": "human", "value": "<image> only one tag"}, {"from": "gpt", "value": "x"}],
+            },
+            "media tags do not match media",
+        ),
+        (
+            {
+                "id": "c",
+                "video": "v.mp4",
+                "image": "a.png",
+                "conversations": [{"from": "human", "value": "?"}, {"from": "gpt", "value": "x"}],
+            },
+            "both video and image",
+        ),
+    ],
+)
 def test_a_malformed_row_is_skipped_counted_and_logged_with_file_and_line(
-        media: Path, row: object, reason: str, caplog: pytest.LogCaptureFixture) -> None:
+    media: Path, row: object, reason: str, caplog: pytest.LogCaptureFixture
+) -> None:
     path = write_jsonl(media / "m.jsonl", [{**MCQ, "id": "ok"}, row])
     with caplog.at_level(logging.WARNING):
         samples, report = read_manifest(path)

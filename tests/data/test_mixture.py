@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 from collections import Counter
-from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
@@ -15,7 +14,6 @@ from src.data.errors import DataError
 from src.data.manifest import MODALITIES
 from src.data.mixture import MixtureSampler, epoch_counts
 from tests.helpers import ROOT, cfg_with
-
 
 TABLE13 = ROOT / "analysis" / "reference" / "apollo_2412.10360" / "table13_data_composition.csv"
 PAPER = list(csv.DictReader(TABLE13.open()))
@@ -69,18 +67,27 @@ def test_equal_remainders_tie_in_modality_order_despite_float_error() -> None:
 
 
 def test_a_mixture_the_data_cannot_meet_is_a_clear_error() -> None:
-    with pytest.raises(DataError, match=r"mixture=paper01 asks for 25% text samples, but the "
-                                        r"training data has none"):
-        MixtureSampler(["video"] * 10 + ["image"] * 10 + ["multi_image"] * 5,
-                       {m: 0.25 for m in MODALITIES}, name="mixture=paper01")
+    with pytest.raises(
+        DataError,
+        match=r"mixture=paper01 asks for 25% text samples, but the "
+        r"training data has none",
+    ):
+        MixtureSampler(
+            ["video"] * 10 + ["image"] * 10 + ["multi_image"] * 5,
+            dict.fromkeys(MODALITIES, 0.25),
+            name="mixture=paper01",
+        )
 
 
-@pytest.mark.parametrize("override, needle", [
-    ("mixture.shares.text=0.5", "sum to 1.3500"),
-    ("mixture.shares.video=-0.1", "shares >= 0"),
-    ("+mixture.shares.audio=0.0", "unknown modality ['audio']"),
-    ("mixture.epoch_size=0", "mixture.epoch_size=0 is invalid"),
-])
+@pytest.mark.parametrize(
+    "override, needle",
+    [
+        ("mixture.shares.text=0.5", "sum to 1.3500"),
+        ("mixture.shares.video=-0.1", "shares >= 0"),
+        ("+mixture.shares.audio=0.0", "unknown modality ['audio']"),
+        ("mixture.epoch_size=0", "mixture.epoch_size=0 is invalid"),
+    ],
+)
 def test_bad_shares_are_config_errors(override: str, needle: str) -> None:
     with pytest.raises(ConfigError) as e:
         validate(cfg_with("mixture=paper02", override))

@@ -14,8 +14,10 @@ from src.data.order import ResumableLoader, Shard, Shuffled
 @pytest.fixture
 def world(monkeypatch: pytest.MonkeyPatch):
     """Pretend to be rank r of w processes."""
+
     def set_world(rank: int, size: int) -> None:
         monkeypatch.setattr(order_mod, "rank_and_world", lambda: (rank, size))
+
     return set_world
 
 
@@ -75,8 +77,7 @@ def test_mixture_is_an_order_too() -> None:
 def test_loader_state_is_the_epoch_and_the_batches_trained_on() -> None:
     trained = {"n": 0}
     data = list(range(20))
-    loader = ResumableLoader(data, batch_size=4, order=Shuffled(range(20), seed=0),
-                             trained=lambda: trained["n"])
+    loader = ResumableLoader(data, batch_size=4, order=Shuffled(range(20), seed=0), trained=lambda: trained["n"])
     batches = [b.tolist() for b in loader]
     trained["n"] = 2
     assert loader.state_dict() == {"epoch": 0, "batches": 2}

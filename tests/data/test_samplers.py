@@ -16,12 +16,30 @@ from typing import Any
 import numpy as np
 import pytest
 
-from src.data.samplers import (ClipPlan, FpsSampler, UniformSampler, fps_for_tokens, fps_plan,
-                               sampling_design, tokens_design, uniform_plan)
+from src.data.samplers import (
+    ClipPlan,
+    FpsSampler,
+    UniformSampler,
+    fps_for_tokens,
+    fps_plan,
+    sampling_design,
+    tokens_design,
+    uniform_plan,
+)
 from tests.helpers import cfg_with
 
-RATES = [Fraction(24), Fraction(25), Fraction(30), Fraction(60), Fraction(10), Fraction(1090000, 36301),
-         Fraction(30000, 1001), Fraction(24000, 1001), Fraction(15000, 1001), Fraction(7, 2)]
+RATES = [
+    Fraction(24),
+    Fraction(25),
+    Fraction(30),
+    Fraction(60),
+    Fraction(10),
+    Fraction(1090000, 36301),
+    Fraction(30000, 1001),
+    Fraction(24000, 1001),
+    Fraction(15000, 1001),
+    Fraction(7, 2),
+]
 FPS = [Fraction(1, 2), Fraction(1), Fraction(2), Fraction(4), Fraction(8), Fraction(3, 2), Fraction(30)]
 N_CASES = 300
 
@@ -32,8 +50,11 @@ def case(seed: int) -> dict[str, Any]:
     native = RATES[rng.integers(len(RATES))]
     num_frames = int(rng.integers(1, 12)) if rng.random() < 0.25 else int(rng.integers(1, 5000))
     return dict(
-        num_frames=num_frames, native=native, fps=FPS[rng.integers(len(FPS))],
-        fpc=int(rng.choice([1, 2, 4, 8])), max_clips=None if rng.random() < 0.4 else int(rng.integers(1, 64)),
+        num_frames=num_frames,
+        native=native,
+        fps=FPS[rng.integers(len(FPS))],
+        fpc=int(rng.choice([1, 2, 4, 8])),
+        max_clips=None if rng.random() < 0.4 else int(rng.integers(1, 64)),
         start=0.0 if rng.random() < 0.5 else float(rng.uniform(0, 100)),
     )
 
@@ -125,8 +146,10 @@ def test_max_clips_spreads_clips_not_lowers_fps() -> None:
         (lambda: FpsSampler(fps=-1.0), "fps must be > 0"),
         (lambda: FpsSampler(fps=1, frames_per_clip=0), "frames_per_clip must be > 0"),
         (lambda: FpsSampler(fps=1, max_clips=0), "max_clips must be > 0"),
-        (lambda: FpsSampler(fps=1, frames_per_clip=1.5),  # type: ignore[arg-type]  # wrong on purpose
-         "frames_per_clip must be an integer"),
+        (
+            lambda: FpsSampler(fps=1, frames_per_clip=1.5),  # type: ignore[arg-type]  # wrong on purpose
+            "frames_per_clip must be an integer",
+        ),
         (lambda: UniformSampler(num_frames=0), "num_frames .to sample. must be > 0"),
         (lambda: UniformSampler(num_frames=8, frames_per_clip=0), "frames_per_clip must be > 0"),
         (lambda: UniformSampler(num_frames=6, frames_per_clip=4), "multiple of frames_per_clip=4"),
@@ -160,8 +183,7 @@ def test_hydra_targets_build() -> None:
     assert uniform(80, 30.0).num_clips == 8
 
 
-@pytest.mark.parametrize("tps, fpc, tpc, fps", [(16, 1, 8, 2.0), (16, 4, 8, 8.0), (4, 16, 32, 2.0),
-                                                (10, 4, 3, 40 / 3)])
+@pytest.mark.parametrize("tps, fpc, tpc, fps", [(16, 1, 8, 2.0), (16, 4, 8, 8.0), (4, 16, 32, 2.0), (10, 4, 3, 40 / 3)])
 def test_a_token_rate_sets_the_frame_rate(tps: float, fpc: int, tpc: int, fps: float) -> None:
     """Tokens per second as the swept quantity: fps = tokens per second / tokens per frame."""
     assert fps_for_tokens(tps, fpc, tpc) == pytest.approx(fps)
@@ -177,16 +199,26 @@ def test_a_token_rate_sets_the_frame_rate(tps: float, fpc: int, tpc: int, fps: f
 
 def test_sampling_design_of_each_sampler() -> None:
     assert sampling_design(FpsSampler(fps=1, frames_per_clip=4), 4, 16) == {
-        "fps": 1.0, "num_frames": None, "tokens_per_frame": 4.0, "tokens_per_clip": 16, "tokens_per_second": 4.0}
+        "fps": 1.0,
+        "num_frames": None,
+        "tokens_per_frame": 4.0,
+        "tokens_per_clip": 16,
+        "tokens_per_second": 4.0,
+    }
     assert sampling_design(UniformSampler(32, 4), 4, 16) == {
-        "fps": None, "num_frames": 32, "tokens_per_frame": 4.0, "tokens_per_clip": 16, "tokens_per_second": None}
+        "fps": None,
+        "num_frames": 32,
+        "tokens_per_frame": 4.0,
+        "tokens_per_clip": 16,
+        "tokens_per_second": None,
+    }
 
 
-@pytest.mark.parametrize("encoder, fpc", [("siglip", 1), ("internvideo2", 4), ("languagebind_video", 8),
-                                          ("videomae", 16), ("vjepa", 16)])
+@pytest.mark.parametrize(
+    "encoder, fpc", [("siglip", 1), ("internvideo2", 4), ("languagebind_video", 8), ("videomae", 16), ("vjepa", 16)]
+)
 def test_clip_length_comes_from_the_encoder(encoder: str, fpc: int) -> None:
     from hydra.utils import instantiate
-
 
     for option in ("fps", "uniform"):
         extra = ["sampler.num_frames=32"] if option == "uniform" else []
@@ -205,10 +237,13 @@ def test_a_tokens_per_second_sweep_composes_and_is_checked() -> None:
     from src.config.errors import ConfigError
     from src.config.validate import validate
 
-
     for tps, tpc, fps in [(8, 4, 2.0), (32, 4, 8.0), (8, 16, 0.5)]:
-        cfg = cfg_with("sampler.fps=null", f"sampler.tokens_per_second={tps}", "resampler=avgpool",
-                       f"resampler.tokens_per_clip={tpc}")
+        cfg = cfg_with(
+            "sampler.fps=null",
+            f"sampler.tokens_per_second={tps}",
+            "resampler=avgpool",
+            f"resampler.tokens_per_clip={tpc}",
+        )
         validate(cfg)
         sampler = instantiate(cfg.sampler)
         assert sampler.fps == fps

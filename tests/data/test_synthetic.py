@@ -13,20 +13,56 @@ import numpy as np
 import pytest
 
 from src.data.manifest import mcq_prompt
-from src.data.scenes import (BY_CATEGORY, CATEGORIES, COLOURS, CONTROLS, GLIMPSE, IMAGE_SAMPLES,
-                             MIN_SECONDS, MULTI_IMAGE_SAMPLES, PALETTE, PERIODS, TEXT_SAMPLES,
-                             VIDEO_SCENES, _glyph, count_events, digit_sequence, event_order,
-                             motion_direction, relative_position, speed)
-from src.data.synthetic import (SyntheticSpec, default_spec_and_root, frame_rate, generate, main,
-                                schedule)
+from src.data.scenes import (
+    BY_CATEGORY,
+    CATEGORIES,
+    COLOURS,
+    CONTROLS,
+    GLIMPSE,
+    IMAGE_SAMPLES,
+    MIN_SECONDS,
+    MULTI_IMAGE_SAMPLES,
+    PALETTE,
+    PERIODS,
+    TEXT_SAMPLES,
+    VIDEO_SCENES,
+    _glyph,
+    count_events,
+    digit_sequence,
+    event_order,
+    motion_direction,
+    relative_position,
+    speed,
+)
+from src.data.synthetic import SyntheticSpec, default_spec_and_root, frame_rate, generate, main, schedule
 from src.data.video import open_video
 
 VIDEO_KINDS = {**VIDEO_SCENES, **CONTROLS["frame"], **CONTROLS["text"]}
 STILL_KINDS = {**IMAGE_SAMPLES, **MULTI_IMAGE_SAMPLES}
-SMALL = SyntheticSpec(n_train=12, n_eval=8, n_image=3, n_multi_image=3, n_text=3, control_share=0.25,
-                      max_duration=5.0, native_fps=(10, 15))
-EVAL_FIELDS = {"id", "question_id", "video", "question", "options", "answer", "category", "kind",
-               "control", "benchmark", "duration", "fps"}
+SMALL = SyntheticSpec(
+    n_train=12,
+    n_eval=8,
+    n_image=3,
+    n_multi_image=3,
+    n_text=3,
+    control_share=0.25,
+    max_duration=5.0,
+    native_fps=(10, 15),
+)
+EVAL_FIELDS = {
+    "id",
+    "question_id",
+    "video",
+    "question",
+    "options",
+    "answer",
+    "category",
+    "kind",
+    "control",
+    "benchmark",
+    "duration",
+    "fps",
+}
 TRAIN_FIELDS = {"id", "conversations", "category", "kind", "control"}
 
 
@@ -159,8 +195,7 @@ def test_digit_sequence_shows_the_answer_in_its_place() -> None:
     for scene in draws(digit_sequence, count=60, n=9, fps=3.0, size=64):
         assert [int(o) for o in scene.options] == sorted(int(o) for o in scene.options)
         place = ["first", "second", "third"].index(scene.question.split()[-1].rstrip("?"))
-        shown = [next(d for d in range(10) if np.array_equal(scene.frames[i], _glyph(d, 64)))
-                 for i in (0, 4, 8)]
+        shown = [next(d for d in range(10) if np.array_equal(scene.frames[i], _glyph(d, 64))) for i in (0, 4, 8)]
         assert len(set(shown)) == 3 and shown[place] == int(scene.options[scene.answer])
         assert set(shown) < {int(o) for o in scene.options}  # every shown digit is an option
 
@@ -175,8 +210,14 @@ def test_spec_validation_and_defaults() -> None:
     assert default_spec_and_root()[0] == SyntheticSpec()  # conf/data/synthetic.yaml agrees
     with pytest.raises(ValueError, match="valid: motion_direction, speed"):
         SyntheticSpec(scenes=("speed", "juggling"))
-    for bad in ({"n_image": -1}, {"control_share": 1.0}, {"native_fps": ()}, {"scenes": ()},
-                {"min_duration": 3.0, "max_duration": 2.0}, {"size": 40}):
+    for bad in (
+        {"n_image": -1},
+        {"control_share": 1.0},
+        {"native_fps": ()},
+        {"scenes": ()},
+        {"min_duration": 3.0, "max_duration": 2.0},
+        {"size": 40},
+    ):
         with pytest.raises(ValueError):
             SyntheticSpec(**bad)
     spec = SyntheticSpec.from_dict({"scenes": ["speed"], "native_fps": [10, 29.97]})
@@ -220,10 +261,24 @@ def test_generate_eval_rows(bench: Path) -> None:
 
 def test_generate_train_rows(bench: Path) -> None:
     rows = read(bench / "train.jsonl")
-    media = Counter(("video" if "video" in r else "multi_image" if isinstance(r.get("image"), list)
-                     else "image" if "image" in r else "text") for r in rows)
-    assert media == {"video": SMALL.n_train, "image": SMALL.n_image,
-                     "multi_image": SMALL.n_multi_image, "text": SMALL.n_text}
+    media = Counter(
+        (
+            "video"
+            if "video" in r
+            else "multi_image"
+            if isinstance(r.get("image"), list)
+            else "image"
+            if "image" in r
+            else "text"
+        )
+        for r in rows
+    )
+    assert media == {
+        "video": SMALL.n_train,
+        "image": SMALL.n_image,
+        "multi_image": SMALL.n_multi_image,
+        "text": SMALL.n_text,
+    }
     for r in rows:
         human, gpt = r["conversations"]
         assert human["from"] == "human" and gpt["from"] == "gpt" and gpt["value"] in "ABCD"
@@ -251,14 +306,23 @@ def test_generate_is_deterministic(bench: Path, tmp_path: Path) -> None:
     for name in ("train.jsonl", "eval.jsonl"):
         assert (again / name).read_text() == (bench / name).read_text()
     # an item does not depend on the counts of the others: the eval split stays
-    other = generate(dataclasses.replace(SMALL, n_train=3, n_image=0, n_multi_image=0, n_text=0),
-                     tmp_path / "other", progress=False)
+    other = generate(
+        dataclasses.replace(SMALL, n_train=3, n_image=0, n_multi_image=0, n_text=0), tmp_path / "other", progress=False
+    )
     assert (other / "eval.jsonl").read_text() == (bench / "eval.jsonl").read_text()
 
 
 def test_ntsc_rate_reads_back(tmp_path: Path) -> None:
-    spec = SyntheticSpec(n_train=1, n_eval=4, n_image=0, n_multi_image=0, n_text=0, control_share=0,
-                         native_fps=(29.97,), max_duration=3.0)
+    spec = SyntheticSpec(
+        n_train=1,
+        n_eval=4,
+        n_image=0,
+        n_multi_image=0,
+        n_text=0,
+        control_share=0,
+        native_fps=(29.97,),
+        max_duration=3.0,
+    )
     out = generate(spec, tmp_path, progress=False)
     for r in read(out / "eval.jsonl"):
         assert r["fps"] == pytest.approx(30000 / 1001, abs=1e-12)
@@ -269,8 +333,29 @@ def test_ntsc_rate_reads_back(tmp_path: Path) -> None:
 
 
 def test_cli(tmp_path: Path) -> None:
-    assert main(["--out", str(tmp_path), "--n-train", "5", "--n-eval", "5", "--seed", "1",
-                 "--n-image", "1", "--n-multi-image", "1", "--n-text", "1", "--scenes", "speed"]) == 0
+    assert (
+        main(
+            [
+                "--out",
+                str(tmp_path),
+                "--n-train",
+                "5",
+                "--n-eval",
+                "5",
+                "--seed",
+                "1",
+                "--n-image",
+                "1",
+                "--n-multi-image",
+                "1",
+                "--n-text",
+                "1",
+                "--scenes",
+                "speed",
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "DONE").is_file() and len(read(tmp_path / "train.jsonl")) == 8
     assert json.loads((tmp_path / "spec.json").read_text())["scenes"] == ["speed"]
     assert {r["kind"] for r in read(tmp_path / "eval.jsonl")} == {"speed"}  # 5 * 0.1: no control

@@ -28,15 +28,29 @@ MANIFEST = {row["file"]: row for row in csv.DictReader((VIDEOS / "MANIFEST.csv")
 NO_DURATION = "moviepy__no_duration.webm"  # decord refuses it: PyAV's counts are the truth
 CORRUPTED = "decord__corrupted.mp4"  # 50 frames in the header, 28 decode
 LATE_START = "videollava__demo.mp4"  # its video stream starts at 0.3 s
-COLOURS = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (0, 255, 255),
-           (255, 0, 255), (255, 255, 255), (0, 0, 0), (128, 128, 128), (32, 96, 192)]
+COLOURS = [
+    (255, 0, 0),
+    (0, 255, 0),
+    (0, 0, 255),
+    (255, 255, 0),
+    (0, 255, 255),
+    (255, 0, 255),
+    (255, 255, 255),
+    (0, 0, 0),
+    (128, 128, 128),
+    (32, 96, 192),
+]
 
 
 def expected(row: dict[str, str]) -> tuple[int, float, int, int]:
     """(frames, fps, width, height) the reader must report, from the manifest."""
     if row["file"] == NO_DURATION:
-        return (int(row["frames_pyav_decoded"]), float(Fraction(row["r_frame_rate"])), int(row["width"]),
-                int(row["height"]))
+        return (
+            int(row["frames_pyav_decoded"]),
+            float(Fraction(row["r_frame_rate"])),
+            int(row["width"]),
+            int(row["height"]),
+        )
     h, w, _ = (int(x) for x in row["decord_frame_shape_HWC"].split("x"))
     return int(row["decord_len"]), float(row["decord_avg_fps"]), w, h
 
@@ -62,7 +76,10 @@ def test_check_json_agrees_with_manifest() -> None:
     # Run as the CLI is run, on MANIFEST.csv itself (a .csv manifest with a `file` column).
     proc = subprocess.run(
         [sys.executable, "-m", "src.data.check", "--json", str(VIDEOS / "MANIFEST.csv")],
-        capture_output=True, text=True, cwd=ROOT, timeout=60,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = [json.loads(line) for line in proc.stdout.splitlines()]
@@ -184,8 +201,12 @@ def test_bad_files_raise_video_error(tmp_path: Path) -> None:
     empty, garbage = tmp_path / "empty.mp4", tmp_path / "garbage.mp4"
     empty.write_bytes(b"")
     garbage.write_bytes(b"not a video at all " * 64)
-    for path, reason in [(tmp_path / "missing.mp4", "no such file"), (empty, "empty"),
-                         (garbage, "not a readable video"), (tmp_path, "not a regular file")]:
+    for path, reason in [
+        (tmp_path / "missing.mp4", "no such file"),
+        (empty, "empty"),
+        (garbage, "not a readable video"),
+        (tmp_path, "not a regular file"),
+    ]:
         with pytest.raises(VideoError, match=reason) as info:
             open_video(path)
         assert str(path) in str(info.value)
@@ -200,8 +221,9 @@ def test_check_manifests_and_exit_codes(tmp_path: Path, capsys: pytest.CaptureFi
     (tmp_path / "v.mov").write_bytes(src.read_bytes())
     (tmp_path / "bad.mp4").write_bytes(b"junk" * 100)
     text_only = {"conversations": [{"from": "human", "value": "?"}, {"from": "gpt", "value": "!"}]}
-    (tmp_path / "m.jsonl").write_text('{"video": "v.mov"}\n{"video": "v.mov", "q": 1}\n'
-                                      '{"image": "a.png"}\n' + json.dumps(text_only) + "\n")
+    (tmp_path / "m.jsonl").write_text(
+        '{"video": "v.mov"}\n{"video": "v.mov", "q": 1}\n{"image": "a.png"}\n' + json.dumps(text_only) + "\n"
+    )
     (tmp_path / "m.json").write_text(json.dumps([{"video": "v.mov"}, "v.mov"]))
     (tmp_path / "m.csv").write_text("path,label\nv.mov,1\n")
     (tmp_path / "m.txt").write_text("v.mov\nbad.mp4\n")

@@ -15,9 +15,17 @@ from omegaconf import DictConfig
 def main(cfg: DictConfig) -> int:
     start = time.time()
     time.sleep(cfg.sleep)
-    Path(cfg.out, f"{cfg.job}.json").write_text(json.dumps({
-        "job": cfg.job, "pid": os.getpid(), "start": start, "end": time.time(),
-        "gpus": os.environ.get("CUDA_VISIBLE_DEVICES")}))
+    Path(cfg.out, f"{cfg.job}.json").write_text(
+        json.dumps(
+            {
+                "job": cfg.job,
+                "pid": os.getpid(),
+                "start": start,
+                "end": time.time(),
+                "gpus": os.environ.get("CUDA_VISIBLE_DEVICES"),
+            }
+        )
+    )
     return cfg.job
 
 

@@ -10,15 +10,13 @@ import pytest
 from src.launch.dist import is_main_process
 from tests.helpers import TINY_DATA, records, run_train
 
-
 DDP = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "logger=csv"]
 
 
 @pytest.mark.slow
 def test_two_cpu_processes_make_one_run_dir_and_one_record(data_dir: Path, tmp_path: Path) -> None:
     # a multirun of two grid points: the children of each DDP job run that job, not the sweep
-    proc = run_train([*DDP, "llm=qwen0.5b,qwen1.5b", "sweep=ddp", *TINY_DATA], data_dir, tmp_path,
-                     multirun=True)
+    proc = run_train([*DDP, "llm=qwen0.5b,qwen1.5b", "sweep=ddp", *TINY_DATA], data_dir, tmp_path, multirun=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     sweep = tmp_path / "sweeps" / "ddp"
     run_dirs = sorted(p for p in sweep.iterdir() if p.is_dir())

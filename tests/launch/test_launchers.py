@@ -16,12 +16,11 @@ from lightning.fabric.plugins.environments import LightningEnvironment, SLURMEnv
 from omegaconf import DictConfig
 
 from hydra_plugins.apollo_launcher.local_parallel import slot_gpus
-from src.launch.cluster import cluster_environment
 from src.config.compose import CONF_DIR, config_groups
 from src.config.errors import ConfigError
 from src.config.validate import check_launcher
+from src.launch.cluster import cluster_environment
 from tests.helpers import ROOT, cfg_with, run_train
-
 
 PRESETS = sorted(p.stem for p in (CONF_DIR / "hydra" / "launcher").glob("*.yaml"))
 
@@ -38,14 +37,17 @@ def fits(preset: str) -> list[str]:
     gpus = launcher.get("gpus_per_node") or 0
     if tasks == 1 and nodes == 1:
         return ["trainer=gpu" if gpus else "trainer=cpu"]
-    return ["trainer=ddp", f"trainer.accelerator={'gpu' if gpus else 'cpu'}", f"trainer.devices={tasks}",
-            f"trainer.num_nodes={nodes}"]
+    return [
+        "trainer=ddp",
+        f"trainer.accelerator={'gpu' if gpus else 'cpu'}",
+        f"trainer.devices={tasks}",
+        f"trainer.num_nodes={nodes}",
+    ]
 
 
 def test_the_presets_the_issue_asks_for_exist() -> None:
     assert {"local", "slurm_cpu", "slurm_1gpu", "slurm_8gpu"} <= set(PRESETS)  # more may be added
-    assert fits("slurm_8gpu") == ["trainer=ddp", "trainer.accelerator=gpu", "trainer.devices=8",
-                                  "trainer.num_nodes=1"]
+    assert fits("slurm_8gpu") == ["trainer=ddp", "trainer.accelerator=gpu", "trainer.devices=8", "trainer.num_nodes=1"]
     assert fits("slurm_1gpu") == ["trainer=gpu"] and fits("slurm_cpu") == fits("local") == ["trainer=cpu"]
     assert "hydra" not in config_groups() and "local" not in config_groups()
 
@@ -63,16 +65,26 @@ def test_every_preset_composes_and_fits_its_trainer(preset: str) -> None:
         assert ".submitit/" in launcher.submitit_folder and "%j" in launcher.submitit_folder
 
 
-@pytest.mark.parametrize(("overrides", "needles"), [
-    (["hydra/launcher=slurm_8gpu", "trainer=gpu"], ["trainer.devices=1", "tasks_per_node=8", "slurm_8gpu"]),
-    (["hydra/launcher=slurm_1gpu", "trainer=cpu"], ["gpus_per_node=1", "trainer.accelerator=cpu", "slurm_cpu"]),
-    (["hydra/launcher=slurm_1gpu", "trainer=gpu", "hydra.launcher.gpus_per_node=2"],
-     ["gpus_per_node=2", "tasks_per_node=1"]),
-    (["hydra/launcher=slurm_cpu", "trainer=ddp", "trainer.accelerator=cpu"], ["trainer.devices=2", "tasks_per_node=1"]),
-    (["hydra/launcher=slurm_8gpu", "trainer=gpu", "trainer.devices=8", "+trainer.num_nodes=2"],
-     ["trainer.num_nodes=2", "nodes=1"]),
-    (["hydra/launcher=local", "trainer=ddp"], ["trainer.devices=2", "hydra/launcher=local", "basic"]),
-])
+@pytest.mark.parametrize(
+    ("overrides", "needles"),
+    [
+        (["hydra/launcher=slurm_8gpu", "trainer=gpu"], ["trainer.devices=1", "tasks_per_node=8", "slurm_8gpu"]),
+        (["hydra/launcher=slurm_1gpu", "trainer=cpu"], ["gpus_per_node=1", "trainer.accelerator=cpu", "slurm_cpu"]),
+        (
+            ["hydra/launcher=slurm_1gpu", "trainer=gpu", "hydra.launcher.gpus_per_node=2"],
+            ["gpus_per_node=2", "tasks_per_node=1"],
+        ),
+        (
+            ["hydra/launcher=slurm_cpu", "trainer=ddp", "trainer.accelerator=cpu"],
+            ["trainer.devices=2", "tasks_per_node=1"],
+        ),
+        (
+            ["hydra/launcher=slurm_8gpu", "trainer=gpu", "trainer.devices=8", "+trainer.num_nodes=2"],
+            ["trainer.num_nodes=2", "nodes=1"],
+        ),
+        (["hydra/launcher=local", "trainer=ddp"], ["trainer.devices=2", "hydra/launcher=local", "basic"]),
+    ],
+)
 def test_a_launcher_that_does_not_fit_the_trainer_is_one_line(overrides: list[str], needles: list[str]) -> None:
     with pytest.raises(ConfigError) as e:
         check_launcher(composed(*overrides))
@@ -80,8 +92,13 @@ def test_a_launcher_that_does_not_fit_the_trainer_is_one_line(overrides: list[st
 
 
 def test_the_mismatch_stops_the_command_before_anything_runs(tmp_path: Path) -> None:
-    proc = run_train(["hydra/launcher=slurm_8gpu", "trainer=gpu", "encoder=siglip,dinov2"], tmp_path / "data",
-                     tmp_path / "out", multirun=True, timeout=120)
+    proc = run_train(
+        ["hydra/launcher=slurm_8gpu", "trainer=gpu", "encoder=siglip,dinov2"],
+        tmp_path / "data",
+        tmp_path / "out",
+        multirun=True,
+        timeout=120,
+    )
     assert proc.returncode == 2, proc.stderr[-2000:]
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1 and "tasks_per_node=8" in errors[0] and "Traceback" not in proc.stderr
@@ -93,7 +110,8 @@ def test_the_site_settings_come_from_the_local_config(tmp_path: Path) -> None:
     (tmp_path / "local" / "slurm.yaml").write_text(
         "partition: gpu-a100\naccount: vlm-study\nmem_gb: 200\n"
         "setup: [module load cuda/12.4, export NCCL_DEBUG=WARN]\n"
-        "additional_parameters: {qos: high, mail-type: FAIL}\n")
+        "additional_parameters: {qos: high, mail-type: FAIL}\n"
+    )
     search = f"hydra.searchpath=[file://{tmp_path}]"
     for preset in ("slurm_1gpu", "slurm_8gpu"):
         launcher = composed(search, f"hydra/launcher={preset}", *fits(preset)).hydra.launcher
@@ -102,8 +120,12 @@ def test_the_site_settings_come_from_the_local_config(tmp_path: Path) -> None:
         assert dict(launcher.additional_parameters) == {"qos": "high", "mail-type": "FAIL"}
         assert launcher.gpus_per_node == launcher.tasks_per_node  # the preset's own keys stay
     # the command line wins over the site's file; the test cluster's preset ignores it
-    assert composed(search, "hydra/launcher=slurm_1gpu", "trainer=gpu",
-                    "hydra.launcher.partition=debug").hydra.launcher.partition == "debug"
+    assert (
+        composed(
+            search, "hydra/launcher=slurm_1gpu", "trainer=gpu", "hydra.launcher.partition=debug"
+        ).hydra.launcher.partition
+        == "debug"
+    )
     cpu = composed(search, "hydra/launcher=slurm_cpu").hydra.launcher
     assert cpu.partition == "debug" and cpu.account is None and not cpu.setup
     # without the file, the presets compose all the same
@@ -133,8 +155,17 @@ def test_slot_gpus_are_disjoint() -> None:
 
 
 def test_the_local_launcher_runs_n_at_once_each_in_its_own_process(tmp_path: Path) -> None:
-    cmd = [sys.executable, "-m", "tests.launch.launcher_app", "-m", "job=0,1,2,3,4", f"out={tmp_path}",
-           "hydra.launcher.parallel=2", "hydra.launcher.gpus_per_node=1", "sleep=1.5"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tests.launch.launcher_app",
+        "-m",
+        "job=0,1,2,3,4",
+        f"out={tmp_path}",
+        "hydra.launcher.parallel=2",
+        "hydra.launcher.gpus_per_node=1",
+        "sleep=1.5",
+    ]
     env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -157,9 +188,21 @@ def test_the_local_launcher_runs_n_at_once_each_in_its_own_process(tmp_path: Pat
 @pytest.mark.slow
 def test_runs_that_fail_in_other_processes_are_named_and_the_sweep_exits_1(tmp_path: Path) -> None:
     # the local launcher's runs, like SLURM's, run in processes of their own
-    proc = run_train(["hydra/launcher=local", "logger=none", "sweep=bad", "data=mcq_jsonl", "seed=0,1",
-                      f"data.train={tmp_path}/none.jsonl", f"data.eval={tmp_path}/none.jsonl"],
-                     tmp_path / "data", tmp_path / "out", multirun=True, timeout=300)
+    proc = run_train(
+        [
+            "hydra/launcher=local",
+            "logger=none",
+            "sweep=bad",
+            "data=mcq_jsonl",
+            "seed=0,1",
+            f"data.train={tmp_path}/none.jsonl",
+            f"data.eval={tmp_path}/none.jsonl",
+        ],
+        tmp_path / "data",
+        tmp_path / "out",
+        multirun=True,
+        timeout=300,
+    )
     assert proc.returncode == 1, proc.stderr[-2000:]
     [error] = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert error.startswith("error: 2 run(s) failed: ") and error.count("no such manifest file") == 2

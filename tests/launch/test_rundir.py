@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from src.launch.rundir import OWNER, claim, read_owner, sweep_conflict
 from src.launch.grid import compose_points
+from src.launch.rundir import OWNER, claim, read_owner, sweep_conflict
 from tests.helpers import ROOT, TINY_DATA, compose_sweep, run_train, train_cmd, train_env
 
 
@@ -28,8 +28,9 @@ def _dead_pid() -> int:
 
 def _owner(run_dir: Path, **fields: object) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / OWNER).write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid(),
-                                             "slurm_job": None, "since": 0, **fields}))
+    (run_dir / OWNER).write_text(
+        json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "slurm_job": None, "since": 0, **fields})
+    )
 
 
 def test_a_claim_is_exclusive_until_released(tmp_path: Path) -> None:
@@ -48,8 +49,9 @@ def test_a_dead_owner_is_taken_over(tmp_path: Path) -> None:
     claim(tmp_path, timeout_s=1).release()
 
 
-def test_the_same_slurm_job_after_a_requeue_takes_its_own_claim(tmp_path: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_same_slurm_job_after_a_requeue_takes_its_own_claim(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("SLURM_JOB_ID", "41")
     monkeypatch.delenv("SLURM_ARRAY_JOB_ID", raising=False)
     _owner(tmp_path, host="another-node", pid=1, slurm_job="41")
@@ -97,8 +99,7 @@ def _worker(run_dir: str, log: str) -> None:
 
 def test_racing_processes_own_the_directory_one_at_a_time(tmp_path: Path) -> None:
     log = tmp_path / "log"
-    procs = [mp.get_context("spawn").Process(target=_worker, args=(str(tmp_path / "run"), str(log)))
-             for _ in range(4)]
+    procs = [mp.get_context("spawn").Process(target=_worker, args=(str(tmp_path / "run"), str(log))) for _ in range(4)]
     for p in procs:
         p.start()
     for p in procs:
@@ -117,10 +118,16 @@ def _sweep_file(folder: Path, name: str, body: str) -> Path:
 
 
 def test_a_different_sweep_under_the_same_name_is_a_conflict(tmp_path: Path) -> None:
-    a = _sweep_file(tmp_path, "a", "data:\n  synthetic: {n_train: 24}\n"
-                    "hydra:\n  sweeper:\n    params:\n      encoder: siglip,dinov2\n")
-    b = _sweep_file(tmp_path, "b", "data:\n  synthetic: {n_train: 48}\n"
-                    "hydra:\n  sweeper:\n    params:\n      encoder: siglip,dinov2\n")
+    a = _sweep_file(
+        tmp_path,
+        "a",
+        "data:\n  synthetic: {n_train: 24}\nhydra:\n  sweeper:\n    params:\n      encoder: siglip,dinov2\n",
+    )
+    b = _sweep_file(
+        tmp_path,
+        "b",
+        "data:\n  synthetic: {n_train: 48}\nhydra:\n  sweeper:\n    params:\n      encoder: siglip,dinov2\n",
+    )
     old = compose_sweep(a, [])
     assert sweep_conflict(old, compose_sweep(a, [])) is None
     # other overrides (they name each run's folder), another logger: the same sweep
@@ -139,8 +146,9 @@ def test_a_conflicting_launch_stops_with_one_line(tmp_path: Path) -> None:
     sweep_dir = out / "sweeps" / "shared"
     sweep_dir.mkdir(parents=True)
     OmegaConf.save(compose_sweep(a, []), sweep_dir / "multirun.yaml")  # what Hydra wrote when `a` ran
-    proc = run_train(["--config-dir", str(tmp_path), "--config-name", "b"], tmp_path / "data", out,
-                     multirun=True, timeout=120)
+    proc = run_train(
+        ["--config-dir", str(tmp_path), "--config-name", "b"], tmp_path / "data", out, multirun=True, timeout=120
+    )
     assert proc.returncode == 2, proc.stderr[-2000:]
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1 and "seed=1" in errors[0] and "seed=2" in errors[0] and "sweep=NAME" in errors[0]
@@ -149,8 +157,11 @@ def test_a_conflicting_launch_stops_with_one_line(tmp_path: Path) -> None:
 
 def test_two_sweeps_never_share_a_run_directory(tmp_path: Path) -> None:
     # folders are named by sweep and overrides, never by the clock
-    sweeps = [["sweep=one", "encoder=siglip,dinov2"], ["sweep=two", "encoder=siglip,dinov2"],
-              ["sweep=one", "encoder=siglip,dinov2", "seed=3"]]
+    sweeps = [
+        ["sweep=one", "encoder=siglip,dinov2"],
+        ["sweep=two", "encoder=siglip,dinov2"],
+        ["sweep=one", "encoder=siglip,dinov2", "seed=3"],
+    ]
     dirs = [{str(d) for _, _, d in compose_points(args)[1]} for args in sweeps]
     assert all(len(d) == 2 for d in dirs)
     assert not (dirs[0] & dirs[1]) and not (dirs[0] & dirs[2]) and not (dirs[1] & dirs[2])
@@ -161,8 +172,17 @@ def test_two_sweeps_never_share_a_run_directory(tmp_path: Path) -> None:
 def test_the_same_sweep_started_twice_at_once_trains_each_point_once(data_dir: Path, tmp_path: Path) -> None:
     args = ["sweep=twice", "logger=none", "seed=0", *TINY_DATA]
     env = train_env(data_dir, tmp_path)
-    procs = [subprocess.Popen(train_cmd(*args, multirun=True), cwd=ROOT, env=env, text=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            train_cmd(*args, multirun=True),
+            cwd=ROOT,
+            env=env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for _ in range(2)
+    ]
     outs = [p.communicate(timeout=600)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs[0][-2000:] + outs[1][-2000:]
     [run_dir] = [p.parent for p in (tmp_path / "sweeps" / "twice").rglob("result.json")]

@@ -19,8 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.helpers import ROOT, TINY_DATA, train_cmd, train_env
 
+from tests.helpers import ROOT, TINY_DATA, train_cmd, train_env
 
 pytestmark = pytest.mark.slurm
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -57,8 +57,7 @@ def slurm_cluster() -> Iterator[None]:
     why = _cannot_start()
     if why:
         _unavailable(why)
-    proc = subprocess.run(["bash", str(ROOT / "scripts" / "slurm_up.sh")], capture_output=True, text=True,
-                          timeout=900)
+    proc = subprocess.run(["bash", str(ROOT / "scripts" / "slurm_up.sh")], capture_output=True, text=True, timeout=900)
     if proc.returncode != 0 or not _up():
         _unavailable(f"scripts/slurm_up.sh failed ({proc.returncode}): {(proc.stdout + proc.stderr)[-1500:]}")
     yield
@@ -67,15 +66,19 @@ def slurm_cluster() -> Iterator[None]:
 
 def _jobs(sweep_dir: Path) -> list[str]:
     """The SLURM job ids of a sweep's runs (array tasks), from their submitit folders."""
-    return sorted(p.name for p in sweep_dir.glob(".submitit/*/*")
-                  if re.fullmatch(r"\d+(_\d+)?", p.name) and list(p.glob("*_submitted.pkl")))
+    return sorted(
+        p.name
+        for p in sweep_dir.glob(".submitit/*/*")
+        if re.fullmatch(r"\d+(_\d+)?", p.name) and list(p.glob("*_submitted.pkl"))
+    )
 
 
 def _sacct(job: str) -> list[str]:
     """The states of a job's attempts (requeued ones included), once accounting has them all."""
     for _ in range(60):  # slurmdbd hears of a job's end a moment after the job ends
-        out = subprocess.run(["sacct", "-n", "-X", "-D", "-j", job, "-o", "State"], capture_output=True,
-                             text=True, timeout=30).stdout.split()
+        out = subprocess.run(
+            ["sacct", "-n", "-X", "-D", "-j", job, "-o", "State"], capture_output=True, text=True, timeout=30
+        ).stdout.split()
         if out and out[-1] not in ("RUNNING", "PENDING", "COMPLETING"):
             break
         time.sleep(0.5)
@@ -83,40 +86,72 @@ def _sacct(job: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_a_2x2_sweep_through_slurm_makes_four_records(slurm_cluster: None, data_dir: Path,
-                                                      tmp_path: Path) -> None:
-    args = ["hydra/launcher=slurm_cpu", "encoder=siglip,dinov2", "llm=qwen0.5b,qwen1.5b", "logger=none",
-            "sweep=slurm", *TINY_DATA]
-    proc = subprocess.run(train_cmd(*args, multirun=True), cwd=ROOT, env=train_env(data_dir, tmp_path),
-                          capture_output=True, text=True, timeout=900)
+def test_a_2x2_sweep_through_slurm_makes_four_records(slurm_cluster: None, data_dir: Path, tmp_path: Path) -> None:
+    args = [
+        "hydra/launcher=slurm_cpu",
+        "encoder=siglip,dinov2",
+        "llm=qwen0.5b,qwen1.5b",
+        "logger=none",
+        "sweep=slurm",
+        *TINY_DATA,
+    ]
+    proc = subprocess.run(
+        train_cmd(*args, multirun=True),
+        cwd=ROOT,
+        env=train_env(data_dir, tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     sweep = tmp_path / "sweeps" / "slurm"
     recs = [json.loads(p.read_text()) for p in sweep.glob("*/result.json")]
     assert len(recs) == 4 and all(r["status"] == "ok" for r in recs)
     assert {(r["choices"]["encoder"], r["choices"]["llm"]) for r in recs} == {
-        (e, m) for e in ("siglip", "dinov2") for m in ("qwen0.5b", "qwen1.5b")}
+        (e, m) for e in ("siglip", "dinov2") for m in ("qwen0.5b", "qwen1.5b")
+    }
     # four SLURM jobs, finished as accounting saw them, submitted with the preset's options
     jobs = _jobs(sweep)
     assert len(jobs) == 4 and all(_sacct(j)[-1] == "COMPLETED" for j in jobs), [(j, _sacct(j)) for j in jobs]
     [script] = {p.read_text() for p in sweep.glob(".submitit/**/*_submission.sh")}
-    for line in ("#SBATCH --partition=debug", "#SBATCH --cpus-per-task=1", "#SBATCH --ntasks-per-node=1",
-                 "#SBATCH --signal=USR2@120", "#SBATCH --array=0-3%4"):
+    for line in (
+        "#SBATCH --partition=debug",
+        "#SBATCH --cpus-per-task=1",
+        "#SBATCH --ntasks-per-node=1",
+        "#SBATCH --signal=USR2@120",
+        "#SBATCH --array=0-3%4",
+    ):
         assert line in script.splitlines(), script
-    status = subprocess.run([sys.executable, "-m", "src.sweep", "status", str(sweep)], cwd=ROOT,
-                            capture_output=True, text=True, timeout=120).stdout
-    assert status.strip().splitlines()[-1] == ("4 grid points: 4 done, 0 failed, 0 running, 0 interrupted, "
-                                               "0 queued, 0 missing")
+    status = subprocess.run(
+        [sys.executable, "-m", "src.sweep", "status", str(sweep)], cwd=ROOT, capture_output=True, text=True, timeout=120
+    ).stdout
+    assert status.strip().splitlines()[-1] == (
+        "4 grid points: 4 done, 0 failed, 0 running, 0 interrupted, 0 queued, 0 missing"
+    )
 
 
 @pytest.mark.slow
-def test_a_job_requeued_mid_training_resumes_and_finishes_once(slurm_cluster: None, data_dir: Path,
-                                                               tmp_path: Path) -> None:
+def test_a_job_requeued_mid_training_resumes_and_finishes_once(
+    slurm_cluster: None, data_dir: Path, tmp_path: Path
+) -> None:
     # long enough to be caught in the middle: a checkpoint every step, a few short epochs
-    args = ["hydra/launcher=slurm_cpu", "sweep=requeue", "seed=0", "checkpoint.every_steps=1",
-            *[a for a in TINY_DATA if not a.startswith("profile.epochs")], "profile.epochs=4"]
+    args = [
+        "hydra/launcher=slurm_cpu",
+        "sweep=requeue",
+        "seed=0",
+        "checkpoint.every_steps=1",
+        *[a for a in TINY_DATA if not a.startswith("profile.epochs")],
+        "profile.epochs=4",
+    ]
     sweep = tmp_path / "sweeps" / "requeue"
-    launcher = subprocess.Popen(train_cmd(*args, multirun=True), cwd=ROOT, env=train_env(data_dir, tmp_path),
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    launcher = subprocess.Popen(
+        train_cmd(*args, multirun=True),
+        cwd=ROOT,
+        env=train_env(data_dir, tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 300
         while not list(sweep.glob("*/checkpoints/last.ckpt")):
@@ -125,8 +160,12 @@ def test_a_job_requeued_mid_training_resumes_and_finishes_once(slurm_cluster: No
         [job] = _jobs(sweep)
         subprocess.run(["scontrol", "requeue", job], check=True, timeout=30)
         # SLURM holds a requeued job for two minutes (its begin time); let it start now
-        while subprocess.run(["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True, text=True,
-                             timeout=30).stdout.strip() != "PENDING":
+        while (
+            subprocess.run(
+                ["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True, text=True, timeout=30
+            ).stdout.strip()
+            != "PENDING"
+        ):
             assert time.monotonic() < deadline
             time.sleep(0.2)
         subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True, timeout=30)

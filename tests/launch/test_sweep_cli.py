@@ -12,35 +12,49 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from src.run.records import write_record
-from src.launch.rundir import OWNER, claim
 from src.launch.grid import compose_points, grid
+from src.launch.rundir import OWNER, claim
 from src.launch.status import Point, sweep_points
+from src.run.records import write_record
 from tests.helpers import ROOT
 
 
 def sweep_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "src.sweep", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "src.sweep", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def test_the_grid_is_hydras_sweep_file_axes_first_then_the_command_line() -> None:
     assert grid(["llm=a,b", "seed=1"], {"encoder": "x,y"}) == [
-        ["encoder=x", "llm=a", "seed=1"], ["encoder=x", "llm=b", "seed=1"],
-        ["encoder=y", "llm=a", "seed=1"], ["encoder=y", "llm=b", "seed=1"]]
+        ["encoder=x", "llm=a", "seed=1"],
+        ["encoder=x", "llm=b", "seed=1"],
+        ["encoder=y", "llm=a", "seed=1"],
+        ["encoder=y", "llm=b", "seed=1"],
+    ]
     # the command line's value of an axis replaces the sweep file's
     assert grid(["encoder=z"], {"encoder": "x,y"}) == [["encoder=z"]]
 
 
 def test_dry_run_prints_the_runs_their_dirs_and_configs_and_runs_nothing(tmp_path: Path) -> None:
-    proc = sweep_cli("dry-run", "encoder=siglip,dinov2", "sampler.fps=1,2", "sweep=dry",
-                     env={"APOLLO_OUTPUT_DIR": str(tmp_path)})
+    proc = sweep_cli(
+        "dry-run", "encoder=siglip,dinov2", "sampler.fps=1,2", "sweep=dry", env={"APOLLO_OUTPUT_DIR": str(tmp_path)}
+    )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0] == f"sweep dry: 4 runs into {tmp_path}/sweeps/dry (hydra/launcher=basic)"
     heads = [ln for ln in lines if ln.startswith("#")]
-    assert heads == ["#0 encoder=siglip sampler.fps=1", "#1 encoder=siglip sampler.fps=2",
-                     "#2 encoder=dinov2 sampler.fps=1", "#3 encoder=dinov2 sampler.fps=2"]
+    assert heads == [
+        "#0 encoder=siglip sampler.fps=1",
+        "#1 encoder=siglip sampler.fps=2",
+        "#2 encoder=dinov2 sampler.fps=1",
+        "#3 encoder=dinov2 sampler.fps=2",
+    ]
     assert f"   dir: {tmp_path}/sweeps/dry/encoder=dinov2,sampler.fps=2" in lines
     # each run's composed config, resolved: the option's own values, the override applied
     first = proc.stdout.split("#1 ")[0]
@@ -53,9 +67,11 @@ def test_dry_run_of_a_sweep_file_and_its_mistakes(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("sweep demo: 4 runs into ") and proc.stdout.count("\n#") == 4
     assert "encoder:" not in proc.stdout  # --brief: no configs
-    for args, needles in ((["encoder=siglip,sigclip"], ["sigclip", "dinov2"]),
-                          (["hydra/launcher=slurm_8gpu", "trainer=gpu"], ["tasks_per_node=8", "trainer.devices=1"]),
-                          (["sampler.fps=-1,2"], ["sampler.fps=-1"])):
+    for args, needles in (
+        (["encoder=siglip,sigclip"], ["sigclip", "dinov2"]),
+        (["hydra/launcher=slurm_8gpu", "trainer=gpu"], ["tasks_per_node=8", "trainer.devices=1"]),
+        (["sampler.fps=-1,2"], ["sampler.fps=-1"]),
+    ):
         bad = sweep_cli("dry-run", *args)
         errors = [ln for ln in bad.stderr.splitlines() if ln.startswith("error:")]
         assert bad.returncode == 2 and len(errors) == 1 and "Traceback" not in bad.stderr, bad.stderr
@@ -81,8 +97,20 @@ def _dir(point: Point) -> Path:
 
 
 def _record(run_dir: Path, status: str, reason: str | None = None, /, **metrics: float) -> None:
-    write_record(run_dir, {"status": status, "reason": reason, "sweep": "st", "choices": {}, "config": {},
-                           "design": {}, "metrics": metrics, "costs": {}, "versions": {}})
+    write_record(
+        run_dir,
+        {
+            "status": status,
+            "reason": reason,
+            "sweep": "st",
+            "choices": {},
+            "config": {},
+            "design": {},
+            "metrics": metrics,
+            "costs": {},
+            "versions": {},
+        },
+    )
 
 
 def test_status_names_every_grid_point_done_failed_running_interrupted_missing(tmp_path: Path) -> None:
@@ -103,18 +131,26 @@ def test_status_names_every_grid_point_done_failed_running_interrupted_missing(t
         held.release()
     assert proc.returncode == 0, proc.stderr
     rows = {ln[12:].split("  ")[0].strip(): (ln[:12].strip(), ln) for ln in proc.stdout.splitlines()[2:]}
-    assert rows["encoder=siglip llm=qwen0.5b"][0] == "done" and "test/synthetic/overall 0.438" in rows[
-        "encoder=siglip llm=qwen0.5b"][1]
+    assert (
+        rows["encoder=siglip llm=qwen0.5b"][0] == "done"
+        and "test/synthetic/overall 0.438" in rows["encoder=siglip llm=qwen0.5b"][1]
+    )
     assert rows["encoder=siglip llm=qwen1.5b"][0] == "failed" and rows["encoder=siglip llm=qwen1.5b"][1].endswith(
-        "RuntimeError: loss is nan")
-    assert rows["encoder=dinov2 llm=qwen0.5b"][0] == "running" and f":{os.getpid()}" in rows[
-        "encoder=dinov2 llm=qwen0.5b"][1]
-    assert rows["encoder=dinov2 llm=qwen1.5b"][0] == "interrupted" and "checkpoints/last.ckpt" in rows[
-        "encoder=dinov2 llm=qwen1.5b"][1]
+        "RuntimeError: loss is nan"
+    )
+    assert (
+        rows["encoder=dinov2 llm=qwen0.5b"][0] == "running"
+        and f":{os.getpid()}" in rows["encoder=dinov2 llm=qwen0.5b"][1]
+    )
+    assert (
+        rows["encoder=dinov2 llm=qwen1.5b"][0] == "interrupted"
+        and "checkpoints/last.ckpt" in rows["encoder=dinov2 llm=qwen1.5b"][1]
+    )
     assert "-- not in the grid of the last launch:" in proc.stdout and rows["encoder=siglip llm=qwen4b"][0] == "done"
     assert proc.stdout.splitlines()[0].endswith("4 grid points (all with seed=3 sweep=st)")
-    assert proc.stdout.splitlines()[-1] == ("4 grid points: 1 done, 1 failed, 1 running, 1 interrupted, "
-                                            "0 queued, 0 missing")
+    assert proc.stdout.splitlines()[-1] == (
+        "4 grid points: 1 done, 1 failed, 1 running, 1 interrupted, 0 queued, 0 missing"
+    )
 
 
 def test_status_counts_missing_points_and_a_dead_owner_is_not_running(tmp_path: Path) -> None:
@@ -126,14 +162,12 @@ def test_status_counts_missing_points_and_a_dead_owner_is_not_running(tmp_path: 
         _dir(p).rmdir()
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    (_dir(points[0]) / OWNER).write_text(json.dumps({"host": os.uname().nodename, "pid": dead.pid,
-                                                       "slurm_job": None}))
+    (_dir(points[0]) / OWNER).write_text(json.dumps({"host": os.uname().nodename, "pid": dead.pid, "slurm_job": None}))
     states = [p.state for p in sweep_points(sweep_dir)]
     assert states == ["interrupted", "interrupted", "missing", "missing"]
 
 
-def test_a_point_whose_slurm_job_waits_in_the_queue_is_queued(tmp_path: Path,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_point_whose_slurm_job_waits_in_the_queue_is_queued(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import pickle
 
     from submitit.core.utils import DelayedSubmission

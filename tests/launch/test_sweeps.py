@@ -6,14 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig
 
-from src.launch.grid import compose_points
-from src.config.compose import CONF_DIR, sweep_file_overrides
+from src.config.compose import sweep_file_overrides
 from src.config.validate import check_launcher, check_overrides, validate
+from src.launch.grid import compose_points
 from tests.helpers import ROOT, compose_sweep, grid, run_train
-
 
 SWEEPS = sorted((ROOT / "sweeps").glob("*.yaml"))
 
@@ -40,14 +37,21 @@ def test_every_grid_point_composes_and_validates(sweep: Path) -> None:
 
 def test_demo_sweep_is_the_readme_grid() -> None:
     assert {tuple(p) for p in grid(ROOT / "sweeps" / "demo.yaml")} == {
-        (f"encoder={e}", f"llm={m}") for e in ("siglip", "dinov2") for m in ("qwen0.5b", "qwen4b")}
+        (f"encoder={e}", f"llm={m}") for e in ("siglip", "dinov2") for m in ("qwen0.5b", "qwen4b")
+    }
 
 
 def test_a_bad_choice_in_a_sweep_file_fails_first(tmp_path: Path) -> None:
     (tmp_path / "bad.yaml").write_text(
-        "defaults:\n  - train\n  - _self_\nhydra:\n  sweeper:\n    params:\n      encoder: siglip,sigclip\n")
-    proc = run_train(["--config-dir", str(tmp_path), "--config-name", "bad"], tmp_path / "data",
-                     tmp_path / "out", multirun=True, timeout=120)
+        "defaults:\n  - train\n  - _self_\nhydra:\n  sweeper:\n    params:\n      encoder: siglip,sigclip\n"
+    )
+    proc = run_train(
+        ["--config-dir", str(tmp_path), "--config-name", "bad"],
+        tmp_path / "data",
+        tmp_path / "out",
+        multirun=True,
+        timeout=120,
+    )
     assert proc.returncode == 2, proc.stderr[-2000:]
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr
@@ -56,8 +60,13 @@ def test_a_bad_choice_in_a_sweep_file_fails_first(tmp_path: Path) -> None:
 
 
 def test_a_missing_sweep_file_is_one_line(tmp_path: Path) -> None:
-    proc = run_train(["--config-dir", str(tmp_path), "--config-name", "nope"], tmp_path / "data",
-                     tmp_path / "out", multirun=True, timeout=120)
+    proc = run_train(
+        ["--config-dir", str(tmp_path), "--config-name", "nope"],
+        tmp_path / "data",
+        tmp_path / "out",
+        multirun=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1 and "nope" in errors[0] and "Traceback" not in proc.stderr, proc.stderr
@@ -87,8 +96,9 @@ hydra:
     params:
       encoder: siglip,dinov2
 """)
-    proc = run_train(["--config-dir", str(tmp_path), "--config-name", "tiny"], data_dir,
-                     tmp_path / "out", multirun=True)
+    proc = run_train(
+        ["--config-dir", str(tmp_path), "--config-name", "tiny"], data_dir, tmp_path / "out", multirun=True
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     recs = [json.loads(p.read_text()) for p in (tmp_path / "out" / "sweeps" / "tiny").rglob("result.json")]
     assert sorted(r["choices"]["encoder"] for r in recs) == ["dinov2", "siglip"]

@@ -9,6 +9,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
+from src.batch import IGNORE, MEDIA, Batch
 from src.config.compose import group_options
 from src.config.errors import ConfigError
 from src.config.validate import validate
@@ -16,13 +17,14 @@ from src.models.connectors.attnpool import AttnPoolResampler
 from src.models.connectors.conv import ConvProjector
 from src.models.connectors.pooling import AvgPoolResampler
 from src.models.llm import build_word_tokenizer
-from src.batch import IGNORE, MEDIA, Batch
 from tests.helpers import cfg_with, tiny_model
 
-
 # Apollo Table 1: each row one `connector` option, and the parts it fixes
-PAPER = {"conv_avgpool": ("conv2", "avgpool"), "mlp_avgpool": ("mlp2x_gelu", "avgpool"),
-         "perceiver": ("mlp2x_gelu", "perceiver")}
+PAPER = {
+    "conv_avgpool": ("conv2", "avgpool"),
+    "mlp_avgpool": ("mlp2x_gelu", "avgpool"),
+    "perceiver": ("mlp2x_gelu", "perceiver"),
+}
 
 
 def grid(n: int = 3, t: int = 2, side: int = 5, dim: int = 12) -> torch.Tensor:
@@ -124,14 +126,22 @@ def test_default_connector_leaves_the_parts_to_their_groups() -> None:
 
 def tiny_batch(tok, clips: int = 3) -> Batch:
     """One video sample of `clips` random clips, with an answer to train on."""
-    ids = [*tok.encode("<|im_start|> user", add_special_tokens=False), MEDIA,
-           *tok.encode("what ? <|im_end|> <|im_start|> assistant", add_special_tokens=False)]
+    ids = [
+        *tok.encode("<|im_start|> user", add_special_tokens=False),
+        MEDIA,
+        *tok.encode("what ? <|im_end|> <|im_start|> assistant", add_special_tokens=False),
+    ]
     answer = tok.encode("B <|im_end|>", add_special_tokens=False)
-    return Batch(media=[[torch.randint(0, 255, (clips, 1, 32, 32, 3), dtype=torch.uint8)]],
-                 input_ids=[torch.tensor(ids + answer)],
-                 labels=[torch.tensor([IGNORE] * len(ids) + answer)],
-                 answer_index=torch.tensor([1]), num_options=torch.tensor([2]), ids=["x"],
-                 categories=["c"], benchmarks=["b"])
+    return Batch(
+        media=[[torch.randint(0, 255, (clips, 1, 32, 32, 3), dtype=torch.uint8)]],
+        input_ids=[torch.tensor(ids + answer)],
+        labels=[torch.tensor([IGNORE] * len(ids) + answer)],
+        answer_index=torch.tensor([1]),
+        num_options=torch.tensor([2]),
+        ids=["x"],
+        categories=["c"],
+        benchmarks=["b"],
+    )
 
 
 @pytest.mark.parametrize("option", sorted(PAPER))
@@ -150,7 +160,10 @@ def test_paper_connector_trains_one_batch_in_the_model(option: str) -> None:
 def test_avgpool_needs_a_square_token_count_and_says_so_at_start_up() -> None:
     validate(cfg_with("resampler=avgpool", "resampler.tokens_per_clip=9"))
     validate(cfg_with("connector=mlp_avgpool"))
-    with pytest.raises(ConfigError, match=r"resampler.tokens_per_clip=12 is invalid for resampler=avgpool; "
-                                          r"valid: a square \(1, 4, 9, 16, ...\), e.g. 9 or 16"):
+    with pytest.raises(
+        ConfigError,
+        match=r"resampler.tokens_per_clip=12 is invalid for resampler=avgpool; "
+        r"valid: a square \(1, 4, 9, 16, ...\), e.g. 9 or 16",
+    ):
         validate(cfg_with("resampler=avgpool", "resampler.tokens_per_clip=12"))
     validate(cfg_with("resampler=perceiver", "resampler.tokens_per_clip=12"))  # any count

@@ -17,8 +17,8 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import nn
 
-from src.config.container import to_dict
 from src.config.compose import CONF_DIR, SEP, group_options, single_options
+from src.config.container import to_dict
 from src.config.errors import ConfigError
 from src.config.validate import validate
 from src.models.encoders.base import VisionEncoder
@@ -26,17 +26,23 @@ from src.models.encoders.fused import FusedEncoder
 from src.tools.pairs import expected_files, written_files
 from tests.helpers import ROOT, TINY_DATA, cfg_with, grid, records, run_train
 
-
 SINGLE_CFGS = single_options()  # each single option's own YAML, unresolved
 SINGLES = sorted(SINGLE_CFGS)
 PAIRS = [o for o in group_options("encoder") if SEP in o]
 TINY = to_dict(OmegaConf.load(CONF_DIR / "profile" / "tiny.yaml"))
-PAPER_NAMES = {"DINOv2": "dinov2", "LanguageBind-Image": "languagebind_image", "SigLIP-SO400M": "siglip",
-               "VideoMAE": "videomae", "V-JEPA": "vjepa", "LanguageBind-Video": "languagebind_video",
-               "InternVideo2": "internvideo2"}
+PAPER_NAMES = {
+    "DINOv2": "dinov2",
+    "LanguageBind-Image": "languagebind_image",
+    "SigLIP-SO400M": "siglip",
+    "VideoMAE": "videomae",
+    "V-JEPA": "vjepa",
+    "LanguageBind-Video": "languagebind_video",
+    "InternVideo2": "internvideo2",
+}
 TABLE9_CSV = ROOT / "analysis" / "reference" / "apollo_2412.10360" / "table9_vision_encoders.csv"
-TABLE9 = ["+".join(PAPER_NAMES[n] for n in row["vision_encoders"].split("+"))
-          for row in csv.DictReader(TABLE9_CSV.open())]
+TABLE9 = [
+    "+".join(PAPER_NAMES[n] for n in row["vision_encoders"].split("+")) for row in csv.DictReader(TABLE9_CSV.open())
+]
 # the options that load a checkpoint's own code, with consent; the others are transformers' classes
 REMOTE = [o for o in SINGLES if "trust_remote_code" in SINGLE_CFGS[o]]
 
@@ -77,8 +83,7 @@ def frames(n: int, t: int, seed: int = 0) -> torch.Tensor:
 def test_the_options_are_the_papers_encoders_and_every_pair() -> None:
     assert set(PAPER_NAMES.values()) <= set(SINGLES)  # the paper's seven; more may be added
     assert len(PAIRS) == math.comb(len(SINGLES), 2)
-    assert {frozenset(p.split("+")) for p in PAIRS} == {frozenset((a, b)) for a in SINGLES for b in SINGLES
-                                                        if a < b}
+    assert {frozenset(p.split("+")) for p in PAIRS} == {frozenset((a, b)) for a in SINGLES for b in SINGLES if a < b}
     assert len(TABLE9) == 19 and set(TABLE9) <= set(group_options("encoder"))
 
 
@@ -135,7 +140,8 @@ def test_select_layer_picks_that_layers_output(option: str) -> None:
         captured: list[torch.Tensor] = []
         for block in _blocks(enc.model, depth):
             block.register_forward_hook(
-                lambda m, i, o, captured=captured: captured.append(o[0] if isinstance(o, tuple) else o))
+                lambda m, i, o, captured=captured: captured.append(o[0] if isinstance(o, tuple) else o)
+            )
         torch.manual_seed(0)
         with torch.no_grad():
             out = enc.encode(x)
@@ -168,8 +174,9 @@ def _same(a: VisionEncoder, b: VisionEncoder, t: int) -> None:
 def test_pretrained_path_loads_a_checkpoint_saved_locally(option: str, tmp_path: Path) -> None:
     tiny = build(option)
     tiny.model.save_pretrained(tmp_path)
-    loaded = build(option, "profile=pretrained", f"encoder.pretrained={tmp_path}",
-                   f"encoder.input_size={tiny.input_size}")
+    loaded = build(
+        option, "profile=pretrained", f"encoder.pretrained={tmp_path}", f"encoder.input_size={tiny.input_size}"
+    )
     _same(tiny, loaded, tiny.frames_per_clip)
 
 
@@ -178,22 +185,33 @@ def test_languagebind_image_loads_its_whole_clip_checkpoint(tmp_path: Path) -> N
     from transformers import CLIPConfig, CLIPModel
 
     tiny = build("languagebind_image")
-    text = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=4,
-                vocab_size=64, bos_token_id=0, eos_token_id=1, pad_token_id=1)
+    text = dict(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        vocab_size=64,
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=1,
+    )
     whole = CLIPModel(CLIPConfig(vision_config=tiny.model.config.to_dict(), text_config=text, projection_dim=8))
     whole.vision_model.load_state_dict(tiny.model.state_dict())
     whole.save_pretrained(tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())
     config.update(model_type="LanguageBindImage", architectures=["LanguageBindImage"])
     (tmp_path / "config.json").write_text(json.dumps(config))
-    loaded = build("languagebind_image", "profile=pretrained", f"encoder.pretrained={tmp_path}",
-                   f"encoder.input_size={tiny.input_size}")
+    loaded = build(
+        "languagebind_image",
+        "profile=pretrained",
+        f"encoder.pretrained={tmp_path}",
+        f"encoder.input_size={tiny.input_size}",
+    )
     _same(tiny, loaded, 1)
 
 
 @pytest.mark.parametrize("option", REMOTE)
-def test_remote_code_loads_only_with_consent(option: str, tmp_path: Path,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_remote_code_loads_only_with_consent(option: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     tiny = build(option)
     # saved as remote code: config.json names the classes (auto_map), their file goes beside it
     monkeypatch.setattr(type(tiny.model.config), "_auto_class", "AutoConfig")
@@ -226,8 +244,9 @@ def test_fused_grid_is_each_member_trilinearly_resampled() -> None:
         fused = enc.encode(x)
         own = enc.member_grids(x)
     assert own["internvideo2"].shape[1:4] == (16, 4, 4) and own["videomae"].shape[1:4] == (8, 4, 4)
-    trilinear = F.interpolate(own["videomae"].permute(0, 4, 1, 2, 3), size=(16, 4, 4), mode="trilinear",
-                              align_corners=False).permute(0, 2, 3, 4, 1)
+    trilinear = F.interpolate(
+        own["videomae"].permute(0, 4, 1, 2, 3), size=(16, 4, 4), mode="trilinear", align_corners=False
+    ).permute(0, 2, 3, 4, 1)
     nearest = own["videomae"].repeat_interleave(2, dim=1)
     assert torch.equal(fused[..., :88], own["internvideo2"])
     assert torch.allclose(fused[..., 88:], trilinear, atol=1e-6)
@@ -242,8 +261,9 @@ def test_image_member_sees_evenly_spaced_frames_of_the_clip() -> None:
         alone = enc.members["dinov2"].encode(x[:, ::2])  # 8 of the 16 frames, for 8 time steps
         fused = enc.encode(x)
     assert torch.equal(own["dinov2"], alone)
-    spatial = F.interpolate(own["dinov2"].permute(0, 4, 1, 2, 3), size=(8, 4, 4), mode="trilinear",
-                            align_corners=False).permute(0, 2, 3, 4, 1)
+    spatial = F.interpolate(
+        own["dinov2"].permute(0, 4, 1, 2, 3), size=(8, 4, 4), mode="trilinear", align_corners=False
+    ).permute(0, 2, 3, 4, 1)
     assert torch.allclose(fused[..., 64:], spatial, atol=1e-6)
 
 
@@ -267,11 +287,13 @@ def test_bf16_and_gradient_checkpointing_switches_reach_the_encoder(option: str)
     grid.float().pow(2).mean().backward()
     assert all(p.grad is not None for n, p in enc.named_parameters() if "patch" in n)
 
+
 def test_sizes_count_pairs_as_sums_and_internvideo2_at_1b() -> None:
     from src.tools.sizes import REAL, encoder_params
 
     assert encoder_params("internvideo2+siglip", TINY) == (
-        encoder_params("internvideo2", TINY) + encoder_params("siglip", TINY))
+        encoder_params("internvideo2", TINY) + encoder_params("siglip", TINY)
+    )
     assert 0.95e9 < encoder_params("internvideo2", REAL) < 1.1e9  # the 1B architecture, at full size
 
 
@@ -279,8 +301,11 @@ def test_sizes_count_pairs_as_sums_and_internvideo2_at_1b() -> None:
 def test_a_pair_trains_end_to_end(data_dir: Path, tmp_path: Path) -> None:
     # the model issue's command: `python -m src.train encoder=internvideo2+siglip
     # resampler=perceiver integration=timestamps`, on tiny data
-    proc = run_train(["encoder=internvideo2+siglip", "resampler=perceiver", "integration=timestamps",
-                      "logger=none", *TINY_DATA], data_dir, tmp_path)
+    proc = run_train(
+        ["encoder=internvideo2+siglip", "resampler=perceiver", "integration=timestamps", "logger=none", *TINY_DATA],
+        data_dir,
+        tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     [rec] = records(tmp_path)
     assert rec["status"] == "ok" and rec["choices"]["encoder"] == "internvideo2+siglip"

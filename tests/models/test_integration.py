@@ -9,15 +9,14 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
+from src.batch import IGNORE
 from src.config.compose import group_options
 from src.data.dataset import SampleDataset, collate
 from src.data.manifest import Sample, mcq_prompt
 from src.data.samplers import FpsSampler
 from src.models.integration import CLIP, END, START, ClipIntegration, mmss, timestamp_corpus, timestamp_text
 from src.models.module import VideoLMMModule
-from src.batch import IGNORE
 from tests.helpers import TINY_DATA, cfg_with, records, run_train, tiny_model, word_tokenizer
-
 
 TEMPLATE = "clip from {start}-{end}:"
 OPTIONS = group_options("integration")
@@ -34,12 +33,24 @@ def samples(tmp_path_factory: pytest.TempPathFactory, rgb_video: Path) -> list[S
 
     d = tmp_path_factory.mktemp("integration")
     Image.fromarray(np.full((32, 32, 3), 90, np.uint8)).save(d / "i.png")
-    return [Sample("v", [("video", str(rgb_video))],  # 30 frames, 3 s
-                   [("user", mcq_prompt("Which colour?", ["red", "green"])), ("assistant", "B")],
-                   "perception", "toy", options=["red", "green"], answer="B"),
-            Sample("i", [("image", str(d / "i.png"))],
-                   [("user", "<image>\nWhat is it?"), ("assistant", "a card")],
-                   "none", "toy")]
+    return [
+        Sample(
+            "v",
+            [("video", str(rgb_video))],  # 30 frames, 3 s
+            [("user", mcq_prompt("Which colour?", ["red", "green"])), ("assistant", "B")],
+            "perception",
+            "toy",
+            options=["red", "green"],
+            answer="B",
+        ),
+        Sample(
+            "i",
+            [("image", str(d / "i.png"))],
+            [("user", "<image>\nWhat is it?"), ("assistant", "a card")],
+            "none",
+            "toy",
+        ),
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -100,8 +111,9 @@ def test_sequences_hold_the_timestamps_and_labels_stay_on_the_answer(option: str
     ids, labels = torch.tensor(got), torch.tensor(lab)
     text = tok.decode(ids[ids >= 0].tolist())
     if stamp:  # e.g. "clip from 00 : 01 - 00 : 02 :", the word-level tokenizer's spacing
-        stamps = [tok.decode(tok.encode(timestamp_text(stamp, s, s + 1.0), add_special_tokens=False))
-                  for s in (0.0, 1.0, 2.0)]
+        stamps = [
+            tok.decode(tok.encode(timestamp_text(stamp, s, s + 1.0), add_special_tokens=False)) for s in (0.0, 1.0, 2.0)
+        ]
         at = [text.index(s) for s in stamps]
         assert at == sorted(at) and all(text.count(s) == 1 for s in stamps)  # one per clip, in order
     else:  # the prompt's own words only
@@ -124,8 +136,9 @@ def test_learned_tokens_and_clips_sit_where_the_layout_says(tok, batch) -> None:
     x, mask, y, _ = model._sequences(batch)
     clips = model.clip_tokens(batch.media[0])[0]  # (3 clips * tokens_per_clip, D)
     integ = model.integration
-    laid, _ = integ.expand(batch.input_ids[0].tolist(), batch.labels[0].tolist(), [3], batch.clip_times[0],
-                           model.connector.tokens_per_clip)
+    laid, _ = integ.expand(
+        batch.input_ids[0].tolist(), batch.labels[0].tolist(), [3], batch.clip_times[0], model.connector.tokens_per_clip
+    )
     ids = torch.tensor(laid)
     row = x[0, : len(ids)]
     assert integ.start is not None and integ.end is not None
@@ -143,8 +156,11 @@ def test_learned_tokens_train_with_the_connector(tok, batch) -> None:
     start, end = model.integration.start, model.integration.end
     assert start is not None and start.grad is not None and end is not None and end.grad is not None
     assert start.grad.abs().sum() > 0 and end.grad.abs().sum() > 0
-    module = VideoLMMModule(model, [tok.convert_tokens_to_ids("A"), tok.convert_tokens_to_ids("B")],
-                            {"name": "s", "lr": {"vision": 0.0, "connector": 1e-3, "llm": 0.0}, "epochs": 1})
+    module = VideoLMMModule(
+        model,
+        [tok.convert_tokens_to_ids("A"), tok.convert_tokens_to_ids("B")],
+        {"name": "s", "lr": {"vision": 0.0, "connector": 1e-3, "llm": 0.0}, "epochs": 1},
+    )
     connector_params = {id(p) for p in module.parts()["connector"].parameters()}
     assert id(start) in connector_params and start.requires_grad
     module.apply_stage({"name": "s", "lr": {"vision": 0.0, "connector": 0.0, "llm": 1e-3}, "epochs": 1})

@@ -8,6 +8,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
+from src.batch import IGNORE
 from src.config.compose import group_options
 from src.data.dataset import SampleDataset, collate
 from src.data.manifest import Sample, mcq_prompt
@@ -15,16 +16,26 @@ from src.data.samplers import FpsSampler
 from src.models.llm import build_llm
 from src.models.precision import apply_switches
 from src.models.shrink import shrink_arch
-from src.batch import IGNORE
 from tests.helpers import cfg_with, tiny_model, word_tokenizer
-
 
 QWEN3 = ["qwen3-0.6b", "qwen3-1.7b", "qwen3-4b", "qwen3-8b"]
 SAMPLES = [
-    Sample("t", [], [("user", mcq_prompt("Which digit follows 3?", ["4", "5"], tag="")), ("assistant", "A")],
-           "reasoning", "toy", options=["4", "5"], answer="A"),
-    Sample("m", [], [("user", "Say yes"), ("assistant", "yes"), ("user", "Again"), ("assistant", "yes again")],
-           "none", "toy"),
+    Sample(
+        "t",
+        [],
+        [("user", mcq_prompt("Which digit follows 3?", ["4", "5"], tag="")), ("assistant", "A")],
+        "reasoning",
+        "toy",
+        options=["4", "5"],
+        answer="A",
+    ),
+    Sample(
+        "m",
+        [],
+        [("user", "Say yes"), ("assistant", "yes"), ("user", "Again"), ("assistant", "yes again")],
+        "none",
+        "toy",
+    ),
 ]
 
 
@@ -37,8 +48,9 @@ def test_qwen3_options_have_the_real_architecture() -> None:
 
     assert set(QWEN3) <= set(group_options("llm"))
     real = {o: llm_params(o, REAL) / 1e9 for o in QWEN3}  # meta device: no memory, no download
-    assert real == pytest.approx({"qwen3-0.6b": 0.596, "qwen3-1.7b": 1.721, "qwen3-4b": 4.022,
-                                  "qwen3-8b": 8.191}, abs=0.001)
+    assert real == pytest.approx(
+        {"qwen3-0.6b": 0.596, "qwen3-1.7b": 1.721, "qwen3-4b": 4.022, "qwen3-8b": 8.191}, abs=0.001
+    )
     cfg = cfg_with("llm=qwen3-4b")
     arch = cfg.llm.arch
     assert arch.head_dim == 128 and arch.head_dim * arch.num_attention_heads != arch.hidden_size
@@ -55,8 +67,10 @@ def test_each_llm_declares_its_rate_and_chat_format(option: str) -> None:
     assert cfg_with(f"llm={option}").profile.lr.llm == 3e-4  # tiny keeps its own
 
 
-@pytest.mark.parametrize(("chat", "prompt_end"), [("chatml", "<|im_start|> assistant"),
-                                                  ("qwen3_chatml", "<|im_start|> assistant <think> </think>")])
+@pytest.mark.parametrize(
+    ("chat", "prompt_end"),
+    [("chatml", "<|im_start|> assistant"), ("qwen3_chatml", "<|im_start|> assistant <think> </think>")],
+)
 def test_chat_format_and_loss_on_the_answer_only(chat: str, prompt_end: str) -> None:
     tok = tokenizer(chat)
     train = SampleDataset(SAMPLES, FpsSampler(fps=1), tok)
@@ -82,11 +96,13 @@ def test_chat_format_and_loss_on_the_answer_only(chat: str, prompt_end: str) -> 
 def test_pretrained_templates_are_rendered_without_thinking() -> None:
     tok = tokenizer("qwen3_chatml")  # knows <think>; its own template replaced below
     # a template that, like Qwen3's own, writes an empty think block when thinking is off
-    tok.chat_template = ("{% for m in messages %}<|im_start|>{{ m['role'] }} {{ m['content'] }}<|im_end|>"
-                         "{% endfor %}"
-                         "{% if add_generation_prompt %}<|im_start|>assistant"
-                         "{% if enable_thinking is defined and enable_thinking is false %} <think> </think>"
-                         "{% endif %}{% endif %}")
+    tok.chat_template = (
+        "{% for m in messages %}<|im_start|>{{ m['role'] }} {{ m['content'] }}<|im_end|>"
+        "{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant"
+        "{% if enable_thinking is defined and enable_thinking is false %} <think> </think>"
+        "{% endif %}{% endif %}"
+    )
     ev = SampleDataset(SAMPLES, FpsSampler(fps=1), tok, train=False)
     assert tok.decode(ev.tokens(SAMPLES[0])[0]).endswith("assistant <think> </think>")
 

@@ -17,8 +17,9 @@ from tests.helpers import ROOT, TINY_DATA, records, run_train
 
 def _eval(args: list[str], data_dir: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "APOLLO_DATA_DIR": str(data_dir / "elsewhere")}  # the run's own paths count
-    return subprocess.run([sys.executable, "-m", "src.eval", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "src.eval", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
 
 
 @pytest.mark.slow
@@ -33,8 +34,9 @@ def test_a_trained_run_scores_the_same_again_and_with_the_audit(data_dir: Path, 
     ev = json.loads((out / "result.json").read_text())
     # the trained weights and tokenizer came back: the video scores are the training run's,
     # at another batch size
-    assert {k: v for k, v in ev["metrics"].items() if k.startswith("test/")} == \
-        {k: v for k, v in rec["metrics"].items() if k.startswith("test/")}
+    assert {k: v for k, v in ev["metrics"].items() if k.startswith("test/")} == {
+        k: v for k, v in rec["metrics"].items() if k.startswith("test/")
+    }
     assert {"test_frame/synthetic/overall", "test_text/synthetic/overall"} <= ev["metrics"].keys()
     rows = list(csv.DictReader((out / "items.csv").open()))
     assert {r["modality"] for r in rows} == {"video", "frame", "text"} and len(rows) == 3 * 12

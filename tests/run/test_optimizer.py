@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 from src.config.container import to_list
 from src.models.module import VideoLMMModule, stepping_batches
@@ -43,11 +42,16 @@ def test_adamw_by_default_with_the_schedules_weight_decay() -> None:
     assert type(bare.optimizer_factory(bare.param_groups())) is torch.optim.AdamW
 
 
-@pytest.mark.parametrize(("overrides", "kind"), [
-    (["optimizer._target_=torch.optim.Adam"], torch.optim.Adam),
-    (["optimizer._target_=torch.optim.SGD", "~optimizer.betas", "~optimizer.eps", "+optimizer.momentum=0.9"],
-     torch.optim.SGD),
-])
+@pytest.mark.parametrize(
+    ("overrides", "kind"),
+    [
+        (["optimizer._target_=torch.optim.Adam"], torch.optim.Adam),
+        (
+            ["optimizer._target_=torch.optim.SGD", "~optimizer.betas", "~optimizer.eps", "+optimizer.momentum=0.9"],
+            torch.optim.SGD,
+        ),
+    ],
+)
 def test_another_optimizer_by_override(overrides: list[str], kind: type) -> None:
     module = build_module(cfg_with(*overrides), _tiny(), [0, 1])
     opt = module.optimizer_factory(module.param_groups())

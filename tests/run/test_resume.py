@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from tests.helpers import ROOT, TINY_DATA, records, train_cmd, train_env
 
+from tests.helpers import ROOT, TINY_DATA, records, train_cmd, train_env
 
 # three stages (connector; vision + connector; connector + LLM), a checkpoint every step
 ARGS = ["schedule=c_vc_cl", "checkpoint.every_steps=1", "logger=wandb", *TINY_DATA]
@@ -29,8 +29,13 @@ def _kill_when(data_dir: Path, out: Path, stage: int, step: int, timeout: float 
     """Start the run and SIGKILL it once its checkpoint is at (stage, step), mid-stage."""
     log = out.parent / f"{out.name}-{stage}-{step}.log"
     with open(log, "w") as sink:
-        proc = subprocess.Popen(train_cmd(*ARGS), cwd=ROOT, env=train_env(data_dir, out, WANDB_MODE="offline"),
-                                stdout=sink, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            train_cmd(*ARGS),
+            cwd=ROOT,
+            env=train_env(data_dir, out, WANDB_MODE="offline"),
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
@@ -57,15 +62,27 @@ def _result(out: Path) -> tuple[dict, list[dict]]:
 @pytest.mark.slow
 def test_killed_twice_and_resumed_matches_an_uninterrupted_run(data_dir: Path, tmp_path: Path) -> None:
     whole, killed = tmp_path / "whole", tmp_path / "killed"
-    done = subprocess.run(train_cmd(*ARGS), cwd=ROOT, env=train_env(data_dir, whole, WANDB_MODE="offline"),
-                          capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        train_cmd(*ARGS),
+        cwd=ROOT,
+        env=train_env(data_dir, whole, WANDB_MODE="offline"),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     # killed in the middle of stage 1 (of 3 steps), then in the middle of stage 3 (of 5)
     _kill_when(data_dir, killed, stage=0, step=1)
     assert not list(killed.rglob("result.json"))
     _kill_when(data_dir, killed, stage=2, step=2)
-    again = subprocess.run(train_cmd(*ARGS), cwd=ROOT, env=train_env(data_dir, killed, WANDB_MODE="offline"),
-                           capture_output=True, text=True, timeout=900)
+    again = subprocess.run(
+        train_cmd(*ARGS),
+        cwd=ROOT,
+        env=train_env(data_dir, killed, WANDB_MODE="offline"),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert again.returncode == 0, again.stderr[-3000:]
     assert "resuming stage stage3_cl" in again.stdout + again.stderr
 
@@ -76,8 +93,9 @@ def test_killed_twice_and_resumed_matches_an_uninterrupted_run(data_dir: Path, t
     assert a["schedule"]["resumed_at_stage"] is None
     # the same weights at the end: the same loss on the last step, the same answers
     assert b["metrics"]["train/loss"] == pytest.approx(a["metrics"]["train/loss"], abs=1e-5)
-    assert {k: v for k, v in b["metrics"].items() if k.startswith("test/")} == \
-        {k: v for k, v in a["metrics"].items() if k.startswith("test/")}
+    assert {k: v for k, v in b["metrics"].items() if k.startswith("test/")} == {
+        k: v for k, v in a["metrics"].items() if k.startswith("test/")
+    }
     assert [(r["item"], r["chosen"]) for r in items_b] == [(r["item"], r["chosen"]) for r in items_a]
     # one W&B run: its id kept in the run directory, every attempt logged to it
     run_dir = Path(b["run_dir"])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +14,6 @@ from src.config.errors import ConfigError
 from src.config.validate import validate
 from src.models.module import VideoLMMModule, WarmupCosine
 from tests.helpers import ROOT, cfg_with
-
 
 TABLE12 = list(csv.DictReader((ROOT / "analysis/reference/apollo_2412.10360/table12_training_schedules.csv").open()))
 PARTS = {"vision": "v", "connector": "c", "llm": "l"}
@@ -62,18 +60,22 @@ def test_pretrained_defaults_to_the_papers_best_schedule_with_its_rates() -> Non
     assert [s["lr"] for s in stages] == [
         {"vision": 0.0, "connector": 1e-4, "llm": 0.0},
         {"vision": 5e-6, "connector": 1e-4, "llm": 0.0},  # Table 12, row 13
-        {"vision": 0.0, "connector": 1e-4, "llm": cfg.llm.lr}]
+        {"vision": 0.0, "connector": 1e-4, "llm": cfg.llm.lr},
+    ]
     sizes = {o: cfg_with("profile=pretrained", f"llm={o}") for o in ("qwen2.5-1.5b", "qwen2.5-3b", "qwen2.5-7b")}
     assert [c.profile.lr.llm for c in sizes.values()] == [5e-5, 2e-5, 1e-5]
     assert cfg_with("profile=pretrained", "schedule=vcl").schedule.name == "vcl"  # the command line wins
     assert cfg_with().schedule.name == "cl"  # tiny: one stage
 
 
-@pytest.mark.parametrize(("override", "needle"), [
-    ("schedule.stages.0.data=audio", "schedule.stages[0].data='audio' is invalid; valid: mixture, video"),
-    ("checkpoint.every_minutes=0", "checkpoint.every_minutes=0 is invalid"),
-    ("checkpoint.every_steps=-2", "checkpoint.every_steps=-2 is invalid"),
-])
+@pytest.mark.parametrize(
+    ("override", "needle"),
+    [
+        ("schedule.stages.0.data=audio", "schedule.stages[0].data='audio' is invalid; valid: mixture, video"),
+        ("checkpoint.every_minutes=0", "checkpoint.every_minutes=0 is invalid"),
+        ("checkpoint.every_steps=-2", "checkpoint.every_steps=-2 is invalid"),
+    ],
+)
 def test_bad_stage_and_checkpoint_settings_are_one_line(override: str, needle: str) -> None:
     with pytest.raises(ConfigError, match="^" + needle.replace("[", r"\[").replace("]", r"\]")):
         validate(cfg_with(override))

@@ -13,15 +13,22 @@ from scipy.stats import binomtest
 from src.run.records import REQUIRED_KEYS
 from tests.helpers import TINY_DATA, records, run_train
 
-
 # the smallest data and training that still run every step of the path
 # a question the tiny model reliably learns in a few hundred steps (which way the camera
 # pans: 1.0 on seeds 0, 1 and 2); it checks learning, not the use of time: the modality
 # audit found that its centre frame answers it (docs/results.md, "The modality audit");
 # `make demo` trains the full benchmark, whose harder questions need far more steps
-LEARNABLE = ["data.synthetic.scenes=[camera_pan]", "data.synthetic.n_train=400", "data.synthetic.n_eval=100",
-             "data.synthetic.n_image=0", "data.synthetic.n_multi_image=0", "data.synthetic.n_text=0",
-             "data.synthetic.control_share=0", "data.synthetic.max_duration=4", "profile.epochs=4"]
+LEARNABLE = [
+    "data.synthetic.scenes=[camera_pan]",
+    "data.synthetic.n_train=400",
+    "data.synthetic.n_eval=100",
+    "data.synthetic.n_image=0",
+    "data.synthetic.n_multi_image=0",
+    "data.synthetic.n_text=0",
+    "data.synthetic.control_share=0",
+    "data.synthetic.max_duration=4",
+    "profile.epochs=4",
+]
 
 
 @pytest.mark.slow
@@ -64,7 +71,8 @@ def test_two_by_two_multirun_makes_four_records_and_resumes(data_dir: Path, tmp_
     recs = records(sweep)
     assert len(recs) == 4 and all(r["status"] == "ok" for r in recs)
     assert {(r["choices"]["encoder"], r["choices"]["llm"]) for r in recs} == {
-        (e, m) for e in ("siglip", "dinov2") for m in ("qwen0.5b", "qwen1.5b")}
+        (e, m) for e in ("siglip", "dinov2") for m in ("qwen0.5b", "qwen1.5b")
+    }
     assert all(r["sweep"] == "grid" for r in recs)
     assert len({r["run_dir"] for r in recs}) == 4
     # bigger LLM option, more parameters: the tiny family keeps its order
@@ -78,17 +86,21 @@ def test_two_by_two_multirun_makes_four_records_and_resumes(data_dir: Path, tmp_
     assert stamps == {p: p.stat().st_mtime_ns for p in sweep.rglob("result.json")}
 
 
-@pytest.mark.parametrize(("args", "multirun", "needles"), [
-    (["encoder=sigclip"], False, ["encoder", "sigclip", "siglip", "dinov2"]),
-    (["encoder=siglip,sigclip"], True, ["encoder", "sigclip", "siglip", "dinov2"]),
-    (["llm=qwen9b"], False, ["llm", "qwen9b", "qwen0.5b", "qwen7b"]),
-    (["sampler.fps=-1"], False, ["sampler.fps", "-1", "> 0"]),
-    (["sampler.fps=-1"], True, ["sampler.fps", "-1", "> 0"]),
-    (["data.batch_size=0"], False, ["data.batch_size", "0", "> 0"]),
-    (["data=mcq_jsonl"], False, ["data.train", "not set", "JSONL"]),
-])
-def test_bad_input_fails_first_with_one_line(args: list[str], multirun: bool, needles: list[str],
-                                             tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("args", "multirun", "needles"),
+    [
+        (["encoder=sigclip"], False, ["encoder", "sigclip", "siglip", "dinov2"]),
+        (["encoder=siglip,sigclip"], True, ["encoder", "sigclip", "siglip", "dinov2"]),
+        (["llm=qwen9b"], False, ["llm", "qwen9b", "qwen0.5b", "qwen7b"]),
+        (["sampler.fps=-1"], False, ["sampler.fps", "-1", "> 0"]),
+        (["sampler.fps=-1"], True, ["sampler.fps", "-1", "> 0"]),
+        (["data.batch_size=0"], False, ["data.batch_size", "0", "> 0"]),
+        (["data=mcq_jsonl"], False, ["data.train", "not set", "JSONL"]),
+    ],
+)
+def test_bad_input_fails_first_with_one_line(
+    args: list[str], multirun: bool, needles: list[str], tmp_path: Path
+) -> None:
     data = tmp_path / "data"
     proc = run_train(args, data, tmp_path / "out", multirun=multirun, timeout=120)
     assert proc.returncode == 2, proc.stderr[-3000:]
@@ -103,8 +115,9 @@ def test_bad_input_fails_first_with_one_line(args: list[str], multirun: bool, ne
 def test_a_failed_run_records_why(data_dir: Path, tmp_path: Path) -> None:
     # a learning rate that makes the loss blow up is not a config error: the run starts
     # and fails, and its record says why
-    proc = run_train(["logger=none", *TINY_DATA, "profile.lr.llm=1e30", "profile.lr.connector=1e30"],
-                     data_dir, tmp_path)
+    proc = run_train(
+        ["logger=none", *TINY_DATA, "profile.lr.llm=1e30", "profile.lr.connector=1e30"], data_dir, tmp_path
+    )
     assert proc.returncode != 0
     [rec] = records(tmp_path)
     assert rec["status"] == "failed"
@@ -113,8 +126,7 @@ def test_a_failed_run_records_why(data_dir: Path, tmp_path: Path) -> None:
 
 
 def test_uniform_sampling_runs_and_records_its_design(data_dir: Path, tmp_path: Path) -> None:
-    proc = run_train(["logger=none", "sampler=uniform", "sampler.num_frames=4", *TINY_DATA],
-                     data_dir, tmp_path)
+    proc = run_train(["logger=none", "sampler=uniform", "sampler.num_frames=4", *TINY_DATA], data_dir, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     [rec] = records(tmp_path)
     assert rec["status"] == "ok" and rec["choices"]["sampler"] == "uniform"
@@ -128,8 +140,9 @@ def _own_manifests(data_dir: Path, out: Path, n_train: int = 24, n_eval: int = 1
     """Manifests of the user's own data: rows of a generated set, pointing at its videos."""
     from src.data.synthetic import SyntheticSpec, ensure
 
-    spec = SyntheticSpec(n_train=4, n_eval=n_train + n_eval, min_duration=2, max_duration=3,
-                         n_image=0, n_multi_image=0, n_text=0)
+    spec = SyntheticSpec(
+        n_train=4, n_eval=n_train + n_eval, min_duration=2, max_duration=3, n_image=0, n_multi_image=0, n_text=0
+    )
     folder = ensure(spec, data_dir / "synthetic", progress=False)
     out.mkdir(parents=True, exist_ok=True)
     rows = [json.loads(x) for x in (folder / "eval.jsonl").read_text().splitlines()]
@@ -145,8 +158,18 @@ def _own_manifests(data_dir: Path, out: Path, n_train: int = 24, n_eval: int = 1
 
 def test_own_jsonl_manifests_train_and_evaluate(data_dir: Path, tmp_path: Path) -> None:
     train, eval_ = _own_manifests(data_dir, tmp_path / "mine")
-    proc = run_train(["logger=none", "data=mcq_jsonl", f"data.train={train}", f"data.eval={eval_}",
-                      "data.name=mine", "profile.epochs=1"], data_dir, tmp_path / "out")
+    proc = run_train(
+        [
+            "logger=none",
+            "data=mcq_jsonl",
+            f"data.train={train}",
+            f"data.eval={eval_}",
+            "data.name=mine",
+            "profile.epochs=1",
+        ],
+        data_dir,
+        tmp_path / "out",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     [rec] = records(tmp_path / "out")
     assert rec["status"] == "ok" and rec["design"]["train_set_size"] == 24
@@ -159,8 +182,11 @@ def test_a_malformed_manifest_row_is_skipped_logged_and_recorded(data_dir: Path,
     lines[2] = lines[2].replace('"answer": "', '"answer": "Z')  # no such option letter
     lines[5] = lines[5][:20]  # cut short: not JSON
     train.write_text("\n".join(lines) + "\n")
-    proc = run_train(["logger=none", "data=mcq_jsonl", f"data.train={train}", f"data.eval={eval_}",
-                      "profile.epochs=1"], data_dir, tmp_path / "out")
+    proc = run_train(
+        ["logger=none", "data=mcq_jsonl", f"data.train={train}", f"data.eval={eval_}", "profile.epochs=1"],
+        data_dir,
+        tmp_path / "out",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     logs = proc.stdout + proc.stderr  # Hydra's console log goes to stdout
     assert f"{train}:3: skipped: answer 'Z" in logs and f"{train}:6: skipped: not valid JSON" in logs
@@ -173,10 +199,10 @@ def test_a_malformed_manifest_row_is_skipped_logged_and_recorded(data_dir: Path,
 
 def test_a_manifest_with_no_usable_row_is_one_line_naming_the_file(data_dir: Path, tmp_path: Path) -> None:
     train, eval_ = _own_manifests(data_dir, tmp_path / "mine")
-    train.write_text("".join(ln.replace('"answer": "', '"answer": "Z') + "\n"
-                             for ln in train.read_text().splitlines()))
-    proc = run_train(["logger=none", "data=mcq_jsonl", f"data.train={train}", f"data.eval={eval_}"],
-                     data_dir, tmp_path / "out")
+    train.write_text("".join(ln.replace('"answer": "', '"answer": "Z') + "\n" for ln in train.read_text().splitlines()))
+    proc = run_train(
+        ["logger=none", "data=mcq_jsonl", f"data.train={train}", f"data.eval={eval_}"], data_dir, tmp_path / "out"
+    )
     assert proc.returncode == 2, proc.stderr[-3000:]
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr
@@ -193,7 +219,5 @@ def test_a_paper_mixture_trains_with_its_shares(data_dir: Path, tmp_path: Path) 
     assert rec["data"]["train"]["modalities"] == {"text": 4, "image": 4, "multi_image": 4, "video": 24}
     # 36 an epoch: 15/25/20/40% are 5.4, 9, 7.2, 14.4, rounded by largest remainder; the 4
     # text samples are repeated to make 6
-    assert rec["data"]["mixture"]["epoch_counts"] == {"text": 6, "image": 9, "multi_image": 7,
-                                                      "video": 14}
-    assert rec["design"]["mixture"] == {"text": 0.1667, "image": 0.25, "multi_image": 0.1944,
-                                        "video": 0.3889}
+    assert rec["data"]["mixture"]["epoch_counts"] == {"text": 6, "image": 9, "multi_image": 7, "video": 14}
+    assert rec["design"]["mixture"] == {"text": 0.1667, "image": 0.25, "multi_image": 0.1944, "video": 0.3889}

@@ -6,13 +6,17 @@ import pytest
 from hydra.utils import instantiate
 from lightning.pytorch.strategies import DDPStrategy, FSDPStrategy, SingleDeviceStrategy
 from transformers.models.qwen2.modeling_qwen2 import Qwen2DecoderLayer
+
 from tests.helpers import cfg_with
 
 
-@pytest.mark.parametrize(("overrides", "strategy"), [
-    (["trainer=cpu"], SingleDeviceStrategy),
-    (["trainer=ddp", "trainer.accelerator=cpu"], DDPStrategy),
-])
+@pytest.mark.parametrize(
+    ("overrides", "strategy"),
+    [
+        (["trainer=cpu"], SingleDeviceStrategy),
+        (["trainer=ddp", "trainer.accelerator=cpu"], DDPStrategy),
+    ],
+)
 def test_cpu_trainers_build(overrides: list[str], strategy: type) -> None:
     trainer = instantiate(cfg_with(*overrides).trainer, logger=False)
     assert isinstance(trainer.strategy, strategy)

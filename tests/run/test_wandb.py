@@ -10,8 +10,8 @@ import pytest
 
 from src.config.compose import axis_keys
 from src.config.container import to_dict
-from src.run.loggers import ablation_axis, wandb_id, wandb_settings
 from src.config.redact import REDACTED, is_secret_key, redact, redact_override
+from src.run.loggers import ablation_axis, wandb_id, wandb_settings
 from tests.helpers import TINY_DATA, cfg_with, records, run_train
 
 
@@ -37,13 +37,16 @@ def test_settings_name_tags_and_a_stable_id_kept_in_the_run_dir(tmp_path: Path) 
     assert wandb_id(tmp_path, "s", "anything") == "kept1234"
 
 
-@pytest.mark.parametrize(("args", "axis"), [
-    (["-m", "encoder=siglip,dinov2", "llm=qwen0.5b,qwen4b", "seed=0,1", "logger=csv"], "encoder+llm"),
-    (["-m", "resampler=perceiver,avgpool", "llm=qwen4b"], "resampler"),
-    (["-m", "--config-dir", "sweeps", "--config-name", "demo"], "encoder+llm"),
-    (["sampler.fps=1", "sweep=x"], "sampler.fps"),
-    ([], "train"),
-])
+@pytest.mark.parametrize(
+    ("args", "axis"),
+    [
+        (["-m", "encoder=siglip,dinov2", "llm=qwen0.5b,qwen4b", "seed=0,1", "logger=csv"], "encoder+llm"),
+        (["-m", "resampler=perceiver,avgpool", "llm=qwen4b"], "resampler"),
+        (["-m", "--config-dir", "sweeps", "--config-name", "demo"], "encoder+llm"),
+        (["sampler.fps=1", "sweep=x"], "sampler.fps"),
+        ([], "train"),
+    ],
+)
 def test_the_job_type_is_the_ablation_axis(args: list[str], axis: str) -> None:
     assert ablation_axis(axis_keys(args)) == axis
 
@@ -52,22 +55,33 @@ def test_secret_keys_and_values_are_redacted(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("WANDB_API_KEY", "0123456789abcdef0123")
     assert is_secret_key("logger.api_key") and is_secret_key("+hf_token") and is_secret_key("password")
     assert not is_secret_key("resampler.tokens_per_clip") and not is_secret_key("max_tokens")
-    cfg = {"logger": {"api_key": "abc", "project": "p"}, "note": "key 0123456789abcdef0123 here",
-           "resampler": {"tokens_per_clip": 8}}
-    assert redact(cfg) == {"logger": {"api_key": REDACTED, "project": "p"}, "note": f"key {REDACTED} here",
-                           "resampler": {"tokens_per_clip": 8}}
+    cfg = {
+        "logger": {"api_key": "abc", "project": "p"},
+        "note": "key 0123456789abcdef0123 here",
+        "resampler": {"tokens_per_clip": 8},
+    }
+    assert redact(cfg) == {
+        "logger": {"api_key": REDACTED, "project": "p"},
+        "note": f"key {REDACTED} here",
+        "resampler": {"tokens_per_clip": 8},
+    }
     assert redact_override("+hf_token=hf_xyz") == f"+hf_token={REDACTED}"
     assert redact_override("encoder=siglip") == "encoder=siglip"
 
 
 @pytest.mark.slow
-def test_a_multirun_goes_on_past_a_failed_run_and_nothing_leaks(data_dir: Path, tmp_path: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_multirun_goes_on_past_a_failed_run_and_nothing_leaks(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     secret = "wandb-key-0123456789abcdef"
     monkeypatch.setenv("WANDB_API_KEY", secret)
     # the first grid point's loss blows up; the second trains; both leave a record
-    proc = run_train(["logger=wandb", "sweep=mixed", "profile.lr.llm=1e30,3e-4", "+hf_token=hf_secret_value",
-                      *TINY_DATA], data_dir, tmp_path, multirun=True)
+    proc = run_train(
+        ["logger=wandb", "sweep=mixed", "profile.lr.llm=1e30,3e-4", "+hf_token=hf_secret_value", *TINY_DATA],
+        data_dir,
+        tmp_path,
+        multirun=True,
+    )
     assert proc.returncode == 1, proc.stderr[-3000:]
     assert "error: 1 run(s) failed" in proc.stderr and "FloatingPointError" in proc.stderr
     recs = {r["config"]["profile"]["lr"]["llm"]: r for r in records(tmp_path / "sweeps" / "mixed")}

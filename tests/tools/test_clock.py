@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from src.tools.clock import SWEEP_SPEC, ceiling, eval_ceiling, main
 from src.data.samplers import FpsSampler, UniformSampler
 from src.data.synthetic import SyntheticSpec, schedule
+from src.tools.clock import SWEEP_SPEC, ceiling, eval_ceiling, main
 from tests.helpers import ROOT
 
 
@@ -48,10 +48,17 @@ def _record(root: Path, sampler: str, seed: int, acc: float | None, status: str 
     run.mkdir(parents=True)
     metrics = {} if acc is None else {"test/synthetic/perception": acc, "test/synthetic/overall": acc}
     design = {"fps": 2.0, "num_frames": None} if sampler == "fps" else {"fps": None, "num_frames": 8}
-    rec = {"status": status, "choices": {"sampler": sampler}, "metrics": metrics, "design": design,
-           "config": {"seed": seed, "sampler": {"max_clips": 64} if sampler == "fps" else {},
-                      "data": {"synthetic": {"scenes": ["speed"], "max_duration": 10.0, "n_eval": 40,
-                                             "control_share": 0.0}}}}
+    rec = {
+        "status": status,
+        "choices": {"sampler": sampler},
+        "metrics": metrics,
+        "design": design,
+        "config": {
+            "seed": seed,
+            "sampler": {"max_clips": 64} if sampler == "fps" else {},
+            "data": {"synthetic": {"scenes": ["speed"], "max_duration": 10.0, "n_eval": 40, "control_share": 0.0}},
+        },
+    }
     (run / "result.json").write_text(json.dumps(rec))
 
 
@@ -87,4 +94,8 @@ def test_the_ceiling_is_for_the_sweeps_own_videos() -> None:
     sweep = OmegaConf.load(ROOT / "sweeps" / "sampling_speed.yaml").data.synthetic
     spec = SyntheticSpec.from_dict(to_dict(sweep))
     assert (spec.scenes, spec.min_duration, spec.max_duration, spec.native_fps) == (
-        SWEEP_SPEC.scenes, SWEEP_SPEC.min_duration, SWEEP_SPEC.max_duration, SWEEP_SPEC.native_fps)
+        SWEEP_SPEC.scenes,
+        SWEEP_SPEC.min_duration,
+        SWEEP_SPEC.max_duration,
+        SWEEP_SPEC.native_fps,
+    )

@@ -8,8 +8,9 @@ from src.config.compose import SEP, group_options
 from src.tools import sizes
 
 
-def test_the_command_prints_a_row_per_llm_and_single_encoder(capsys: pytest.CaptureFixture[str],
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_command_prints_a_row_per_llm_and_single_encoder(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     def count(option: str, profile: dict, **_: object) -> int:
         return 2_000_000_000 if profile is sizes.REAL else 1_000_000
 

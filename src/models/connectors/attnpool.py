@@ -25,8 +25,9 @@ class AttnPoolResampler(nn.Module):
         Rule("heads", positive_int, "an integer > 0"),
     )
 
-    def __init__(self, dim: int, tokens_per_clip: int = 16, heads: int = 8, max_frames: int = 64,
-                 name: str = "attnpool") -> None:
+    def __init__(
+        self, dim: int, tokens_per_clip: int = 16, heads: int = 8, max_frames: int = 64, name: str = "attnpool"
+    ) -> None:
         super().__init__()
         if dim % heads:
             raise ValueError(f"attnpool width {dim} is not divisible by heads={heads}")

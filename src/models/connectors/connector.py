@@ -18,8 +18,10 @@ def check_choice(connector: DictConfig, key: str, root: DictConfig) -> None:
         fixed = connector.get(part)
         chosen = OmegaConf.select(root, f"{part}.name")
         if fixed is not None and chosen != fixed:
-            raise ConfigError(f"{part}={chosen} contradicts {key}={connector.name}, "
-                              f"which sets {part}={fixed}; valid: leave {part}= out, or {key}=parts")
+            raise ConfigError(
+                f"{part}={chosen} contradicts {key}={connector.name}, "
+                f"which sets {part}={fixed}; valid: leave {part}= out, or {key}=parts"
+            )
 
 
 CHOICE_CONSTRAINTS = Constraints(check=check_choice)  # conf/connector/*.yaml

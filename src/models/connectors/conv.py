@@ -15,8 +15,9 @@ class ConvProjector(nn.Module):
     grid; a GELU sits between the convolutions, as between the MLP's layers.
     """
 
-    def __init__(self, input_dim: int, output_dim: int, depth: int = 2, kernel_size: int = 3,
-                 name: str = "conv2") -> None:
+    def __init__(
+        self, input_dim: int, output_dim: int, depth: int = 2, kernel_size: int = 3, name: str = "conv2"
+    ) -> None:
         super().__init__()
         if kernel_size % 2 == 0:
             raise ValueError(f"conv projector kernel_size={kernel_size} must be odd (to keep the grid size)")

@@ -12,8 +12,9 @@ from src.config.constraints import Constraints, Rule, positive_int
 
 
 def _feed_forward(dim: int, mult: int = 4) -> nn.Module:
-    return nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, dim * mult, bias=False),
-                         nn.GELU(), nn.Linear(dim * mult, dim, bias=False))
+    return nn.Sequential(
+        nn.LayerNorm(dim), nn.Linear(dim, dim * mult, bias=False), nn.GELU(), nn.Linear(dim * mult, dim, bias=False)
+    )
 
 
 class PerceiverAttention(nn.Module):
@@ -55,8 +56,15 @@ class PerceiverResampler(nn.Module):
         Rule("heads", positive_int, "an integer > 0"),
     )
 
-    def __init__(self, dim: int, tokens_per_clip: int = 16, depth: int = 2, heads: int = 8,
-                 max_frames: int = 64, name: str = "perceiver") -> None:
+    def __init__(
+        self,
+        dim: int,
+        tokens_per_clip: int = 16,
+        depth: int = 2,
+        heads: int = 8,
+        max_frames: int = 64,
+        name: str = "perceiver",
+    ) -> None:
         super().__init__()
         self.name = name
         self.tokens_per_clip = tokens_per_clip

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-
 from typing import ClassVar
 
 import torch
@@ -23,8 +22,10 @@ def check_square(node: DictConfig, key: str, root: DictConfig) -> None:
     n = node.tokens_per_clip
     if is_int(n) and n > 0 and not is_square(n):
         near = sorted({max(1, math.isqrt(n)) ** 2, (math.isqrt(n) + 1) ** 2})
-        raise ConfigError(f"{join(key, 'tokens_per_clip')}={n} is invalid for {key}={node.name}; valid: "
-                          f"a square (1, 4, 9, 16, ...), e.g. {' or '.join(map(str, near))}")
+        raise ConfigError(
+            f"{join(key, 'tokens_per_clip')}={n} is invalid for {key}={node.name}; valid: "
+            f"a square (1, 4, 9, 16, ...), e.g. {' or '.join(map(str, near))}"
+        )
 
 
 class AvgPoolResampler(nn.Module):
@@ -36,7 +37,8 @@ class AvgPoolResampler(nn.Module):
     """
 
     CONSTRAINTS: ClassVar[Constraints] = Constraints(
-        Rule("tokens_per_clip", positive_int, "an integer > 0"), check=check_square)
+        Rule("tokens_per_clip", positive_int, "an integer > 0"), check=check_square
+    )
 
     def __init__(self, dim: int, tokens_per_clip: int = 16, name: str = "avgpool") -> None:
         super().__init__()

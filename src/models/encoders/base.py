@@ -23,16 +23,20 @@ def check_encoder(node: DictConfig, key: str, root: DictConfig) -> None:
     """
     profile = root.profile
     if loads_checkpoint(profile) and node.get("trust_remote_code") is False:
-        raise ConfigError(f"{join(key, 'trust_remote_code')}=false is invalid with profile={profile.name}: "
-                          f"encoder={node.name} runs its checkpoint's own Python code; valid: true "
-                          f"(set {join(key, 'trust_remote_code')}=true to allow it)")
+        raise ConfigError(
+            f"{join(key, 'trust_remote_code')}=false is invalid with profile={profile.name}: "
+            f"encoder={node.name} runs its checkpoint's own Python code; valid: true "
+            f"(set {join(key, 'trust_remote_code')}=true to allow it)"
+        )
     layer, depth = node.get("select_layer"), OmegaConf.select(node, "arch.num_hidden_layers")
     if loads_checkpoint(profile) or layer is None or depth is None:
         return
     depth = shrunk_depth(depth, profile)
     if not isinstance(layer, int) or not -(depth + 1) <= layer <= depth:
-        raise ConfigError(f"{join(key, 'select_layer')}={layer!r} is invalid; valid: an integer from "
-                          f"{-(depth + 1)} to {depth} (the {profile.name} {node.name} has {depth} layers)")
+        raise ConfigError(
+            f"{join(key, 'select_layer')}={layer!r} is invalid; valid: an integer from "
+            f"{-(depth + 1)} to {depth} (the {profile.name} {node.name} has {depth} layers)"
+        )
 
 
 class VisionEncoder(nn.Module):
@@ -50,7 +54,8 @@ class VisionEncoder(nn.Module):
     """
 
     CONSTRAINTS: ClassVar[Constraints] = Constraints(
-        Rule("frames_per_clip", positive_int, "an integer > 0"), check=check_encoder)
+        Rule("frames_per_clip", positive_int, "an integer > 0"), check=check_encoder
+    )
 
     name: str
     frames_per_clip: int
@@ -70,8 +75,9 @@ class VisionEncoder(nn.Module):
         n, t, h, w, c = frames.shape
         x = frames.reshape(n * t, h, w, c).permute(0, 3, 1, 2).float().div_(255.0)
         if (h, w) != (self.input_size, self.input_size):
-            x = F.interpolate(x, size=(self.input_size, self.input_size),
-                              mode="bilinear", align_corners=False, antialias=True)
+            x = F.interpolate(
+                x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False, antialias=True
+            )
         mean = x.new_tensor(self.image_mean).view(1, 3, 1, 1)
         std = x.new_tensor(self.image_std).view(1, 3, 1, 1)
         x = (x - mean) / std
@@ -86,5 +92,7 @@ class VisionEncoder(nn.Module):
 def check_select_layer(select_layer: int, num_layers: int, name: str) -> None:
     """`select_layer` indexes the L + 1 hidden states (embeddings, then each layer's output)."""
     if not -(num_layers + 1) <= select_layer <= num_layers:
-        raise ValueError(f"encoder {name}: select_layer={select_layer} is out of range for its "
-                         f"{num_layers} layers; valid: {-(num_layers + 1)} to {num_layers}")
+        raise ValueError(
+            f"encoder {name}: select_layer={select_layer} is out of range for its "
+            f"{num_layers} layers; valid: {-(num_layers + 1)} to {num_layers}"
+        )

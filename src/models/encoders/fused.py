@@ -43,8 +43,9 @@ class FusedEncoder(VisionEncoder):
     same for a pair as for one encoder.
     """
 
-    def __init__(self, members: Mapping[str, VisionEncoder], name: str, frames_per_clip: int,
-                 trust_remote_code: bool = False) -> None:
+    def __init__(
+        self, members: Mapping[str, VisionEncoder], name: str, frames_per_clip: int, trust_remote_code: bool = False
+    ) -> None:
         super().__init__()
         if len(members) < 2:
             raise ValueError(f"encoder {name}: a fused encoder needs two or more members, got {list(members)}")
@@ -53,8 +54,10 @@ class FusedEncoder(VisionEncoder):
         self.frames_per_clip = frames_per_clip
         for key, member in self._members().items():
             if frames_per_clip % member.frames_per_clip:
-                raise ValueError(f"encoder {name}: frames_per_clip={frames_per_clip} is not a multiple of "
-                                 f"member {key}'s {member.frames_per_clip}")
+                raise ValueError(
+                    f"encoder {name}: frames_per_clip={frames_per_clip} is not a multiple of "
+                    f"member {key}'s {member.frames_per_clip}"
+                )
         self.embed_dim = sum(m.embed_dim for m in self._members().values())
         self.grid = self.grid_shape(frames_per_clip)[1]
 
@@ -80,8 +83,9 @@ class FusedEncoder(VisionEncoder):
         return self._time_steps(frames), max(s[1] for s in shapes), max(s[2] for s in shapes)
 
     def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError("a fused encoder has no one preprocessing: each member preprocesses "
-                                  "the frames in encode()")
+        raise NotImplementedError(
+            "a fused encoder has no one preprocessing: each member preprocesses the frames in encode()"
+        )
 
     def member_grids(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:
         """Each member's own grid of the clips, (N, t_i, h_i, w_i, D_i), before resampling."""
@@ -103,8 +107,10 @@ class FusedEncoder(VisionEncoder):
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
         t = frames.shape[1]
         if t % self.frames_per_clip:
-            raise ValueError(f"encoder {self.name}: clips of {t} frames; expected a multiple of "
-                             f"frames_per_clip={self.frames_per_clip}")
+            raise ValueError(
+                f"encoder {self.name}: clips of {t} frames; expected a multiple of "
+                f"frames_per_clip={self.frames_per_clip}"
+            )
         size = self.grid_shape(t)
         return torch.cat([resample(g, size) for g in self.member_grids(frames).values()], dim=-1)
 

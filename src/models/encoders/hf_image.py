@@ -23,11 +23,22 @@ class HFImageEncoder(VisionEncoder):
     the `prefix_tokens` (CLS, registers) dropped.
     """
 
-    def __init__(self, name: str, model_class: str, config_class: str, pretrained: str,
-                 arch: Mapping[str, Any], input_size: int, image_mean: Sequence[float],
-                 image_std: Sequence[float], profile: Mapping[str, Any],
-                 frames_per_clip: int = 1, select_layer: int = -2, prefix_tokens: int = 0,
-                 arch_extra: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        model_class: str,
+        config_class: str,
+        pretrained: str,
+        arch: Mapping[str, Any],
+        input_size: int,
+        image_mean: Sequence[float],
+        image_std: Sequence[float],
+        profile: Mapping[str, Any],
+        frames_per_clip: int = 1,
+        select_layer: int = -2,
+        prefix_tokens: int = 0,
+        arch_extra: Mapping[str, Any] | None = None,
+    ) -> None:
         super().__init__()
         self.name = name
         self.frames_per_clip = frames_per_clip
@@ -52,5 +63,5 @@ class HFImageEncoder(VisionEncoder):
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         n, t = frames.shape[:2]
         out = self.model(pixel_values=frames.flatten(0, 1), output_hidden_states=True)
-        hidden = out.hidden_states[self.select_layer][:, self.prefix_tokens:]
+        hidden = out.hidden_states[self.select_layer][:, self.prefix_tokens :]
         return hidden.reshape(n, t, self.grid, self.grid, self.embed_dim)

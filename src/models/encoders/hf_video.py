@@ -30,12 +30,25 @@ class HFVideoEncoder(VisionEncoder):
     The shrink rule never touches time: frames per clip and the tubelet stay the real ones.
     """
 
-    def __init__(self, name: str, model_class: str, config_class: str, pretrained: str,
-                 arch: Mapping[str, Any], input_size: int, image_mean: Sequence[float],
-                 image_std: Sequence[float], profile: Mapping[str, Any], frames_per_clip: int,
-                 select_layer: int = -2, size_key: str = "image_size", frames_key: str = "num_frames",
-                 fixed_frames: bool = False, forward_kwargs: Mapping[str, Any] | None = None,
-                 drop_modules: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        name: str,
+        model_class: str,
+        config_class: str,
+        pretrained: str,
+        arch: Mapping[str, Any],
+        input_size: int,
+        image_mean: Sequence[float],
+        image_std: Sequence[float],
+        profile: Mapping[str, Any],
+        frames_per_clip: int,
+        select_layer: int = -2,
+        size_key: str = "image_size",
+        frames_key: str = "num_frames",
+        fixed_frames: bool = False,
+        forward_kwargs: Mapping[str, Any] | None = None,
+        drop_modules: Sequence[str] = (),
+    ) -> None:
         super().__init__()
         self.name = name
         self.frames_per_clip = frames_per_clip
@@ -59,11 +72,15 @@ class HFVideoEncoder(VisionEncoder):
         self.embed_dim = int(config.hidden_size)
         self.grid = self.input_size // self.patch_size
         if frames_per_clip % self.tubelet:
-            raise ValueError(f"encoder {name}: frames_per_clip={frames_per_clip} is not a multiple of "
-                             f"its tubelet of {self.tubelet} frames")
+            raise ValueError(
+                f"encoder {name}: frames_per_clip={frames_per_clip} is not a multiple of "
+                f"its tubelet of {self.tubelet} frames"
+            )
         if fixed_frames and int(getattr(config, frames_key)) != frames_per_clip:
-            raise ValueError(f"encoder {name}: the checkpoint is built for {getattr(config, frames_key)} "
-                             f"frames per clip, not frames_per_clip={frames_per_clip}")
+            raise ValueError(
+                f"encoder {name}: the checkpoint is built for {getattr(config, frames_key)} "
+                f"frames per clip, not frames_per_clip={frames_per_clip}"
+            )
         check_select_layer(select_layer, int(config.num_hidden_layers), name)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:

@@ -35,14 +35,29 @@ class InternVideo2Config(PretrainedConfig):
 
     model_type = "apollo_internvideo2"
     # the official config's names for the same numbers
-    attribute_map: ClassVar[dict[str, str]] = {"d_model": "hidden_size", "img_size": "image_size",
-                                               "depth": "num_hidden_layers"}
+    attribute_map: ClassVar[dict[str, str]] = {
+        "d_model": "hidden_size",
+        "img_size": "image_size",
+        "depth": "num_hidden_layers",
+    }
 
-    def __init__(self, hidden_size: int = 1408, intermediate_size: int = 6144,
-                 num_hidden_layers: int = 40, num_attention_heads: int = 16, image_size: int = 224,
-                 patch_size: int = 14, num_frames: int = 4, tubelet_size: int = 1,
-                 qkv_bias: bool = False, qk_normalization: bool = True, layerscale_init: float = 1e-5,
-                 rms_norm_eps: float = 1e-6, initializer_range: float = 0.02, **kwargs) -> None:
+    def __init__(
+        self,
+        hidden_size: int = 1408,
+        intermediate_size: int = 6144,
+        num_hidden_layers: int = 40,
+        num_attention_heads: int = 16,
+        image_size: int = 224,
+        patch_size: int = 14,
+        num_frames: int = 4,
+        tubelet_size: int = 1,
+        qkv_bias: bool = False,
+        qk_normalization: bool = True,
+        layerscale_init: float = 1e-5,
+        rms_norm_eps: float = 1e-6,
+        initializer_range: float = 0.02,
+        **kwargs,
+    ) -> None:
         self.hidden_size = hidden_size
         self.intermediate_size = intermediate_size
         self.num_hidden_layers = num_hidden_layers
@@ -77,8 +92,9 @@ def sincos_3d(width: int, t: int, h: int, w: int) -> torch.Tensor:
     w_h = (width - w_t) // 2
     w_w = width - w_t - w_h
     tt, hh, ww = torch.meshgrid(torch.arange(t), torch.arange(h), torch.arange(w), indexing="ij")
-    table = torch.cat([_sincos_1d(w_t, tt.flatten()), _sincos_1d(w_h, hh.flatten()),
-                       _sincos_1d(w_w, ww.flatten())], dim=1)
+    table = torch.cat(
+        [_sincos_1d(w_t, tt.flatten()), _sincos_1d(w_h, hh.flatten()), _sincos_1d(w_w, ww.flatten())], dim=1
+    )
     return torch.cat([torch.zeros(1, width), table])
 
 
@@ -203,11 +219,12 @@ class InternVideo2Model(PreTrainedModel):
             init.trunc_normal_(module.cls_token, std=std)
             init.copy_(module.pos_embed, sincos_3d(self.config.hidden_size, *module.grid_thw)[None])
 
-    def forward(self, pixel_values: torch.Tensor, x_vis_return_idx: int = -1,
-                x_vis_only: bool = True) -> torch.Tensor:
+    def forward(self, pixel_values: torch.Tensor, x_vis_return_idx: int = -1, x_vis_only: bool = True) -> torch.Tensor:
         if not x_vis_only:
-            raise NotImplementedError("the attention-pooling and CLIP-distillation heads are not "
-                                      "part of this implementation: call with x_vis_only=True")
+            raise NotImplementedError(
+                "the attention-pooling and CLIP-distillation heads are not "
+                "part of this implementation: call with x_vis_only=True"
+            )
         x = self.patch_embed(pixel_values.to(self.patch_embed.proj.weight.dtype))
         x = torch.cat([self.cls_token.expand(len(x), -1, -1), x], dim=1) + self.pos_embed
         stop = len(self.blocks) + x_vis_return_idx  # the last block to run; -1: none

@@ -19,8 +19,12 @@ from torch import nn
 from transformers import PretrainedConfig
 from transformers import initialization as init
 from transformers.modeling_outputs import BaseModelOutputWithPooling
-from transformers.models.clip.modeling_clip import (CLIPAttention, CLIPEncoderLayer, CLIPPreTrainedModel,
-                                                    CLIPVisionEmbeddings)
+from transformers.models.clip.modeling_clip import (
+    CLIPAttention,
+    CLIPEncoderLayer,
+    CLIPPreTrainedModel,
+    CLIPVisionEmbeddings,
+)
 
 
 class LanguageBindVideoConfig(PretrainedConfig):
@@ -28,11 +32,23 @@ class LanguageBindVideoConfig(PretrainedConfig):
 
     model_type = "apollo_languagebind_video"
 
-    def __init__(self, hidden_size: int = 1024, intermediate_size: int = 4096, num_hidden_layers: int = 24,
-                 num_attention_heads: int = 16, image_size: int = 224, patch_size: int = 14,
-                 num_frames: int = 8, num_channels: int = 3, hidden_act: str = "quick_gelu",
-                 layer_norm_eps: float = 1e-5, attention_dropout: float = 0.0,
-                 initializer_range: float = 0.02, initializer_factor: float = 1.0, **kwargs) -> None:
+    def __init__(
+        self,
+        hidden_size: int = 1024,
+        intermediate_size: int = 4096,
+        num_hidden_layers: int = 24,
+        num_attention_heads: int = 16,
+        image_size: int = 224,
+        patch_size: int = 14,
+        num_frames: int = 8,
+        num_channels: int = 3,
+        hidden_act: str = "quick_gelu",
+        layer_norm_eps: float = 1e-5,
+        attention_dropout: float = 0.0,
+        initializer_range: float = 0.02,
+        initializer_factor: float = 1.0,
+        **kwargs,
+    ) -> None:
         self.hidden_size = hidden_size
         self.intermediate_size = intermediate_size
         self.num_hidden_layers = num_hidden_layers
@@ -60,8 +76,9 @@ class LanguageBindVideoLayer(CLIPEncoderLayer):
         self.temporal_attn = CLIPAttention(config)  # type: ignore[arg-type]
         self.temporal_layer_norm1 = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
 
-    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                **kwargs) -> torch.Tensor:
+    def forward(
+        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs
+    ) -> torch.Tensor:
         bt, n, d = hidden_states.shape
         t = self.num_frames
         # every patch position attends over the clip's frames: (b t) n d -> (b n) t d
@@ -105,10 +122,11 @@ class LanguageBindVideoModel(CLIPPreTrainedModel):
     def _init_weights(self, module: nn.Module) -> None:
         super()._init_weights(module)
         if isinstance(module, LanguageBindVideoLayer):
-            init.normal_(module.temporal_embedding, std=self.config.hidden_size ** -0.5)
+            init.normal_(module.temporal_embedding, std=self.config.hidden_size**-0.5)
 
-    def forward(self, pixel_values: torch.Tensor, output_hidden_states: bool = False,
-                **kwargs) -> BaseModelOutputWithPooling:
+    def forward(
+        self, pixel_values: torch.Tensor, output_hidden_states: bool = False, **kwargs
+    ) -> BaseModelOutputWithPooling:
         b, c, t, h, w = pixel_values.shape
         vm = self.vision_model
         frames = pixel_values.transpose(1, 2).reshape(b * t, c, h, w)
@@ -119,5 +137,6 @@ class LanguageBindVideoModel(CLIPPreTrainedModel):
             states.append(x)
         # the official pooled output: the post-normed CLS, averaged over the frames
         pooled = vm.post_layernorm(x[:, 0]).view(b, t, -1).mean(1)
-        return BaseModelOutputWithPooling(last_hidden_state=x, pooler_output=pooled,
-                                          hidden_states=tuple(states) if output_hidden_states else None)
+        return BaseModelOutputWithPooling(
+            last_hidden_state=x, pooler_output=pooled, hidden_states=tuple(states) if output_hidden_states else None
+        )

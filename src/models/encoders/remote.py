@@ -22,8 +22,10 @@ from src.models.shrink import loads_checkpoint, shrink_arch, shrink_vision_input
 
 def remote_code_refusal(name: str) -> str:
     """The one line that explains why a remote-code encoder does not load."""
-    return (f"encoder {name} at profile=pretrained runs the checkpoint's own Python code "
-            f"(transformers' trust_remote_code); set encoder.trust_remote_code=true to allow it")
+    return (
+        f"encoder {name} at profile=pretrained runs the checkpoint's own Python code "
+        f"(transformers' trust_remote_code); set encoder.trust_remote_code=true to allow it"
+    )
 
 
 class RemoteCodeEncoder(VisionEncoder):
@@ -37,11 +39,22 @@ class RemoteCodeEncoder(VisionEncoder):
 
     CONFIG_KEYS: ClassVar[dict[str, str]] = {"size": "image_size", "width": "hidden_size", "depth": "num_hidden_layers"}
 
-    def __init__(self, name: str, model_class: str, config_class: str, pretrained: str,
-                 arch: Mapping[str, Any], input_size: int, image_mean: Sequence[float],
-                 image_std: Sequence[float], profile: Mapping[str, Any], frames_per_clip: int,
-                 select_layer: int = -2, trust_remote_code: bool = False,
-                 subfolder: str | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        model_class: str,
+        config_class: str,
+        pretrained: str,
+        arch: Mapping[str, Any],
+        input_size: int,
+        image_mean: Sequence[float],
+        image_std: Sequence[float],
+        profile: Mapping[str, Any],
+        frames_per_clip: int,
+        select_layer: int = -2,
+        trust_remote_code: bool = False,
+        subfolder: str | None = None,
+    ) -> None:
         super().__init__()
         self.name = name
         self.frames_per_clip = frames_per_clip
@@ -53,8 +66,7 @@ class RemoteCodeEncoder(VisionEncoder):
                 raise ValueError(remote_code_refusal(name))
             from transformers import AutoModel
 
-            self.model = AutoModel.from_pretrained(pretrained, subfolder=subfolder or "",
-                                                   trust_remote_code=True)
+            self.model = AutoModel.from_pretrained(pretrained, subfolder=subfolder or "", trust_remote_code=True)
         else:
             cfg = shrink_arch(arch, profile)
             size, patch = shrink_vision_input(input_size, cfg["patch_size"], profile)
@@ -67,8 +79,10 @@ class RemoteCodeEncoder(VisionEncoder):
         self.embed_dim = int(getattr(config, keys["width"]))
         self.grid = self.input_size // self.patch_size
         if int(config.num_frames) != frames_per_clip:  # both towers have fixed position tables in time
-            raise ValueError(f"encoder {name}: the checkpoint is built for {config.num_frames} frames "
-                             f"per clip, not frames_per_clip={frames_per_clip}")
+            raise ValueError(
+                f"encoder {name}: the checkpoint is built for {config.num_frames} frames "
+                f"per clip, not frames_per_clip={frames_per_clip}"
+            )
         # an official config may not state its depth (Apollo's InternVideo2 reads none):
         # then only indices from the end, which need no depth, are accepted
         depth = getattr(config, keys["depth"], None)
@@ -76,8 +90,10 @@ class RemoteCodeEncoder(VisionEncoder):
         if self.num_layers is not None:
             check_select_layer(select_layer, self.num_layers, name)
         elif select_layer >= 0:
-            raise ValueError(f"encoder {name}: select_layer={select_layer} needs the tower's depth, which "
-                             f"its config does not give; valid: a negative index (-2: the penultimate layer)")
+            raise ValueError(
+                f"encoder {name}: select_layer={select_layer} needs the tower's depth, which "
+                f"its config does not give; valid: a negative index (-2: the penultimate layer)"
+            )
 
 
 class InternVideo2Encoder(RemoteCodeEncoder):
