@@ -14,6 +14,11 @@ from src.run.build import build_module
 from tests.helpers import TINY_DATA, cfg_with, records, run_train
 
 
+# another optimizer, whole: its target, AdamW's keys it does not take removed, one of its own
+SGD = ["optimizer._target_=torch.optim.SGD", "~optimizer.betas", "~optimizer.eps",
+       "+optimizer.momentum=0.9"]
+
+
 class _Tiny(torch.nn.Module):
     def __init__(self) -> None:
         super().__init__()
@@ -39,8 +44,7 @@ def test_adamw_by_default_with_the_schedules_weight_decay() -> None:
 
 @pytest.mark.parametrize(("overrides", "kind"), [
     (["optimizer._target_=torch.optim.Adam"], torch.optim.Adam),
-    (["optimizer._target_=torch.optim.SGD", "~optimizer.betas", "~optimizer.eps", "+optimizer.momentum=0.9"],
-     torch.optim.SGD),
+    (SGD, torch.optim.SGD),
 ])
 def test_another_optimizer_by_override(overrides: list[str], kind: type) -> None:
     module = build_module(cfg_with(*overrides), _Tiny(), [0, 1])
@@ -73,11 +77,11 @@ def test_stepping_batches_follow_the_trainers_limits() -> None:
 
 @pytest.mark.slow
 def test_a_run_trains_with_the_configured_optimizer(data_dir: Path, tmp_path: Path) -> None:
-    sgd = ["optimizer._target_=torch.optim.SGD", "~optimizer.betas", "~optimizer.eps", "+optimizer.momentum=0.9"]
-    proc = run_train(["debug=fast", "schedule=vc_cl", "logger=none", *sgd, *TINY_DATA], data_dir, tmp_path)
+    proc = run_train(["debug=fast", "schedule=vc_cl", "logger=none", *SGD, *TINY_DATA], data_dir, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     [rec] = records(tmp_path)
-    ckpt = torch.load(Path(rec["run_dir"]) / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
+    last = Path(rec["run_dir"]) / "checkpoints" / "last.ckpt"
+    ckpt = torch.load(last, weights_only=True, map_location="cpu")
     [state] = ckpt["optimizer_states"]  # of the last stage: connector + LLM
     assert all(g["momentum"] == 0.9 and "betas" not in g for g in state["param_groups"])
     assert {g["name"]: g["initial_lr"] for g in state["param_groups"]} == {"connector": 1e-3, "llm": 3e-4}
