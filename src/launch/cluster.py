@@ -4,7 +4,8 @@ Lightning, finding itself in a SLURM job, installs a SIGUSR1 handler that saves 
 checkpoint and requeues the job. Under submitit that is a second requeue mechanism
 beside submitit's own (SIGUSR2: the job is resubmitted and the run resumes from its
 checkpoint), so the SLURM environment is built here with `auto_requeue=False`. Used by
-conf/trainer/*.yaml as `plugins: [{_target_: src.launch.cluster.cluster_environment}]`.
+every trainer option, through conf/trainer/base/lightning.yaml:
+`plugins: [{_target_: src.launch.cluster.cluster_environment}]`.
 """
 
 from __future__ import annotations

@@ -40,7 +40,12 @@ MODEL_PARTS: dict[str, Callable[[VideoLMM], nn.Module] | None] = {
     "sampler": None,
 }
 # the other groups whose options are built (`_target_`), and the test here that builds them
-BUILT_BY = {"data": "test_data_option_builds", "trainer": "test_trainer_builds", "logger": "test_logger_builds"}
+BUILT_BY = {
+    "data": "test_data_option_builds",
+    "trainer": "test_trainer_builds",
+    "logger": "test_logger_builds",
+    "optimizer": "test_optimizer_option_builds_and_steps",
+}
 
 
 def unset(cfg: DictConfig, group: str) -> list[str]:
@@ -77,6 +82,25 @@ def test_every_built_group_is_built_here() -> None:
     }
     assert built <= set(MODEL_PARTS) | set(BUILT_BY), built - set(MODEL_PARTS) - set(BUILT_BY)
     assert all(name in globals() for name in BUILT_BY.values())
+
+
+@pytest.mark.parametrize("option", group_options("optimizer"))
+def test_optimizer_option_builds_and_steps(option: str) -> None:
+    """A partial the module calls with its per-part groups: each group keeps its rate, and a
+    step moves the weights."""
+    factory = instantiate(cfg_with(f"optimizer={option}").optimizer)
+    a, b = torch.nn.Linear(3, 3), torch.nn.Linear(3, 3)
+    before = a.weight.detach().clone()
+    opt = factory(
+        [
+            {"params": a.parameters(), "lr": 1e-2, "name": "connector"},
+            {"params": b.parameters(), "lr": 1e-3, "name": "llm"},
+        ]
+    )
+    assert [g["lr"] for g in opt.param_groups] == [1e-2, 1e-3]
+    (a(torch.ones(2, 3)).sum() + b(torch.ones(2, 3)).sum()).backward()
+    opt.step()
+    assert not torch.equal(a.weight, before)
 
 
 @pytest.mark.parametrize("option", group_options("llm"))
