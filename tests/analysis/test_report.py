@@ -112,8 +112,9 @@ def test_report_has_every_figure_and_table(
     ):
         assert heading in md
     assert html.count("<table>") == md.count("\n|---") == 5  # runs, pairs, variant scores, correlations, gap
-    # one bullet, one line and "- missing: " in md and "no result.json" in md
+    # each failed and missing run one bullet of one line
     assert "- failed: " in md and "RuntimeError: loss is NaN at step 3\n" in md
+    assert "- missing: " in md and "no result.json" in md
     assert "10 runs: 8 ok, 1 failed, 1 missing" in md
     # the pair table, by hand: x = (.30, .33, .35, .40) at 0.5B, y = 2x - (.02 for dinov2) =
     # (.58, .64, .70, .80); dx = (-.045, -.015, .005, .055), dy = (-.10, -.04, .02, .12);
