@@ -73,9 +73,9 @@ def build_llm(llm: Mapping[str, Any], profile: Mapping[str, Any], vocab_size: in
         model_class = cast("type[PreTrainedModel]", get_class(llm["model_class"]))
         model = model_class.from_pretrained(llm["pretrained"], dtype=torch_dtype(llm["dtype"]))
     else:
-        from src.models.shrink import shrink_arch
+        from src.models.shrink import replica_vocab, shrink_arch
 
         arch = shrink_arch(llm["arch"], profile)
-        arch["vocab_size"] = vocab_size
+        arch["vocab_size"] = replica_vocab(llm["arch"], profile, vocab_size)
         model = get_class(llm["model_class"])(get_class(llm["config_class"])(**arch))
     return apply_switches(model, llm["dtype"], llm["gradient_checkpointing"], "llm")

@@ -4,8 +4,9 @@ Widths are divided by `width_div`, depths by `depth_div`, attention heads by
 `heads_div` (rounded up, never below one), and a vision tower's patch grid by
 `grid_div` with its patch side divided by `patch_div`. Every model of a family shrinks
 by the same factors, so the family keeps its relative sizes: docs/models.md's table gives
-real and tiny parameter counts. `profile=pretrained` uses factors of 1, which leaves
-a config as it is.
+real and tiny parameter counts. `profile=pretrained` and `profile=fullsize` use factors of
+1, which leave a config as it is: `fullsize` builds the real architecture with random
+weights (and the real vocabulary size), `pretrained` loads the checkpoint.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 from src.config.constraints import Constraints, Rule, boolean, one_of, positive_int
 
-PROFILES = ("tiny", "pretrained")
+PROFILES = ("tiny", "fullsize", "pretrained")
 DTYPE_NAMES = ("float32", "bfloat16", "float16")  # src/models/precision.py DTYPES (no torch here)
 PROFILE_CONSTRAINTS = Constraints(  # conf/profile/*.yaml
     Rule("name", one_of(*PROFILES), " or ".join(PROFILES)),
@@ -33,6 +34,16 @@ def loads_checkpoint(profile: Mapping[str, Any]) -> bool:
     """Whether a profile loads each option's real checkpoint (`pretrained`), rather than
     building a replica with random weights from the option's `arch`."""
     return profile["name"] == "pretrained"
+
+
+def replica_vocab(arch: Mapping[str, Any], profile: Mapping[str, Any], tokenizer_size: int) -> int:
+    """The vocabulary of a replica LLM: the tokenizer's at a shrunk width (`tiny`), the real
+    one (`fullsize`: the embedding and output layers at their real size, which the word-level
+    tokenizer's ids index the start of)."""
+    real = int(arch.get("vocab_size") or 0)
+    if profile["width_div"] == 1 and real >= tokenizer_size:
+        return real
+    return tokenizer_size
 
 
 def shrunk_depth(depth: int, profile: Mapping[str, Any]) -> int:
