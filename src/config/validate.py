@@ -60,6 +60,7 @@ OWNERS = {
     "connector": "src.models.connectors.connector:CHOICE_CONSTRAINTS",
     "mixture": "src.data.mixture:CONSTRAINTS",
     "schedule": "src.run.stages:SCHEDULE_CONSTRAINTS",
+    "trainer": "src.models.precision:TRAINER_CONSTRAINTS",  # its _target_ is Lightning's
 }
 # libraries that check their own arguments: their `_target_`s are not imported at start-up
 LIBRARIES = ("lightning.", "torch.", "transformers.", "hydra.")

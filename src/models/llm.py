@@ -61,21 +61,25 @@ def build_tokenizer(
     return build_word_tokenizer(corpus, llm["chat_template"])
 
 
-def build_llm(llm: Mapping[str, Any], profile: Mapping[str, Any], vocab_size: int) -> PreTrainedModel:
+def build_llm(
+    llm: Mapping[str, Any], profile: Mapping[str, Any], vocab_size: int, dtype: str | None = None
+) -> PreTrainedModel:
     """The causal LM of an `llm` option; takes `inputs_embeds`.
 
-    Its weights in `llm.dtype` (a pretrained checkpoint is loaded straight into it), with
+    Its weights in `dtype` (default `llm.dtype`; the precision policy passes float32 when
+    the schedule trains the LLM; a pretrained checkpoint is loaded straight into it), with
     gradient checkpointing if `llm.gradient_checkpointing`.
     """
     from src.models.precision import apply_switches, torch_dtype
 
+    dtype = dtype or llm["dtype"]
     if loads_checkpoint(profile):
         model_class = cast("type[PreTrainedModel]", get_class(llm["model_class"]))
-        model = model_class.from_pretrained(llm["pretrained"], dtype=torch_dtype(llm["dtype"]))
+        model = model_class.from_pretrained(llm["pretrained"], dtype=torch_dtype(dtype))
     else:
         from src.models.shrink import replica_vocab, shrink_arch
 
         arch = shrink_arch(llm["arch"], profile)
         arch["vocab_size"] = replica_vocab(llm["arch"], profile, vocab_size)
         model = get_class(llm["model_class"])(get_class(llm["config_class"])(**arch))
-    return apply_switches(model, llm["dtype"], llm["gradient_checkpointing"], "llm")
+    return apply_switches(model, dtype, llm["gradient_checkpointing"], "llm")

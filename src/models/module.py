@@ -105,8 +105,16 @@ class VideoLMMModule(L.LightningModule):
         self._fit_clock = None
 
     def on_train_epoch_start(self) -> None:
+        """Trained parts in training mode, frozen ones in eval mode; but the frozen LLM, which
+        the loss's gradient passes through on its way to the connector, keeps recomputing
+        its layers in the backward pass when gradient checkpointing is on."""
+        from src.models.precision import recompute_while_frozen
+
         for name, part in self.parts().items():
-            part.train(self.stage["lr"][name] > 0)
+            trains = self.stage["lr"][name] > 0
+            part.train(trains)
+            if name == "llm" and not trains:
+                recompute_while_frozen(part)
 
     def _count(self, split: str, batch: Batch) -> None:
         self.skipped[split].update(batch.skipped)

@@ -16,7 +16,7 @@ from src.models.connectors.connector import Connector
 from src.models.integration import timestamp_corpus
 from src.models.llm import build_llm, build_tokenizer
 from src.models.module import VideoLMMModule
-from src.models.precision import apply_switches
+from src.models.precision import apply_switches, weight_dtypes
 from src.models.videolmm import VideoLMM
 
 
@@ -54,9 +54,12 @@ def build_feature_cache(cfg: DictConfig) -> FeatureCache | None:
 
 def build_model(cfg: DictConfig, tokenizer: Any, feature_cache: FeatureCache | None = None) -> VideoLMM:
     """The VideoLMM of a composed config: encoder, connector (projector, resampler), token
-    integration and LLM, each from its group, the LLM's width passed to those that need it."""
-    encoder = apply_switches(instantiate(cfg.encoder), cfg.profile.dtype, cfg.profile.gradient_checkpointing, "encoder")
-    llm = build_llm(cfg.llm, cfg.profile, vocab_size=len(tokenizer))
+    integration and LLM, each from its group, the LLM's width passed to those that need it.
+    Weights in the dtypes of the precision policy (src/models/precision.py): float32 for the
+    parts the schedule trains."""
+    dtypes = weight_dtypes(cfg)
+    encoder = apply_switches(instantiate(cfg.encoder), dtypes["vision"], cfg.profile.gradient_checkpointing, "encoder")
+    llm = build_llm(cfg.llm, cfg.profile, vocab_size=len(tokenizer), dtype=dtypes["llm"])
     width = int(llm.config.hidden_size)
     connector = Connector(
         instantiate(cfg.projector)(input_dim=encoder.embed_dim, output_dim=width), instantiate(cfg.resampler)(dim=width)

@@ -80,6 +80,7 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, run_name: str, choices: d
     import lightning as L
 
     from src.launch.dist import Processes, is_main_process, launch_children_as_this_job
+    from src.models.precision import policy as precision_policy
     from src.run.build import build_module, build_parts, design
     from src.run.loggers import build_logger, finish
     from src.run.stages import evaluate, train_schedule
@@ -110,6 +111,7 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, run_name: str, choices: d
         write_items(run_dir / "items.csv", run_name, module.results)
     return {
         "design": info,
+        "precision": precision_policy(cfg),
         "schedule": schedule,
         "metrics": {**module.metrics, "train/loss": module.train_loss},
         "costs": {"train_seconds": round(module.train_seconds, 2), "eval_seconds": round(eval_seconds, 2)},
