@@ -84,10 +84,16 @@ def code_digest() -> str:
 
 
 def weights_digest(module: torch.nn.Module) -> str:
-    """SHA-256 over every weight and buffer of `module`: name, dtype, shape and bytes."""
+    """SHA-256 over every weight and buffer of `module`: name, dtype, shape and bytes.
+
+    A weight sharded by trainer=fsdp (a DTensor) is gathered whole first: every rank calls
+    this at the same points (binding a loader), in the same order."""
+    from torch.distributed.tensor import DTensor
+
     h = hashlib.sha256()
     for name, tensor in module.state_dict().items():
-        t = tensor.detach().to("cpu").contiguous()
+        full = tensor.full_tensor() if isinstance(tensor, DTensor) else tensor
+        t = full.detach().to("cpu").contiguous()
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()

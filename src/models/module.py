@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections import Counter, defaultdict
@@ -15,6 +16,7 @@ from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 from src.batch import Batch
 from src.models.videolmm import VideoLMM
 
+log = logging.getLogger(__name__)
 COMPONENTS = ("vision", "connector", "llm")
 # an optimizer given its parameter groups: the `optimizer` group's partial (conf/optimizer/)
 OptimizerFactory = Callable[[list[dict[str, Any]]], torch.optim.Optimizer]
@@ -53,6 +55,7 @@ class VideoLMMModule(L.LightningModule):
         self.stage_done = False
         self.train_seconds = 0.0  # of the stages' fits, over every attempt of the run
         self.train_loss: float | None = None  # of the last training step
+        self._last_batch: Batch | None = None  # stands in for a batch with no readable sample
         self._fit_clock: float | None = None
         self.apply_stage(stage)
 
@@ -135,7 +138,14 @@ class VideoLMMModule(L.LightningModule):
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor | None:
         self._count("train", batch)
         if not batch.ids:  # every sample of the batch was unreadable: nothing to learn from
-            return None
+            if self.trainer.world_size == 1:
+                return None
+            # the other ranks step and wait for this one's gradients (DDP) and collectives
+            # (FSDP): it takes part with its last good batch, weighted 0
+            if self._last_batch is None:
+                raise RuntimeError("the first training batch of this rank has no readable sample")
+            return self.model.loss(self._last_batch) * 0.0
+        self._last_batch = batch
         loss = self.model.loss(batch)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss is {loss.item()} at step {self.global_step}")
@@ -143,21 +153,30 @@ class VideoLMMModule(L.LightningModule):
         self.train_loss = float(loss.detach())
         return loss
 
-    def configure_gradient_clipping(
-        self,
-        optimizer: torch.optim.Optimizer,
-        gradient_clip_val: float | None = None,
-        gradient_clip_algorithm: str | None = None,
-    ) -> None:
-        """Clip at `gradient_clip_val` (1.0). Under FSDP the gradients are sharded: only the
-        root sharded module computes the true norm (Lightning refuses to clip by norm there)."""
-        from torch.distributed.fsdp import FullyShardedDataParallel
-
-        root = self.trainer.strategy.model
-        if gradient_clip_val and isinstance(root, FullyShardedDataParallel):
-            root.clip_grad_norm_(gradient_clip_val)
+    def configure_model(self) -> None:
+        """trainer=fsdp (Lightning's ModelParallelStrategy gives a device mesh): shard the model
+        with FSDP2 (src/models/wrap.py), once; every stage's fit calls this again."""
+        mesh = self.device_mesh
+        if mesh is None:
             return
-        self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
+        from src.models.precision import BF16_COMPUTE
+        from src.models.wrap import shard
+
+        units = shard(self.model, mesh["data_parallel"], bf16=str(self.trainer.precision) in BF16_COMPUTE)
+        if units:
+            log.info("FSDP: the model sharded in %d units over %d processes", units, mesh.size())
+
+    def on_test_start(self) -> None:
+        from src.models.wrap import gather_for_eval, is_sharded
+
+        if is_sharded(self.model):  # ranks may score unequal numbers of batches
+            gather_for_eval(self.model)
+
+    def on_test_end(self) -> None:
+        from src.models.wrap import is_sharded, release_after_eval
+
+        if is_sharded(self.model):
+            release_after_eval(self.model)
 
     def param_groups(self) -> list[dict[str, Any]]:
         """One group per part the stage trains, with the stage's learning rate for it."""

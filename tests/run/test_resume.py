@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import signal
 import subprocess
 import time
@@ -25,12 +26,16 @@ def _progress(ckpt: Path) -> tuple[int, bool, int] | None:
     return saved["apollo"]["stage"], saved["apollo"]["stage_done"], saved["global_step"]
 
 
-def _kill_when(data_dir: Path, out: Path, stage: int, step: int, timeout: float = 600) -> None:
-    """Start the run and SIGKILL it once its checkpoint is at (stage, step), mid-stage."""
+def _kill_when(
+    data_dir: Path, out: Path, stage: int, step: int, timeout: float = 600, args: list[str] | None = None
+) -> None:
+    """Start the run (`args`, default ARGS) and SIGKILL it once its checkpoint is at (stage,
+    step), mid-stage; with its children (the other ranks of a multi-process run)."""
     log = out.parent / f"{out.name}-{stage}-{step}.log"
     with open(log, "w") as sink:
         proc = subprocess.Popen(
-            train_cmd(*ARGS),
+            train_cmd(*(ARGS if args is None else args)),
+            start_new_session=True,
             cwd=ROOT,
             env=train_env(data_dir, out, WANDB_MODE="offline"),
             stdout=sink,
@@ -43,14 +48,14 @@ def _kill_when(data_dir: Path, out: Path, stage: int, step: int, timeout: float 
             for ckpt in out.rglob("last.ckpt"):
                 got = _progress(ckpt)
                 if got is not None and got[0] == stage and not got[1] and got[2] >= step:
-                    proc.send_signal(signal.SIGKILL)
+                    os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait()
                     return
             time.sleep(0.1)
         raise AssertionError("the run never reached the point to kill it at")
     finally:
         if proc.poll() is None:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
 
 
 def _result(out: Path) -> tuple[dict, list[dict]]:
