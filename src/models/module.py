@@ -56,6 +56,8 @@ class VideoLMMModule(L.LightningModule):
         self.train_seconds = 0.0  # of the stages' fits, over every attempt of the run
         self.train_loss: float | None = None  # of the last training step
         self._last_batch: Batch | None = None  # stands in for a batch with no readable sample
+        # per stage, the share of each trained part's sampled weights that changed (src/run/updates.py)
+        self.updates: dict[str, dict[str, float]] = {}
         self._fit_clock: float | None = None
         self.apply_stage(stage)
 
@@ -92,6 +94,7 @@ class VideoLMMModule(L.LightningModule):
             "train_loss": self.train_loss,
             "skipped_train": dict(self.skipped["train"]),
             "frames_not_decoded_train": self.decode_errors["train"],
+            "updates": {stage: dict(shares) for stage, shares in self.updates.items()},
         }
 
     def restore_progress(self, progress: Mapping[str, Any]) -> None:
@@ -99,6 +102,7 @@ class VideoLMMModule(L.LightningModule):
         self.train_seconds, self.train_loss = float(progress["train_seconds"]), progress["train_loss"]
         self.skipped["train"] = dict(progress["skipped_train"])
         self.decode_errors["train"] = int(progress["frames_not_decoded_train"])
+        self.updates = {stage: dict(shares) for stage, shares in progress.get("updates", {}).items()}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["apollo"] = self.progress()

@@ -81,7 +81,11 @@ def shrink_arch(arch: Mapping[str, Any], profile: Mapping[str, Any]) -> dict[str
 
 
 def shrink_vision_input(input_size: int, patch_size: int, profile: Mapping[str, Any]) -> tuple[int, int]:
-    """(input side, patch side) of a vision tower: the patch grid shrinks by `grid_div`."""
+    """(input side, patch side) of a vision tower: the patch grid shrinks by `grid_div`. At
+    factors of 1 the real input side stays (SigLIP's 384 over 14-pixel patches: a grid of 27,
+    the last 6 pixels unused, as the checkpoint does)."""
+    if profile["grid_div"] == 1 and profile["patch_div"] == 1:
+        return input_size, patch_size
     grid = _cdiv(input_size // patch_size, profile["grid_div"])
     patch = _cdiv(patch_size, profile["patch_div"])
     return grid * patch, patch

@@ -29,6 +29,7 @@ from src.data.manifest import EVAL_MODALITIES
 from src.launch.dist import Processes
 from src.models.module import VideoLMMModule
 from src.run import checkpoints
+from src.run.updates import UpdateCheck
 
 log = logging.getLogger("src.train")
 
@@ -92,7 +93,7 @@ def train_schedule(
         module.apply_stage(stage, index=i)
         datamodule.use_stage(i, stage["data"])
         periodic = checkpoints.PeriodicCheckpoint(run_dir, ck.every_minutes, ck.every_steps)
-        trainer = make_trainer(cfg, run_dir, logger, processes, stage["epochs"], [periodic])
+        trainer = make_trainer(cfg, run_dir, logger, processes, stage["epochs"], [periodic, UpdateCheck(seed=cfg.seed)])
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from if i == start else None, weights_only=True)
         module.stage_done = True
         checkpoints.save(trainer, run_dir)

@@ -111,7 +111,8 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, run_name: str, choices: d
         write_items(run_dir / "items.csv", run_name, module.results)
     return {
         "design": info,
-        "precision": precision_policy(cfg),
+        # the policy, and per stage the share of each trained part's weights that moved
+        "precision": {**precision_policy(cfg), "updates": module.updates},
         "schedule": schedule,
         "metrics": {**module.metrics, "train/loss": module.train_loss},
         "costs": {"train_seconds": round(module.train_seconds, 2), "eval_seconds": round(eval_seconds, 2)},

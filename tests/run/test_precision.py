@@ -13,6 +13,7 @@ from src.config.errors import ConfigError
 from src.config.validate import validate
 from src.models.precision import policy, recompute_while_frozen, weight_dtypes
 from src.run.build import build_module, build_parts
+from src.run.updates import UpdateCheck
 from tests.helpers import TINY_DATA, cfg_with
 
 RATE = 1e-5  # the paper's LLM rate at 7B; its vision rate is 5e-6
@@ -58,7 +59,7 @@ def test_a_half_precision_trainer_is_refused_when_weights_train() -> None:
     validate(cfg_with("profile=pretrained", "trainer.precision=bf16-mixed"))
 
 
-def _deltas(data_dir: Path, *overrides: str) -> dict[str, torch.Tensor]:
+def _deltas(data_dir: Path, *overrides: str) -> tuple[dict[str, torch.Tensor], dict[str, dict[str, float]]]:
     """Each trainable parameter's change after a few steps at RATE, every part training."""
     cfg = cfg_with(
         *TINY_DATA,
@@ -87,11 +88,12 @@ def _deltas(data_dir: Path, *overrides: str) -> dict[str, torch.Tensor]:
         enable_progress_bar=False,
         enable_model_summary=False,
         use_distributed_sampler=False,
+        callbacks=[UpdateCheck()],
     )
     trainer.fit(module, datamodule=parts.datamodule)
     weights = dict(module.named_parameters())
     assert all(weights[n].dtype == torch.float32 for n in before)  # the policy: trained in float32
-    return {n: weights[n].detach().float() - before[n] for n in before}
+    return {n: weights[n].detach().float() - before[n] for n in before}, module.updates
 
 
 @pytest.mark.usefixtures("one_thread")
@@ -99,9 +101,12 @@ def test_every_trained_weight_moves_under_the_pretrained_precision_as_in_float32
     """The pretrained settings (bf16 weights configured, bf16 autocast) against an all-float32
     reference, at lr 1e-5: every trainable parameter moves, as much as in the reference and
     in the same direction, within bf16 compute noise."""
-    ref = _deltas(data_dir, "profile.dtype=float32", "trainer.precision=32-true")
-    got = _deltas(data_dir, "profile.dtype=bfloat16", "trainer.precision=bf16-mixed")
+    ref, _ = _deltas(data_dir, "profile.dtype=float32", "trainer.precision=32-true")
+    got, updates = _deltas(data_dir, "profile.dtype=bfloat16", "trainer.precision=bf16-mixed")
     assert ref.keys() == got.keys() and ref
+    # what every run records: nearly every sampled weight of every part moved
+    assert set(updates["stage1_vcl"]) == {"vision", "connector", "llm"}
+    assert all(share > 0.9 for share in updates["stage1_vcl"].values()), updates
     parts = {n.split(".")[1] for n in got}
     assert {"encoder", "connector", "llm"} <= parts  # every part trained
     bad = []
@@ -145,3 +150,39 @@ def test_a_frozen_llm_recomputes_its_layers_when_checkpointing_is_on(data_dir: P
     assert len(calls) == 2  # its forward, and its recomputation in the backward pass
     assert recompute_while_frozen(llm) == len(layers)
     assert not any(m.training for m in layers[0].children())  # its dropouts stay in eval mode
+
+
+class _Bf16Module(L.LightningModule):
+    """A weight trained in bf16, as before the policy: what UpdateCheck exists to catch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.llm = torch.nn.Linear(64, 64).to(torch.bfloat16)
+        self.stage = {"name": "stage1"}
+        self.updates: dict[str, dict[str, float]] = {}
+
+    def parts(self) -> dict[str, torch.nn.Module]:
+        return {"llm": self.llm}
+
+    def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self.llm(batch[0]).float().pow(2).mean()
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(self.parameters(), lr=RATE)
+
+
+def test_the_update_check_flags_weights_that_do_not_move(caplog: pytest.LogCaptureFixture) -> None:
+    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(12, 64).bfloat16()), batch_size=4)
+    module = _Bf16Module()
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_epochs=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[UpdateCheck()],
+    )
+    trainer.fit(module, train_dataloaders=data)
+    assert module.updates["stage1"]["llm"] < 0.5
+    assert any("of the llm's sampled weights changed" in r.message for r in caplog.records)
