@@ -36,7 +36,8 @@ class UpdateCheck(L.Callback):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         g = torch.Generator().manual_seed(self.seed)
         self._before = {}
-        for name, part in pl_module.parts().items():  # type: ignore[operator]
+        module: Any = pl_module  # a VideoLMMModule: the parts of the schedule
+        for name, part in module.parts().items():
             for p in part.parameters():
                 flat = _local(p).detach().reshape(-1)
                 if not p.requires_grad or flat.numel() == 0:
@@ -60,6 +61,6 @@ class UpdateCheck(L.Callback):
                     name,
                     trainer.global_step,
                 )
-        stage: Any = pl_module.stage  # type: ignore[attr-defined]
-        pl_module.updates[stage["name"]] = shares  # type: ignore[index, operator]
+        module: Any = pl_module  # a VideoLMMModule: its stage, and the updates it saves
+        module.updates[module.stage["name"]] = shares
         self._before = {}
