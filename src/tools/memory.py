@@ -204,10 +204,13 @@ def encoder_activations(encoder: nn.Module, frames: int, samples: int, trained: 
     return total
 
 
-def estimate(cfg: DictConfig, stage: int, frames: int | None = None, text_tokens: int = 256) -> dict[str, float]:
+def estimate(
+    cfg: DictConfig, stage: int, frames: int | None = None, text_tokens: int = 256, model: Model | None = None
+) -> dict[str, float]:
     """GB by part of training stage `stage` of a composed config (see the module's docstring);
-    `frames`: frames a sample (default: `sampler.max_clips` clips), `text_tokens` of text a sample."""
-    model = meta_model(cfg)
+    `frames`: frames a sample (default: `sampler.max_clips` clips), `text_tokens` of text a sample;
+    `model`: the config's `meta_model`, when it is at hand."""
+    model = model or meta_model(cfg)
     stages = to_list(cfg.schedule.stages, resolve=True)
     if not 0 <= stage < len(stages):
         raise ValueError(f"stage={stage} is not a stage of schedule={cfg.schedule.name} (0 to {len(stages) - 1})")
@@ -323,7 +326,8 @@ def compose_cfg(overrides: Sequence[str]) -> DictConfig:
 def stage_table(cfg: DictConfig, frames: int | None, text_tokens: int) -> None:
     """Each part's GB per stage of one composed config."""
     names = [s.name for s in cfg.schedule.stages]
-    rows = [estimate(cfg, i, frames, text_tokens) for i in range(len(names))]
+    model = meta_model(cfg)
+    rows = [estimate(cfg, i, frames, text_tokens, model) for i in range(len(names))]
     print(f"| part | {' | '.join(names)} |")
     print("|---|" + "---|" * len(names))
     for key in rows[0]:
@@ -342,7 +346,8 @@ def sizes_table(frames: int | None, text_tokens: int) -> None:
     print("|---|" + "---|" * len(names) + "---|")
     for option in group_options("llm"):
         cfg = compose_cfg([*SIZES, f"llm={option}"])
-        rows = [estimate(cfg, i, frames, text_tokens) for i in range(len(names))]
+        model = meta_model(cfg)
+        rows = [estimate(cfg, i, frames, text_tokens, model) for i in range(len(names))]
         w = rows[0]
         totals = " | ".join(f"{r['total']:.0f} GB" for r in rows)
         print(
