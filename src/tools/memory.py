@@ -25,11 +25,15 @@ Two tables, and a function:
     token (LayerNorm inputs, q/k/v, attention output, MLP input, its GELU's input and
     output), each of the clip's frames' grid cells a token; when it is frozen, its forward
     keeps every layer's hidden states until the selected one is taken (`encoder_forward`,
-    one media item at a time), freed before the LLM runs;
+    one media item at a time, in the encoder weights' dtype: the residual stream), freed
+    before the LLM runs;
   - connector activations, when gradients flow through it: traced exactly on the meta
     device (the tensors autograd saves for the backward pass), over every cell of the
     frame grid (e.g. 64 frames x 27 x 27 SigLIP cells);
-  - total: the static parts plus the larger of `encoder_forward` and the kept activations.
+  - total: weights and AdamW's moments (held all step long), plus the larger of the
+    forward's peak (autocast's copies, and the larger of `encoder_forward` and the kept
+    activations) and the gradients (the backward frees the activations as they come):
+    a step after the first, when the moments exist.
   Tokens of a sample: the clips' tokens (`--frames` frames, default `sampler.max_clips`
   clips) plus `--text-tokens` of text; logits only for the answer tokens (negligible).
 - the first table (no arguments): the whole LLM trained with AdamW, one sequence of
@@ -232,7 +236,10 @@ def estimate(
     batch = int(cfg.data.batch_size)
     enc_ckpt = bool(cfg.profile.gradient_checkpointing)
     enc_numbers = encoder_activations(enc, frames, batch, trains["vision"], enc_ckpt)
-    out["encoder_activations" if trains["vision"] else "encoder_forward"] = enc_numbers * act / GB
+    # a frozen encoder's hidden states are its residual stream: in its weights' dtype (an fp32
+    # residual promotes autocast's bf16 outputs back to fp32)
+    enc_bytes = act if trains["vision"] else max(act, 4 if ever["vision"] else BYTES[dtypes["vision"]])
+    out["encoder_activations" if trains["vision"] else "encoder_forward"] = enc_numbers * enc_bytes / GB
     out.setdefault("encoder_activations", 0.0)
     out.setdefault("encoder_forward", 0.0)
 
@@ -259,17 +266,19 @@ def estimate(
         llm_numbers = tokens * layers * per_layer
     out["llm_activations"] = (llm_numbers + tokens * arch["hidden_size"]) * act / GB  # + the input embeddings
 
-    static = sum(out[k] for k in (*(f"{p}_weights" for p in PARTS), "gradients", "adamw", "autocast_copies"))
+    held = sum(out[f"{p}_weights"] for p in PARTS) + out["adamw"]  # all step long
     kept_acts = out["encoder_activations"] + out["connector_activations"] + out["llm_activations"]
-    out["total"] = static + max(out["encoder_forward"], kept_acts)
+    forward = out["autocast_copies"] + max(out["encoder_forward"], kept_acts)
+    out["total"] = held + max(forward, out["gradients"])  # the backward frees activations as gradients come
     return out
 
 
-def measure(cfg: DictConfig, stage: int) -> dict[str, Any]:
-    """One training step of stage `stage`, built as a run builds it, and the memory it took:
-    on a GPU the allocator's peak, on a CPU the peak resident set less the one before the
-    model was built (a fresh process gives the truest number). Steps by hand: forward, backward
-    and the stage's AdamW step (no Trainer)."""
+def measure(cfg: DictConfig, stage: int, steps: int = 2) -> dict[str, Any]:
+    """`steps` training steps of stage `stage` on one batch, built as a run builds it, and the
+    memory the last one took: on a GPU the allocator's peak, on a CPU the peak resident set,
+    less what was there before the model was built (a fresh process gives the truest
+    number). The estimate is of a step after the first (AdamW's moments exist from the first
+    step's end). Steps by hand: forward, backward, the stage's AdamW step (no Trainer)."""
     import lightning as L
 
     from src.run.build import build_module, build_parts
@@ -288,14 +297,16 @@ def measure(cfg: DictConfig, stage: int) -> dict[str, Any]:
     batch = next(iter(data.train_dataloader()))
     optimizer = module.optimizer_factory(module.param_groups())
     built = torch.cuda.memory_allocated() / GB if gpu else cpu_rss_gb()
-    reset_peak_memory(device)
     build_seconds, start = time.perf_counter() - start, time.perf_counter()
-    with torch.autocast(device.type, torch.bfloat16, enabled=gpu and "bf16" in str(cfg.trainer.precision)):
-        loss = module.model.loss(batch)
-    loss.backward()
-    optimizer.step()
+    for _ in range(steps):
+        optimizer.zero_grad(set_to_none=True)
+        reset_peak_memory(device)
+        with torch.autocast(device.type, torch.bfloat16, enabled=gpu and "bf16" in str(cfg.trainer.precision)):
+            loss = module.model.loss(batch)
+        loss.backward()
+        optimizer.step()
     peak = peak_memory_gb(device)
-    step_seconds = time.perf_counter() - start
+    step_seconds = (time.perf_counter() - start) / steps
     return {
         "peak_gb": round(peak - before, 3),
         "built_gb": round(built - before, 3),
@@ -363,11 +374,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("overrides", nargs="*", help="config overrides (group=option ...): a table by part and stage")
     p.add_argument("--frames", type=int, default=None, help="frames a sample (default: sampler.max_clips clips)")
     p.add_argument("--text-tokens", type=int, default=256, help="text tokens a sample (default 256)")
-    p.add_argument("--measure", type=int, default=None, metavar="STAGE", help="measure one step of this stage")
+    p.add_argument("--measure", type=int, default=None, metavar="STAGE", help="measure a step of this stage")
+    p.add_argument("--steps", type=int, default=2, help="steps --measure takes; the last one's peak (default 2)")
     p.add_argument("--stages", action="store_true", help="each llm option's total per stage (profile=pretrained)")
     args = p.parse_args(argv)
     if args.measure is not None:
-        print(json.dumps(measure(compose_cfg(args.overrides), args.measure)))
+        print(json.dumps(measure(compose_cfg(args.overrides), args.measure, args.steps)))
         return 0
     if args.overrides:
         stage_table(compose_cfg(args.overrides), args.frames, args.text_tokens)
