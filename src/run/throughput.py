@@ -4,8 +4,9 @@
 stages share one `Costs`, which the run record's `costs` takes (src/run/train.py):
 
 - step time: seconds from the first micro-batch of an optimizer step starting to its
-  last one ending (forward, backward, optimizer), so waits for the data loader fall
-  between steps and are reported apart (`wait_seconds`: the fit's wall time less the steps');
+  last one ending (forward, backward, optimizer; on a GPU synchronised at the end), so
+  waits for the data loader fall between steps and are reported apart (`wait_seconds`:
+  the fit's wall time less the steps'); with several ranks, rank 0's (each device's own);
 - tokens: the LLM's input tokens, clip tokens included, read from the attention mask
   the model builds (`attention_mask` of the decoder's call: real tokens, not padding);
 - peak memory: on a GPU `torch.cuda.max_memory_allocated`, reset at each stage's start;
@@ -311,6 +312,8 @@ class Throughput(L.Callback):
         self._stop_watching()  # a batch that returned no loss had no backward
         if trainer.global_step == self._seen_step or self._step_start is None:
             return  # gradients still accumulating, or no optimizer step (an empty batch)
+        if pl_module.device.type == "cuda":  # the step's kernels done: its time, not the next one's
+            torch.cuda.synchronize(pl_module.device)
         seconds = time.perf_counter() - self._step_start
         self._seen_step, self._step_start = trainer.global_step, None
         samples, tokens = self._step["samples"], self._step["tokens"]
