@@ -157,6 +157,23 @@ class VideoLMMModule(L.LightningModule):
         self.train_loss = float(loss.detach())
         return loss
 
+    def configure_gradient_clipping(
+        self,
+        optimizer: torch.optim.Optimizer,
+        gradient_clip_val: float | None = None,
+        gradient_clip_algorithm: str | None = None,
+    ) -> None:
+        """Clip the gradients' norm at `gradient_clip_val` (1.0) ourselves when no loss scaler is
+        in use (32-true, bf16-mixed): Lightning refuses to clip for a fused AdamW under any mixed
+        precision (it would unscale fp16 gradients inside its step), which bf16 never needs.
+        Sharded gradients (FSDP2's DTensors) give their true norm over every rank."""
+        scaler = getattr(self.trainer.precision_plugin, "scaler", None)
+        if not gradient_clip_val or scaler is not None or gradient_clip_algorithm not in (None, "norm"):
+            self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
+            return
+        params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        torch.nn.utils.clip_grad_norm_(params, gradient_clip_val)
+
     def configure_model(self) -> None:
         """trainer=fsdp (Lightning's ModelParallelStrategy gives a device mesh): shard the model
         with FSDP2 (src/models/wrap.py), once; every stage's fit calls this again."""

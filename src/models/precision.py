@@ -119,7 +119,11 @@ def enable_gradient_checkpointing(module: nn.Module, what: str) -> int:
     for m in module.modules():
         if id(m) in done or not (isinstance(m, PreTrainedModel) and m.supports_gradient_checkpointing):
             continue
-        m.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        kwargs = {"use_reentrant": False}
+        if hasattr(m, "activation_checkpointing_enable"):  # transformers >= 5.2x
+            m.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+        else:  # the name before (the GPU machines' transformers 5.17 among them)
+            m.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
         if hasattr(m.config, "use_cache"):
             m.config.use_cache = False
         done.update(id(sub) for sub in m.modules())  # its inner models are done with it

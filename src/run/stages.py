@@ -29,6 +29,7 @@ from src.data.manifest import EVAL_MODALITIES
 from src.launch.dist import Processes
 from src.models.module import VideoLMMModule
 from src.run import checkpoints
+from src.run.throughput import Costs, Throughput
 from src.run.updates import UpdateCheck
 
 log = logging.getLogger("src.train")
@@ -73,9 +74,17 @@ def resume_point(cfg: DictConfig, run_dir: Path, module: VideoLMMModule) -> tupl
 
 
 def train_schedule(
-    cfg: DictConfig, module: VideoLMMModule, datamodule: Any, logger: Any, run_dir: Path, processes: Processes
+    cfg: DictConfig,
+    module: VideoLMMModule,
+    datamodule: Any,
+    logger: Any,
+    run_dir: Path,
+    processes: Processes,
+    costs: Costs | None = None,
 ) -> dict[str, Any]:
-    """Train every stage not yet done; returns what the record says of the schedule."""
+    """Train every stage not yet done; returns what the record says of the schedule.
+    `costs` gathers each stage's step times, tokens, memory and FLOPs (src/run/throughput.py)."""
+    costs = costs if costs is not None else Costs()
     stages = [to_dict(s, resolve=True) for s in cfg.schedule.stages]
     start, resume_from = resume_point(cfg, run_dir, module)
     ck = cfg.checkpoint
@@ -93,7 +102,8 @@ def train_schedule(
         module.apply_stage(stage, index=i)
         datamodule.use_stage(i, stage["data"])
         periodic = checkpoints.PeriodicCheckpoint(run_dir, ck.every_minutes, ck.every_steps)
-        trainer = make_trainer(cfg, run_dir, logger, processes, stage["epochs"], [periodic, UpdateCheck(seed=cfg.seed)])
+        callbacks: list[L.Callback] = [periodic, Throughput(costs, stage["name"]), UpdateCheck(seed=cfg.seed)]
+        trainer = make_trainer(cfg, run_dir, logger, processes, stage["epochs"], callbacks)
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from if i == start else None, weights_only=True)
         module.stage_done = True
         checkpoints.save(trainer, run_dir)

@@ -16,7 +16,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from src.config.constraints import Constraints, Rule, is_int
 from src.config.container import to_dict
@@ -84,6 +84,7 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, run_name: str, choices: d
     from src.run.build import build_module, build_parts, design
     from src.run.loggers import build_logger, finish
     from src.run.stages import evaluate, train_schedule
+    from src.run.throughput import Costs
 
     _one_log_stream()
     launch_children_as_this_job()
@@ -99,8 +100,9 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, run_name: str, choices: d
         # the design numbers too, so that analysis.collect reads the same row from W&B
         logger.log_hyperparams({"params": info["params"], "design": info})
     processes = Processes()
+    costs = Costs(peak_tflops=OmegaConf.select(cfg, "perf.peak_tflops", default=None))
     try:
-        schedule = train_schedule(cfg, module, parts.datamodule, logger, run_dir, processes)
+        schedule = train_schedule(cfg, module, parts.datamodule, logger, run_dir, processes, costs)
         start = time.perf_counter()
         evaluate(cfg, module, parts.datamodule, logger, run_dir, processes)
         eval_seconds = time.perf_counter() - start
@@ -115,7 +117,11 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, run_name: str, choices: d
         "precision": {**precision_policy(cfg), "updates": module.updates},
         "schedule": schedule,
         "metrics": {**module.metrics, "train/loss": module.train_loss},
-        "costs": {"train_seconds": round(module.train_seconds, 2), "eval_seconds": round(eval_seconds, 2)},
+        "costs": {
+            "train_seconds": round(module.train_seconds, 2),
+            "eval_seconds": round(eval_seconds, 2),
+            **costs.record(),
+        },
         "data": {**parts.datamodule.report(), "issues": module.data_issues()},
     }
 

@@ -69,7 +69,6 @@ def _deltas(data_dir: Path, *overrides: str) -> tuple[dict[str, torch.Tensor], d
         f"profile.lr.vision={RATE}",
         f"profile.lr.connector={RATE}",
         f"profile.lr.llm={RATE}",
-        "trainer.gradient_clip_val=null",
         "+trainer.max_steps=3",
         "logger=none",
         *overrides,
@@ -83,6 +82,7 @@ def _deltas(data_dir: Path, *overrides: str) -> tuple[dict[str, torch.Tensor], d
         devices=1,
         max_steps=3,
         precision=cfg.trainer.precision,
+        gradient_clip_val=cfg.trainer.gradient_clip_val,  # clipped at 1.0 with the fused AdamW, as trainer=gpu
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
