@@ -5,6 +5,8 @@ gradients, train in a tiny model) is tested for each option in tests/config/test
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 from hydra.utils import instantiate
@@ -155,6 +157,25 @@ def test_paper_connector_trains_one_batch_in_the_model(option: str) -> None:
     model.loss(batch).backward()
     grads = [p.grad for p in connector.projector.parameters()]
     assert grads and all(g is not None and g.abs().sum() > 0 for g in grads)
+
+
+def test_a_text_only_batch_gives_every_trained_parameter_a_zero_gradient_and_the_same_loss() -> None:
+    # a rank's batch of text-only samples, under DDP: every trained parameter must take part
+    tok = build_word_tokenizer(["what ? B"])
+    model = tiny_model(tok, "encoder=videomae+siglip", "integration=tokens")
+    ids = tok.encode("<|im_start|> user what ? <|im_end|> <|im_start|> assistant", add_special_tokens=False)
+    answer = tok.encode("B <|im_end|>", add_special_tokens=False)
+    text = replace(tiny_batch(tok), media=[[]], input_ids=[torch.tensor(ids + answer)])
+    text = replace(text, labels=[torch.tensor([IGNORE] * len(ids) + answer)])
+    with torch.no_grad():  # no gradient: the media path is not run
+        plain = model.loss(text)
+    loss = model.loss(text)
+    assert torch.equal(loss, plain)
+    loss.backward()
+    media = [*model.encoder.parameters(), *model.connector.parameters(), *model.integration.parameters()]
+    assert media and all(p.grad is not None and not p.grad.any() for p in media)
+    assert not [n for n, p in model.named_parameters() if p.grad is None]
+    assert any(p.grad.any() for p in model.llm.parameters() if p.grad is not None)  # the LLM still learns
 
 
 def test_avgpool_needs_a_square_token_count_and_says_so_at_start_up() -> None:
