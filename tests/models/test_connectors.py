@@ -5,13 +5,10 @@ gradients, train in a tiny model) is tested for each option in tests/config/test
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 import torch
 from hydra.utils import instantiate
 
-from src.batch import IGNORE, MEDIA, Batch
 from src.config.compose import group_options
 from src.config.errors import ConfigError
 from src.config.validate import validate
@@ -19,7 +16,7 @@ from src.models.connectors.attnpool import AttnPoolResampler
 from src.models.connectors.conv import ConvProjector
 from src.models.connectors.pooling import AvgPoolResampler
 from src.models.llm import build_word_tokenizer
-from tests.helpers import cfg_with, tiny_model
+from tests.helpers import cfg_with, text_only_batch, tiny_batch, tiny_model
 
 # Apollo Table 1: each row one `connector` option, and the parts it fixes
 PAPER = {
@@ -126,26 +123,6 @@ def test_default_connector_leaves_the_parts_to_their_groups() -> None:
     validate(cfg)
 
 
-def tiny_batch(tok, clips: int = 3) -> Batch:
-    """One video sample of `clips` random clips, with an answer to train on."""
-    ids = [
-        *tok.encode("<|im_start|> user", add_special_tokens=False),
-        MEDIA,
-        *tok.encode("what ? <|im_end|> <|im_start|> assistant", add_special_tokens=False),
-    ]
-    answer = tok.encode("B <|im_end|>", add_special_tokens=False)
-    return Batch(
-        media=[[torch.randint(0, 255, (clips, 1, 32, 32, 3), dtype=torch.uint8)]],
-        input_ids=[torch.tensor(ids + answer)],
-        labels=[torch.tensor([IGNORE] * len(ids) + answer)],
-        answer_index=torch.tensor([1]),
-        num_options=torch.tensor([2]),
-        ids=["x"],
-        categories=["c"],
-        benchmarks=["b"],
-    )
-
-
 @pytest.mark.parametrize("option", sorted(PAPER))
 def test_paper_connector_trains_one_batch_in_the_model(option: str) -> None:
     tok = build_word_tokenizer(["what ? B"])
@@ -163,10 +140,7 @@ def test_a_text_only_batch_gives_every_trained_parameter_a_zero_gradient_and_the
     # a rank's batch of text-only samples, under DDP: every trained parameter must take part
     tok = build_word_tokenizer(["what ? B"])
     model = tiny_model(tok, "encoder=videomae+siglip", "integration=tokens")
-    ids = tok.encode("<|im_start|> user what ? <|im_end|> <|im_start|> assistant", add_special_tokens=False)
-    answer = tok.encode("B <|im_end|>", add_special_tokens=False)
-    text = replace(tiny_batch(tok), media=[[]], input_ids=[torch.tensor(ids + answer)])
-    text = replace(text, labels=[torch.tensor([IGNORE] * len(ids) + answer)])
+    text = text_only_batch(tok)
     with torch.no_grad():  # no gradient: the media path is not run
         plain = model.loss(text)
     loss = model.loss(text)
