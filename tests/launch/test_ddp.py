@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import os
 import socket
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -94,11 +95,18 @@ def _two_steps(rank: int, port: int) -> None:
         dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_a_rank_with_a_text_only_batch_takes_part_in_every_ddp_step() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    mp.spawn(_two_steps, args=(port,), nprocs=2, join=True)  # a failure on either rank raises here
+    ranks = mp.spawn(_two_steps, args=(port,), nprocs=2, join=False)
+    deadline = time.monotonic() + 240  # a rank left out of a step's all-reduce waits forever
+    while not ranks.join(timeout=5):  # a failure on either rank raises here
+        if time.monotonic() > deadline:
+            for process in ranks.processes:
+                process.kill()
+            pytest.fail("the two ranks hung: one waited for the other's gradients")
 
 
 def test_rank_zero_is_the_main_process(monkeypatch: pytest.MonkeyPatch) -> None:
