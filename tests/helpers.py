@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,11 @@ from typing import Any
 import av
 import numpy as np
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
+from src.batch import IGNORE, MEDIA, Batch
 from src.config import resolvers
 from src.config.compose import CONF_DIR
 from src.launch.grid import grid as expand_grid
@@ -71,6 +74,34 @@ def grid(sweep: Path) -> list[list[str]]:
 def tiny_model(tokenizer: Any, *overrides: str, cfg: DictConfig | None = None) -> VideoLMM:
     """The VideoLMM of the composed config (`overrides`, or `cfg`), built as a run builds it."""
     return build_model(cfg if cfg is not None else cfg_with(*overrides), tokenizer)
+
+
+def tiny_batch(tok: Any, clips: int = 3) -> Batch:
+    """One video sample of `clips` random clips, with an answer to train on."""
+    ids = [
+        *tok.encode("<|im_start|> user", add_special_tokens=False),
+        MEDIA,
+        *tok.encode("what ? <|im_end|> <|im_start|> assistant", add_special_tokens=False),
+    ]
+    answer = tok.encode("B <|im_end|>", add_special_tokens=False)
+    return Batch(
+        media=[[torch.randint(0, 255, (clips, 1, 32, 32, 3), dtype=torch.uint8)]],
+        input_ids=[torch.tensor(ids + answer)],
+        labels=[torch.tensor([IGNORE] * len(ids) + answer)],
+        answer_index=torch.tensor([1]),
+        num_options=torch.tensor([2]),
+        ids=["x"],
+        categories=["c"],
+        benchmarks=["b"],
+    )
+
+
+def text_only_batch(tok: Any) -> Batch:
+    """One text-only sample (no media at all), with an answer to train on: the mixture's text share."""
+    ids = tok.encode("<|im_start|> user what ? <|im_end|> <|im_start|> assistant", add_special_tokens=False)
+    answer = tok.encode("B <|im_end|>", add_special_tokens=False)
+    labels = [torch.tensor([IGNORE] * len(ids) + answer)]
+    return replace(tiny_batch(tok), media=[[]], input_ids=[torch.tensor(ids + answer)], labels=labels)
 
 
 def word_tokenizer(samples: Any, *text: str, chat: str = "chatml") -> Any:

@@ -16,6 +16,10 @@ from src.models.connectors.connector import Connector
 from src.models.encoders.base import VisionEncoder
 from src.models.integration import ClipIntegration
 
+# the side of the blank frames that run the media path on a batch without media (each encoder
+# resizes them to its own input size): small, the cost of the path is all that matters
+IDLE_SIDE = 32
+
 
 def by_shape(fn: Callable[[torch.Tensor], torch.Tensor], tensors: list[torch.Tensor]) -> list[torch.Tensor]:
     """`fn` applied once to each group of tensors that agree in shape past dim 0 (the
@@ -135,13 +139,40 @@ class VideoLMM(nn.Module):
         return self.llm.get_decoder()(inputs_embeds=x, attention_mask=mask).last_hidden_state
 
     def loss(self, batch: Batch) -> torch.Tensor:
-        """Next-token cross-entropy on the labelled (assistant) tokens only."""
+        """Next-token cross-entropy on the labelled (assistant) tokens only.
+
+        A batch without media (text-only samples of the mixture) adds `_idle_media`, a zero
+        that makes every trained media parameter take part in the step.
+        """
         x, mask, y, _ = self._sequences(batch)
         hidden = self._hidden(x, mask)[:, :-1]
         target = y[:, 1:]
         keep = target != IGNORE
         logits = self.llm.get_output_embeddings()(hidden[keep])
-        return nn.functional.cross_entropy(logits.float(), target[keep])
+        loss = nn.functional.cross_entropy(logits.float(), target[keep])
+        if not any(batch.media) and torch.is_grad_enabled():
+            loss = loss + self._idle_media()
+        return loss
+
+    def _idle_media(self) -> torch.Tensor:
+        """0 x the media path's output on one blank clip, when some of its parts train.
+
+        Why: on a batch without media the encoder, connector and integration get no gradient,
+        and DDP (find_unused_parameters=False) errors or hangs when a rank's trained
+        parameters sit out a step that other ranks' use. As LLaVA does, the trained media
+        path runs on a minimal input, inside forward (FSDP gathers parameters there), and its
+        output times 0 joins the loss: the value is unchanged and every trained media
+        parameter gets a zero gradient.
+        """
+        zero = torch.zeros((), device=cast(torch.Tensor, self.llm.get_input_embeddings().weight).device)
+        parts = (self.encoder, self.connector, self.integration)
+        if not any(p.requires_grad for part in parts for p in part.parameters()):
+            return zero
+        frames = torch.zeros(1, self.encoder.frames_per_clip, IDLE_SIDE, IDLE_SIDE, 3, dtype=torch.uint8)
+        [rows] = self.clip_tokens([frames.to(zero.device)])
+        ids = torch.tensor(self.integration.layout(1, self.connector.tokens_per_clip, None), device=zero.device)
+        filled = self.integration.fill(ids, rows.new_zeros(len(ids), rows.shape[-1]), rows)
+        return zero + filled.float().sum() * 0.0
 
     @torch.no_grad()
     def option_scores(self, batch: Batch, option_token_ids: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,6 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from src.batch import IGNORE, MEDIA, Batch
 from src.config.compose import group_options
 from src.config.errors import ConfigError
 from src.config.validate import validate
@@ -17,7 +16,7 @@ from src.models.connectors.attnpool import AttnPoolResampler
 from src.models.connectors.conv import ConvProjector
 from src.models.connectors.pooling import AvgPoolResampler
 from src.models.llm import build_word_tokenizer
-from tests.helpers import cfg_with, tiny_model
+from tests.helpers import cfg_with, text_only_batch, tiny_batch, tiny_model
 
 # Apollo Table 1: each row one `connector` option, and the parts it fixes
 PAPER = {
@@ -124,26 +123,6 @@ def test_default_connector_leaves_the_parts_to_their_groups() -> None:
     validate(cfg)
 
 
-def tiny_batch(tok, clips: int = 3) -> Batch:
-    """One video sample of `clips` random clips, with an answer to train on."""
-    ids = [
-        *tok.encode("<|im_start|> user", add_special_tokens=False),
-        MEDIA,
-        *tok.encode("what ? <|im_end|> <|im_start|> assistant", add_special_tokens=False),
-    ]
-    answer = tok.encode("B <|im_end|>", add_special_tokens=False)
-    return Batch(
-        media=[[torch.randint(0, 255, (clips, 1, 32, 32, 3), dtype=torch.uint8)]],
-        input_ids=[torch.tensor(ids + answer)],
-        labels=[torch.tensor([IGNORE] * len(ids) + answer)],
-        answer_index=torch.tensor([1]),
-        num_options=torch.tensor([2]),
-        ids=["x"],
-        categories=["c"],
-        benchmarks=["b"],
-    )
-
-
 @pytest.mark.parametrize("option", sorted(PAPER))
 def test_paper_connector_trains_one_batch_in_the_model(option: str) -> None:
     tok = build_word_tokenizer(["what ? B"])
@@ -155,6 +134,22 @@ def test_paper_connector_trains_one_batch_in_the_model(option: str) -> None:
     model.loss(batch).backward()
     grads = [p.grad for p in connector.projector.parameters()]
     assert grads and all(g is not None and g.abs().sum() > 0 for g in grads)
+
+
+def test_a_text_only_batch_gives_every_trained_parameter_a_zero_gradient_and_the_same_loss() -> None:
+    # a rank's batch of text-only samples, under DDP: every trained parameter must take part
+    tok = build_word_tokenizer(["what ? B"])
+    model = tiny_model(tok, "encoder=videomae+siglip", "integration=tokens")
+    text = text_only_batch(tok)
+    with torch.no_grad():  # no gradient: the media path is not run
+        plain = model.loss(text)
+    loss = model.loss(text)
+    assert torch.equal(loss, plain)
+    loss.backward()
+    media = [*model.encoder.parameters(), *model.connector.parameters(), *model.integration.parameters()]
+    assert media and all(p.grad is not None and not p.grad.any() for p in media)
+    assert not [n for n, p in model.named_parameters() if p.grad is None]
+    assert any(p.grad.any() for p in model.llm.parameters() if p.grad is not None)  # the LLM still learns
 
 
 def test_avgpool_needs_a_square_token_count_and_says_so_at_start_up() -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,7 @@ from src.config.compose import CONF_DIR, SEP, group_options, single_options
 from src.config.container import to_dict
 from src.config.errors import ConfigError
 from src.config.validate import validate
-from src.models.encoders.base import VisionEncoder
+from src.models.encoders.base import FULL_DEPTH, VisionEncoder, layer_list
 from src.models.encoders.fused import FusedEncoder
 from src.tools.pairs import expected_files, written_files
 from tests.helpers import ROOT, TINY_DATA, cfg_with, grid, records, run_train
@@ -45,6 +47,9 @@ TABLE9 = [
 ]
 # the options that load a checkpoint's own code, with consent; the others are transformers' classes
 REMOTE = [o for o in SINGLES if "trust_remote_code" in SINGLE_CFGS[o]]
+
+# a layer's weights: `<...>.layers.3.<...>` (`layer`, `blocks` in some towers)
+LAYER_KEY = re.compile(r"\.(?:layers|layer|blocks)\.(\d+)\.")
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -108,9 +113,9 @@ def test_the_table9_sweep_is_the_papers_19_encoders() -> None:
 
 
 @pytest.mark.parametrize("option", group_options("encoder"))
-def test_tiny_encoder_shape_and_one_backward_pass(option: str) -> None:
+def test_tiny_encoder_shape_and_one_backward_pass_reaching_every_parameter(option: str) -> None:
     cfg = cfg_with(f"encoder={option}")
-    enc = instantiate(cfg.encoder)
+    enc = instantiate(cfg.encoder).requires_grad_(True)
     (t, h, w), dim, fpc = expected(option)
     assert enc.frames_per_clip == fpc == cfg.sampler.frames_per_clip  # the sampler's clip length
     assert enc.embed_dim == dim and enc.grid_shape(fpc) == (t, h, w)
@@ -124,33 +129,42 @@ def test_tiny_encoder_shape_and_one_backward_pass(option: str) -> None:
     # the gradient reaches the input end of every member
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in patches.values()), list(patches)
     assert all(torch.isfinite(p.grad).all() for p in enc.parameters() if p.grad is not None)
-
-
-def _blocks(model: nn.Module, depth: int) -> nn.ModuleList:
-    return next(m for m in model.modules() if isinstance(m, nn.ModuleList) and len(m) == depth)
+    # every parameter takes part: none after select_layer is left (DDP, find_unused_parameters=False,
+    # fails on a trained tower that has one)
+    idle = [n for n, p in enc.named_parameters() if p.grad is None]
+    assert not idle, idle
 
 
 @pytest.mark.parametrize("option", SINGLES)
-def test_select_layer_picks_that_layers_output(option: str) -> None:
+def test_the_cut_tower_gives_the_whole_towers_hidden_state_bit_for_bit(option: str) -> None:
+    # select_layer=-1 keeps every layer: the whole tower; its blocks' outputs are its hidden states
+    whole = build(option, "encoder.select_layer=-1")
+    depth = whole.layers_kept
+    _, blocks = layer_list(whole.model, option)
+    assert len(blocks) == depth == int(getattr(whole.model.config, FULL_DEPTH))
+    captured: list[torch.Tensor] = []
+    for block in blocks:
+        block.register_forward_hook(lambda m, i, o: captured.append(o[0] if isinstance(o, tuple) else o))
     x = frames(2, expected(option)[2])
+    with torch.no_grad():
+        last = whole.encode(x)
     outs = {}
-    for layer in (-2, -1, 1):
-        enc = build(option, f"encoder.select_layer={layer}")
-        depth = int(enc.model.config.num_hidden_layers)
-        captured: list[torch.Tensor] = []
-        for block in _blocks(enc.model, depth):
-            block.register_forward_hook(
-                lambda m, i, o, captured=captured: captured.append(o[0] if isinstance(o, tuple) else o)
-            )
-        torch.manual_seed(0)
+    for layer, kept in ((-2, depth - 1), (1, 1)):
+        cut = build(option, f"encoder.select_layer={layer}")
+        # the layers after select_layer are gone, and the config says so
+        assert cut.layers_kept == kept == len(layer_list(cut.model, option)[1])
+        assert int(getattr(cut.model.config, FULL_DEPTH)) == depth
+        # the same weights: the whole tower's, whose dropped layers are simply not loaded
+        missing, unexpected = cut.load_state_dict(whole.state_dict(), strict=False)
+        assert not missing and unexpected
+        assert all((m := LAYER_KEY.search(u)) and int(m.group(1)) >= kept for u in unexpected), unexpected
         with torch.no_grad():
-            out = enc.encode(x)
-        # hidden state k >= 0 is block k - 1's output; k < 0 counts from the end of the L + 1
-        ref = captured[layer - 1 if layer >= 0 else depth + layer]
+            out = cut.encode(x)
+        ref = captured[kept - 1]  # hidden state k >= 1 is block k - 1's output
         per_row = out[..., 0].numel() // ref.shape[0]  # tokens per image (or clip) after the prefix
-        assert torch.equal(out.reshape(-1, enc.embed_dim), ref[:, -per_row:].reshape(-1, enc.embed_dim))
+        assert torch.equal(out.reshape(-1, cut.embed_dim), ref[:, -per_row:].reshape(-1, cut.embed_dim))
         outs[layer] = out
-    assert not torch.equal(outs[-1], outs[-2])
+    assert not torch.equal(last, outs[-2]) and not torch.equal(outs[1], outs[-2])
 
 
 def test_select_layer_out_of_range_fails_at_start_up() -> None:
@@ -180,6 +194,37 @@ def test_pretrained_path_loads_a_checkpoint_saved_locally(option: str, tmp_path:
     _same(tiny, loaded, tiny.frames_per_clip)
 
 
+def test_a_whole_towers_checkpoint_loads_cut_without_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # a real checkpoint holds the whole tower: every layer, SigLIP's post-norm and pooling head
+    from transformers import SiglipVisionConfig, SiglipVisionModel
+
+    cut = build("siglip")
+    config = cut.model.config.to_dict()
+    depth = config.pop(FULL_DEPTH)
+    config.update(num_hidden_layers=depth, vision_use_head=True)
+    whole = SiglipVisionModel(SiglipVisionConfig(**config)).eval()
+    whole.save_pretrained(tmp_path)
+    pretrained = ["profile=pretrained", f"encoder.pretrained={tmp_path}", f"encoder.input_size={cut.input_size}"]
+    with caplog.at_level(logging.INFO):
+        loaded = build("siglip", *pretrained)
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert loaded.layers_kept == depth - 1 and not loaded.model.use_head
+    assert not [n for n, _ in loaded.named_parameters() if "head" in n or "post_layernorm" in n]
+    x = frames(2, 1, seed=2)
+    with torch.no_grad():
+        ref = whole(pixel_values=loaded.preprocess(x).flatten(0, 1), output_hidden_states=True).hidden_states[-2]
+        assert torch.equal(loaded.encode(x).flatten(1, 3), ref)
+    # saved cut and loaded again: the same tower, its missing tail (the post-norm) not reported
+    loaded.model.save_pretrained(tmp_path / "cut")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        again = build("siglip", *pretrained, f"encoder.pretrained={tmp_path / 'cut'}")
+    assert not caplog.records and again.layers_kept == depth - 1
+    _same(loaded, again, 1)
+
+
 def test_languagebind_image_loads_its_whole_clip_checkpoint(tmp_path: Path) -> None:
     # LanguageBind_Image's checkpoint is a whole CLIP (text tower too) of model_type LanguageBindImage
     from transformers import CLIPConfig, CLIPModel
@@ -196,7 +241,9 @@ def test_languagebind_image_loads_its_whole_clip_checkpoint(tmp_path: Path) -> N
         pad_token_id=1,
     )
     whole = CLIPModel(CLIPConfig(vision_config=tiny.model.config.to_dict(), text_config=text, projection_dim=8))
-    whole.vision_model.load_state_dict(tiny.model.state_dict())
+    # the tiny tower is cut at select_layer: the whole CLIP's post-norm is all it lacks
+    missing, unexpected = whole.vision_model.load_state_dict(tiny.model.state_dict(), strict=False)
+    assert sorted(missing) == ["post_layernorm.bias", "post_layernorm.weight"] and not unexpected
     whole.save_pretrained(tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())
     config.update(model_type="LanguageBindImage", architectures=["LanguageBindImage"])

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from hydra.utils import get_class
 
-from src.models.encoders.base import VisionEncoder, check_select_layer
+from src.models.encoders.base import VisionEncoder, cut_tower, load_tower
 from src.models.shrink import loads_checkpoint, shrink_arch, shrink_vision_input
 
 if TYPE_CHECKING:
@@ -20,7 +21,8 @@ class HFImageEncoder(VisionEncoder):
 
     forward: (N, T, C, S, S) -> (N, T, h, w, D) with h = w = S / patch, taken from the
     hidden states of layer `select_layer` (the paper's -2, the penultimate layer), with
-    the `prefix_tokens` (CLS, registers) dropped.
+    the `prefix_tokens` (CLS, registers) dropped. The tower is cut there when it is built
+    (`cut_tower`): its last hidden state is that one, and nothing after it is kept.
     """
 
     def __init__(
@@ -40,6 +42,7 @@ class HFImageEncoder(VisionEncoder):
         arch_extra: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
+        missing: list[str] = []
         self.name = name
         self.frames_per_clip = frames_per_clip
         self.select_layer = select_layer
@@ -47,7 +50,8 @@ class HFImageEncoder(VisionEncoder):
         self.image_mean = tuple(image_mean)
         self.image_std = tuple(image_std)
         if loads_checkpoint(profile):
-            self.model = cast("type[PreTrainedModel]", get_class(model_class)).from_pretrained(pretrained)
+            model_type = cast("type[PreTrainedModel]", get_class(model_class))
+            self.model, missing = load_tower(partial(model_type.from_pretrained, pretrained))
             self.input_size = input_size
         else:
             cfg = shrink_arch(arch, profile)
@@ -58,10 +62,10 @@ class HFImageEncoder(VisionEncoder):
         self.patch_size = int(self.model.config.patch_size)
         self.embed_dim = int(self.model.config.hidden_size)
         self.grid = self.input_size // self.patch_size
-        check_select_layer(select_layer, int(self.model.config.num_hidden_layers), name)
+        self.layers_kept = cut_tower(self.model, select_layer, name, missing=missing)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         n, t = frames.shape[:2]
-        out = self.model(pixel_values=frames.flatten(0, 1), output_hidden_states=True)
-        hidden = out.hidden_states[self.select_layer][:, self.prefix_tokens :]
+        out = self.model(pixel_values=frames.flatten(0, 1))
+        hidden = out.last_hidden_state[:, self.prefix_tokens :]  # hidden state select_layer (cut there)
         return hidden.reshape(n, t, self.grid, self.grid, self.embed_dim)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from hydra.utils import get_class
 
-from src.models.encoders.base import VisionEncoder, check_select_layer
+from src.models.encoders.base import VisionEncoder, cut_tower, load_tower
 from src.models.shrink import loads_checkpoint, shrink_arch, shrink_vision_input
 
 if TYPE_CHECKING:
@@ -26,7 +27,8 @@ class HFVideoEncoder(VisionEncoder):
     `fixed_frames` says the model's position table is built for exactly that many frames
     (VideoMAE's sine table), so a checkpoint's clip length must match `frames_per_clip`.
     `drop_modules` removes pretraining heads that the features never pass through (V-JEPA 2's
-    predictor), so they neither count as encoder parameters nor sit idle in the optimiser.
+    predictor), so they neither count as encoder parameters nor sit idle in the optimiser;
+    the tower is cut at `select_layer` likewise (`cut_tower`): its last hidden state is that one.
     The shrink rule never touches time: frames per clip and the tubelet stay the real ones.
     """
 
@@ -50,6 +52,7 @@ class HFVideoEncoder(VisionEncoder):
         drop_modules: Sequence[str] = (),
     ) -> None:
         super().__init__()
+        missing: list[str] = []
         self.name = name
         self.frames_per_clip = frames_per_clip
         self.select_layer = select_layer
@@ -57,7 +60,8 @@ class HFVideoEncoder(VisionEncoder):
         self.image_std = tuple(image_std)
         self.forward_kwargs = dict(forward_kwargs or {})
         if loads_checkpoint(profile):
-            self.model = cast("type[PreTrainedModel]", get_class(model_class)).from_pretrained(pretrained)
+            model_type = cast("type[PreTrainedModel]", get_class(model_class))
+            self.model, missing = load_tower(partial(model_type.from_pretrained, pretrained))
         else:
             cfg = shrink_arch(arch, profile)
             size, patch = shrink_vision_input(input_size, cfg["patch_size"], profile)
@@ -81,11 +85,11 @@ class HFVideoEncoder(VisionEncoder):
                 f"encoder {name}: the checkpoint is built for {getattr(config, frames_key)} "
                 f"frames per clip, not frames_per_clip={frames_per_clip}"
             )
-        check_select_layer(select_layer, int(config.num_hidden_layers), name)
+        self.layers_kept = cut_tower(self.model, select_layer, name, missing=missing)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         n, t = frames.shape[:2]
         inputs = {self.model.main_input_name: frames}
-        out = self.model(**inputs, output_hidden_states=True, **self.forward_kwargs)
-        hidden = out.hidden_states[self.select_layer]
+        out = self.model(**inputs, **self.forward_kwargs)
+        hidden = out.last_hidden_state  # hidden state select_layer (the tower is cut there)
         return hidden.reshape(n, t // self.tubelet, self.grid, self.grid, self.embed_dim)

@@ -11,12 +11,13 @@ rule, which is called exactly as the official code is called.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any, ClassVar
 
 import torch
 from hydra.utils import get_class
 
-from src.models.encoders.base import VisionEncoder, check_select_layer
+from src.models.encoders.base import FULL_DEPTH, VisionEncoder, cut_tower, load_tower
 from src.models.shrink import loads_checkpoint, shrink_arch, shrink_vision_input
 
 
@@ -56,6 +57,7 @@ class RemoteCodeEncoder(VisionEncoder):
         subfolder: str | None = None,
     ) -> None:
         super().__init__()
+        missing: list[str] = []
         self.name = name
         self.frames_per_clip = frames_per_clip
         self.select_layer = select_layer
@@ -66,7 +68,8 @@ class RemoteCodeEncoder(VisionEncoder):
                 raise ValueError(remote_code_refusal(name))
             from transformers import AutoModel
 
-            self.model = AutoModel.from_pretrained(pretrained, subfolder=subfolder or "", trust_remote_code=True)
+            load = partial(AutoModel.from_pretrained, pretrained, subfolder=subfolder or "", trust_remote_code=True)
+            self.model, missing = load_tower(load)
         else:
             cfg = shrink_arch(arch, profile)
             size, patch = shrink_vision_input(input_size, cfg["patch_size"], profile)
@@ -83,24 +86,18 @@ class RemoteCodeEncoder(VisionEncoder):
                 f"encoder {name}: the checkpoint is built for {config.num_frames} frames "
                 f"per clip, not frames_per_clip={frames_per_clip}"
             )
-        # an official config may not state its depth (Apollo's InternVideo2 reads none):
-        # then only indices from the end, which need no depth, are accepted
-        depth = getattr(config, keys["depth"], None)
-        self.num_layers = None if depth is None else int(depth)
-        if self.num_layers is not None:
-            check_select_layer(select_layer, self.num_layers, name)
-        elif select_layer >= 0:
-            raise ValueError(
-                f"encoder {name}: select_layer={select_layer} needs the tower's depth, which "
-                f"its config does not give; valid: a negative index (-2: the penultimate layer)"
-            )
+        # an official config may not state its depth (Apollo's InternVideo2 reads none): the
+        # tower's layer list gives it. The tower is cut at select_layer (`cut_tower`).
+        self.layers_kept = cut_tower(self.model, select_layer, name, keys["depth"], missing)
+        self.num_layers = int(getattr(self.model.config, FULL_DEPTH))
 
 
 class InternVideo2Encoder(RemoteCodeEncoder):
     """forward: (N, T, C, S, S) -> (N, T / tubelet, h, w, D), CLS dropped.
 
     Called as Apollo calls the official model: `model(video, x_vis_return_idx=k,
-    x_vis_only=True)` on (N, C, T, S, S), which returns the tokens after block `depth + k`.
+    x_vis_only=True)` on (N, C, T, S, S), which returns the tokens after block `depth + k`;
+    the tower is cut after the block `select_layer` names, so k = -1, the last kept block.
     The official config's names (`img_size`, `d_model`, `depth`) are read; this project's
     config answers to them too.
     """
@@ -110,15 +107,11 @@ class InternVideo2Encoder(RemoteCodeEncoder):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.tubelet = int(self.model.config.tubelet_size)
-        # the official index counts from the end only: hidden state k (k >= 0) is block k - 1
-        self._return_idx = self.select_layer
-        if self.select_layer >= 0:  # num_layers is known whenever select_layer >= 0
-            assert self.num_layers is not None
-            self._return_idx = self.select_layer - (self.num_layers + 1)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         n, t = frames.shape[:2]
-        tokens = self.model(frames.transpose(1, 2), x_vis_return_idx=self._return_idx, x_vis_only=True)
+        # the last kept block's tokens: the tower is cut after block select_layer
+        tokens = self.model(frames.transpose(1, 2), x_vis_return_idx=-1, x_vis_only=True)
         return tokens[:, 1:].reshape(n, t // self.tubelet, self.grid, self.grid, self.embed_dim)
 
 
@@ -126,11 +119,12 @@ class LanguageBindVideoEncoder(RemoteCodeEncoder):
     """forward: (N, T, C, S, S) -> (N, T, h, w, D), each frame's CLS dropped.
 
     Called as Apollo and Video-LLaVA call the official tower: on (N, C, T, S, S) with
-    `output_hidden_states=True`, whose hidden states are ((N T), 1 + h*w, D).
+    `output_hidden_states=True`, whose hidden states are ((N T), 1 + h*w, D); the last one
+    is hidden state `select_layer` of the whole tower (cut there).
     """
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         n, t = frames.shape[:2]
         out = self.model(frames.transpose(1, 2), output_hidden_states=True)
-        hidden = out.hidden_states[self.select_layer][:, 1:]
+        hidden = out.hidden_states[-1][:, 1:]
         return hidden.reshape(n, t, self.grid, self.grid, self.embed_dim)
