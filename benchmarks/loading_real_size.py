@@ -13,10 +13,11 @@ datamodule attached to an encoder of SigLIP's input size (conf/encoder/siglip.ya
 
 Ways:
 - `worker`: `resize_in_workers=true`, the default: the workers send 384 x 384 uint8 frames;
-- `after`: `resize_in_workers=false`: the workers send whole frames and the main process
-  resizes them as `VisionEncoder.preprocess` does (float, bilinear, antialiased), on the CPU
-  here; on a GPU run that resize moves to the GPU, but the whole frames still cross the
-  worker queue, the pinned copy and the host-to-device link (the `MB/clip` column).
+- `whole`: `resize_in_workers=false`: the workers send whole frames, which the main process
+  only receives: what a GPU run's host pays when the GPU resizes (the whole frames still
+  cross the worker queue, the pinned copy and the host-to-device link: the `MB/clip` column);
+- `after`: as `whole`, and the main process resizes them as `VisionEncoder.preprocess` does
+  (float, bilinear, antialiased), on the CPU: a CPU run's cost.
 
 Columns: samples (videos), clips and frames per second of wall time, MB of frames per clip
 sent out of the loader, the main process's CPU ms per sample (collating, unpickling the
@@ -42,7 +43,7 @@ from src.data.samplers import FpsSampler
 from src.models.encoders.base import VisionEncoder
 from src.models.llm import build_word_tokenizer
 
-WAYS = ("worker", "after")
+WAYS = ("worker", "whole", "after")
 
 
 class InputSize(VisionEncoder):

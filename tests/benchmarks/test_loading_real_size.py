@@ -1,6 +1,6 @@
 """The real-size loading benchmark writes its videos at the size asked, reads them through the
 datamodule's loader, and prints one row per way and worker count; the `worker` way sends
-frames at the encoder's size, the `after` way whole frames (benchmarks/loading_real_size.py)."""
+frames at the encoder's size, the `whole` and `after` ways whole frames (benchmarks/loading_real_size.py)."""
 
 from __future__ import annotations
 
@@ -27,12 +27,11 @@ def test_the_videos_are_written_at_the_size_asked(videos: list[Path]) -> None:
 def test_worker_resize_sends_frames_at_the_encoders_size_and_after_whole(videos: list[Path]) -> None:
     manifest = bench.write_manifest(videos[0].parent, videos, rows=2)
     sampler = FpsSampler(fps=2, max_clips=64)
-    worker = bench.measure(manifest, "worker", 0, samples=1, sampler=sampler, size=32)
-    after = bench.measure(manifest, "after", 0, samples=1, sampler=sampler, size=32)
-    for r in (worker, after):
+    worker, whole, after = (bench.measure(manifest, w, 0, samples=1, sampler=sampler, size=32) for w in bench.WAYS)
+    for r in (worker, whole, after):
         assert r["samples/s"] > 0 and r["clips/s"] == pytest.approx(4 * r["samples/s"])  # 2 s at 2 fps
     assert worker["MB/clip"] == pytest.approx(32 * 32 * 3 / 1e6)
-    assert after["MB/clip"] == pytest.approx(128 * 72 * 3 / 1e6)
+    assert whole["MB/clip"] == after["MB/clip"] == pytest.approx(128 * 72 * 3 / 1e6)
 
 
 def test_the_benchmark_prints_a_row_per_way_and_worker_count(
@@ -43,5 +42,5 @@ def test_the_benchmark_prints_a_row_per_way_and_worker_count(
     assert bench.main([*argv, "--workers", "0", "1", "--size", "32"]) == 0
     lines = capsys.readouterr().out.splitlines()
     header = next(i for i, line in enumerate(lines) if line.split()[:2] == ["way", "workers"])
-    rows = [line.split()[:2] for line in lines[header + 1 : header + 5]]
-    assert rows == [["worker", "0"], ["worker", "1"], ["after", "0"], ["after", "1"]]
+    rows = [line.split()[:2] for line in lines[header + 1 : header + 7]]
+    assert rows == [[way, w] for way in ("worker", "whole", "after") for w in ("0", "1")]
