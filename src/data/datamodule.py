@@ -85,7 +85,9 @@ class VideoQADataModule(L.LightningDataModule):
     `num_workers`: loader processes per rank; `auto` (or null): by the launcher's CPUs
     (src/data/workers.py). `pin_memory`: `auto` pins batches when the trainer runs on a
     CUDA GPU. `resize_in_workers`: the workers resize frames to the attached encoder's
-    input size (src/data/frames.py), so batches carry frames at that size.
+    input size (src/data/frames.py), so batches carry frames at that size; conf/data sets it
+    true, and its default here, false, keeps a run saved before the key existed (src.eval)
+    on the whole frames it was trained on.
     """
 
     name: str  # (LightningDataModule's may be None; this one always has one)
@@ -108,7 +110,7 @@ class VideoQADataModule(L.LightningDataModule):
         eval_batch_size: int = 16,
         num_workers: int | str | None = 0,
         pin_memory: bool | str | None = AUTO,
-        resize_in_workers: bool = True,
+        resize_in_workers: bool = False,
         synthetic: Mapping[str, Any] | None = None,
         train: str | None = None,
         eval: str | None = None,

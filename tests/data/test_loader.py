@@ -269,7 +269,7 @@ def test_the_dataset_sends_clips_at_the_frame_size(kind: str, tmp_path: Path) ->
 
 def test_the_datamodule_resizes_to_the_attached_encoder(media: Path) -> None:
     enc = encoder("siglip")
-    dm = datamodule(media, eval_batch_size=2)
+    dm = datamodule(media, eval_batch_size=2, resize_in_workers=True)
     dm.attach(FpsSampler(fps=1), word_tokenizer(dm.eval_samples), encoder=enc)
     assert dm.frame_size == enc.input_size and dm.report()["loader"]["frame_size"] == enc.input_size
     batch = next(iter(dm.test_dataloader()[0]))
@@ -277,6 +277,9 @@ def test_the_datamodule_resizes_to_the_attached_encoder(media: Path) -> None:
     off = datamodule(media, resize_in_workers=False)
     off.attach(FpsSampler(fps=1), word_tokenizer(off.eval_samples), encoder=enc)
     assert off.frame_size is None
+    old = datamodule(media)  # a config saved before the key: whole frames, as it was trained
+    old.attach(FpsSampler(fps=1), word_tokenizer(old.eval_samples), encoder=enc)
+    assert old.frame_size is None
 
 
 def test_the_cache_keys_worker_resized_features_apart(tmp_path: Path) -> None:
