@@ -6,7 +6,9 @@ neither imports the other for it.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -52,3 +54,26 @@ class Batch:
     # per sample, per media item its slot in the feature cache (src/cache/features.py), or
     # None; a hit's media item holds the encoder's features (C, t, h, w, D), not frames
     cache: list[list[CacheSlot | None]] = field(default_factory=list)
+
+    def pin_memory(self) -> Batch:
+        """The batch with every tensor in page-locked memory, so that the copy to the GPU can
+        run asynchronously. DataLoader(pin_memory=True) calls this: it pins tensors, lists and
+        mappings itself but passes any other object, a dataclass like this one, through unpinned."""
+        return dataclasses.replace(
+            self,
+            media=_pinned(self.media),
+            input_ids=_pinned(self.input_ids),
+            labels=_pinned(self.labels),
+            answer_index=self.answer_index.pin_memory(),
+            num_options=self.num_options.pin_memory(),
+            clip_times=_pinned(self.clip_times),
+        )
+
+
+def _pinned(value: Any) -> Any:
+    """Tensors (in nested lists) pinned; None and anything else as they are."""
+    if isinstance(value, torch.Tensor):
+        return value.pin_memory()
+    if isinstance(value, list):
+        return [_pinned(v) for v in value]
+    return value

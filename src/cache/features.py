@@ -6,7 +6,9 @@ encoder the same frames again. The features of a media item are a pure function 
 
 - the file's content (a SHA-256 of its bytes; a copy elsewhere shares entries),
 - which frames of it make which clips (the sampler's plan, or the centre frame, or an
-  image repeated to fill a clip),
+  image repeated to fill a clip), and the size the loader resized them to (src/data/frames.py:
+  frames resized in the workers, rounded to uint8, are not the bits the encoder's own resize
+  sees, so their features are other entries),
 - the encoder: its class, settings, preprocessing, architecture config and a digest of
   every weight and buffer, its dtype and device kind (and CPU thread count: the last bits
   of a float sum can depend on how work is split),
@@ -54,7 +56,7 @@ CONSTRAINTS = Constraints(  # conf/train.yaml's `cache`
 FORMAT = 1  # bump when what an entry holds changes in a way the code digest cannot see
 SRC = Path(__file__).resolve().parents[1]
 # the code between a file and its features: decoding, frames into clips, preprocessing, encoders
-CODE = ("data/video.py", "data/dataset.py", "models/encoders/*.py", "cache/features.py")
+CODE = ("data/video.py", "data/dataset.py", "data/frames.py", "models/encoders/*.py", "cache/features.py")
 PACKAGES = ("torch", "transformers", "decord", "av", "pillow", "numpy", "safetensors")
 
 
@@ -242,11 +244,12 @@ class FeatureCache:
     # -- features ----------------------------------------------------------------------------
 
     @staticmethod
-    def feature_key(identity: str, digest: str, kind: str, indices: np.ndarray) -> str:
+    def feature_key(identity: str, digest: str, kind: str, indices: np.ndarray, frame_size: int | None = None) -> str:
         """The entry of these frames (`indices`, (clips, frames_per_clip)) of one file, of
-        `kind` (video, frame, image), under the encoder `identity`."""
+        `kind` (video, frame, image), resized by the loader to `frame_size` (None: sent
+        whole, the encoder resizes them), under the encoder `identity`."""
         idx = np.ascontiguousarray(indices, dtype=np.int64)
-        h = hashlib.sha256(f"{identity}|{digest}|{kind}|{idx.shape}".encode())
+        h = hashlib.sha256(f"{identity}|{digest}|{kind}|{idx.shape}|loader_size={frame_size}".encode())
         h.update(idx.tobytes())
         return h.hexdigest()
 
@@ -304,5 +307,5 @@ class FeatureLookup:
     cache: FeatureCache
     identity: str
 
-    def key(self, digest: str, kind: str, indices: np.ndarray) -> str:
-        return self.cache.feature_key(self.identity, digest, kind, indices)
+    def key(self, digest: str, kind: str, indices: np.ndarray, frame_size: int | None = None) -> str:
+        return self.cache.feature_key(self.identity, digest, kind, indices, frame_size)

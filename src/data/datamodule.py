@@ -12,14 +12,16 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
 from src.cache.features import FeatureCache, FeatureLookup
-from src.config.constraints import Constraints, Rule, join, non_negative_int, nullable, positive_int
+from src.config.constraints import Constraints, Rule, boolean, join, nullable, positive_int
 from src.config.container import to_dict
 from src.config.errors import ConfigError
 from src.data.dataset import EVAL_MODALITIES, SampleDataset, collate, shown_as
 from src.data.errors import DataError, ManifestError
+from src.data.frames import loader_size
 from src.data.manifest import MEDIA_TAG, ReadReport, Sample, modality_counts, read_manifest
 from src.data.mixture import DROPOUT_MODALITIES, MixtureSampler, check_dropout
 from src.data.order import Order, ResumableLoader, Shard, Shuffled
+from src.data.workers import AUTO, pins, resolve_workers, valid_workers
 
 
 def drop_modalities(
@@ -80,13 +82,21 @@ class VideoQADataModule(L.LightningDataModule):
     `train_limit` (debug=overfit): each stage trains on the first N samples of its data only,
     the same N every epoch (a mixture's shares then do not apply); `eval_limit` (debug=fast):
     the first N eval items are scored; null: all. The tokenizer still reads every sample.
+    `num_workers`: loader processes per rank; `auto` (or null): by the launcher's CPUs
+    (src/data/workers.py). `pin_memory`: `auto` pins batches when the trainer runs on a
+    CUDA GPU. `resize_in_workers`: the workers resize frames to the attached encoder's
+    input size (src/data/frames.py), so batches carry frames at that size; conf/data sets it
+    true, and its default here, false, keeps a run saved before the key existed (src.eval)
+    on the whole frames it was trained on.
     """
 
     name: str  # (LightningDataModule's may be None; this one always has one)
 
     CONSTRAINTS: ClassVar[Constraints] = Constraints(
         Rule("batch_size", positive_int, "an integer > 0"),
-        Rule("num_workers", non_negative_int, "an integer >= 0"),
+        Rule("num_workers", valid_workers, "an integer >= 0, or auto (null: auto)"),
+        Rule("pin_memory", lambda v: v in (None, AUTO) or boolean(v), "auto, true or false"),
+        Rule("resize_in_workers", boolean, "true or false"),
         Rule("train_limit", nullable(positive_int), "an integer > 0, or null"),
         Rule("eval_limit", nullable(positive_int), "an integer > 0, or null"),
         check=check_data,
@@ -98,7 +108,9 @@ class VideoQADataModule(L.LightningDataModule):
         root: str,
         batch_size: int = 8,
         eval_batch_size: int = 16,
-        num_workers: int = 0,
+        num_workers: int | str | None = 0,
+        pin_memory: bool | str | None = AUTO,
+        resize_in_workers: bool = False,
         synthetic: Mapping[str, Any] | None = None,
         train: str | None = None,
         eval: str | None = None,
@@ -112,6 +124,9 @@ class VideoQADataModule(L.LightningDataModule):
         eval_limit: int | None = None,
     ) -> None:
         super().__init__()
+        if not valid_workers(num_workers):
+            raise ValueError(f"num_workers={num_workers!r} is invalid; valid: an integer >= 0, auto or null")
+        pins(pin_memory, None)  # a bad value fails here, not at the first loader
         self.train_limit, self.eval_limit = train_limit, eval_limit
         self.modality_dropout = check_dropout(modality_dropout)
         bad = [m for m in eval_modalities if m not in EVAL_MODALITIES]
@@ -130,7 +145,11 @@ class VideoQADataModule(L.LightningDataModule):
         self.root = Path(root)
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
-        self.num_workers = num_workers
+        self.num_workers = num_workers  # as set: an integer, or auto / None
+        self.pin_memory = pin_memory
+        self.resize_in_workers = resize_in_workers
+        self.frame_size: int | None = None  # the side the workers resize frames to (attach)
+        self.loading: dict[str, Any] | None = None  # what the last loader made used (report)
         self.synthetic = dict(synthetic) if synthetic else None
         self.train_path = Path(train) if train else None
         self.eval_path = Path(eval) if eval else None
@@ -254,7 +273,26 @@ class VideoQADataModule(L.LightningDataModule):
             "epoch_counts": (self.train_sampler.counts if self.train_sampler else out["train"]["modalities"]),
         }
         out["feature_cache"] = self.feature_cache.stats() if self.feature_cache else {"enabled": False}
+        out["loader"] = self.loading or self.loader_settings()
         return out
+
+    def _trainer_devices(self) -> tuple[int, str | None]:
+        """(devices on this node, device type) of the attached trainer; (1, None) without one."""
+        trainer = self.trainer  # LightningDataModule's: None until a trainer runs this datamodule
+        if trainer is None:
+            return 1, None
+        return int(trainer.num_devices), trainer.strategy.root_device.type
+
+    def loader_settings(self) -> dict[str, Any]:
+        """What a loader made now uses: workers (resolved from `auto` by the environment and
+        the trainer's devices), pinned memory (by the trainer's device), the frame size."""
+        devices, device_type = self._trainer_devices()
+        return {
+            "num_workers": resolve_workers(self.num_workers, devices=devices),
+            "num_workers_setting": self.num_workers if self.num_workers is not None else AUTO,
+            "pin_memory": pins(self.pin_memory, device_type),
+            "frame_size": self.frame_size,
+        }
 
     def attach(
         self, sampler: Callable, tokenizer: Any, encoder: Any = None, feature_cache: FeatureCache | None = None
@@ -265,6 +303,7 @@ class VideoQADataModule(L.LightningDataModule):
         self.tokenizer = tokenizer
         self.encoder = encoder
         self.feature_cache = feature_cache
+        self.frame_size = loader_size(encoder) if self.resize_in_workers and encoder is not None else None
 
     def _features(self, train: bool) -> FeatureLookup | None:
         """The cache lookup for a new loader: its keys name the encoder as it is now, so a
@@ -289,12 +328,16 @@ class VideoQADataModule(L.LightningDataModule):
             modality=modality,
             features=self._features(train),
             circular=not train and modality in self.eval_circular,
+            frame_size=self.frame_size,
         )
+        self.loading = settings = self.loader_settings()
+        workers = settings["num_workers"]
         common: dict[str, Any] = {
             "batch_size": batch_size,
-            "num_workers": self.num_workers,
+            "num_workers": workers,
             "collate_fn": collate,
-            "persistent_workers": self.num_workers > 0,
+            "persistent_workers": workers > 0,
+            "pin_memory": settings["pin_memory"],
         }
         if train:
             return ResumableLoader(dataset, order=self.train_order(), trained=self._trained_batches, **common)

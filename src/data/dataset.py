@@ -35,6 +35,7 @@ from torch.utils.data import Dataset
 from src.batch import IGNORE, MEDIA, Batch
 from src.cache.features import CacheSlot, FeatureLookup
 from src.data.circular import rotate, rotations
+from src.data.frames import resize_frames
 from src.data.manifest import EVAL_MODALITIES, LETTERS, MEDIA_TAG, Sample
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,8 @@ class SampleDataset(Dataset):
     `modality` (evaluation only): one of `EVAL_MODALITIES`; the items then report it as
     their `modality`, instead of the kind of media the sample holds. `circular`
     (evaluation only): every item once per rotation of its options (CircularEval).
+    `frame_size`: frames are resized to (frame_size, frame_size) here, in the loader's
+    workers, as the encoder would resize them (src/data/frames.py); None: sent whole.
     """
 
     def __init__(
@@ -85,6 +88,7 @@ class SampleDataset(Dataset):
         modality: str | None = None,
         features: FeatureLookup | None = None,
         circular: bool = False,
+        frame_size: int | None = None,
     ) -> None:
         if modality is not None and (train or modality not in EVAL_MODALITIES):
             raise ValueError(
@@ -102,6 +106,7 @@ class SampleDataset(Dataset):
         # (sample, rotation) of each entry: K entries for an item of K options when circular
         self.entries = [(i, r) for i, s in enumerate(samples) for r in range(rotations(s) if circular else 1)]
         self.features = features  # the feature cache, while the encoder is frozen
+        self.frame_size = frame_size
         self.frames_per_clip = int(getattr(sampler, "frames_per_clip", 1))
         # token ids per distinct conversation: benchmarks repeat their question templates,
         # and rendering a chat template costs as much as decoding a short video
@@ -191,7 +196,7 @@ class SampleDataset(Dataset):
         """(key, (features, decode errors) or None) of these frames; (None, None) without a cache."""
         if self.features is None:
             return None, None
-        key = self.features.key(digest, kind, indices)
+        key = self.features.key(digest, kind, indices, self.frame_size)
         return key, self.features.cache.load(key)
 
     def _video(
@@ -225,7 +230,7 @@ class SampleDataset(Dataset):
                 video = open_video(path)
             if centre:
                 frame = self.read_frames(video, [int(indices[0, 0])])
-                clips = np.repeat(frame[None], self.frames_per_clip, axis=1)
+                clips = np.broadcast_to(frame[None], (1, self.frames_per_clip, *frame.shape[1:]))
             else:
                 frames = self.read_frames(video, indices.reshape(-1).tolist())
                 clips = frames.reshape(*indices.shape, *frames.shape[1:])
@@ -234,7 +239,17 @@ class SampleDataset(Dataset):
             if video is not None:
                 video.close()
         slot = None if key is None else CacheSlot(key, False, errors)
-        return torch.from_numpy(np.ascontiguousarray(clips)), span, slot, errors
+        return self._sized(clips), span, slot, errors
+
+    def _sized(self, clips: np.ndarray) -> torch.Tensor:
+        """uint8 clips (C, T, H, W, 3) as a tensor, resized to `frame_size` when it is set.
+        A repeated frame (an image, a centre frame) is resized once, then repeated."""
+        if self.frame_size is None:
+            return torch.from_numpy(np.ascontiguousarray(clips))
+        if clips.shape[0] == 1 and clips.shape[1] > 1 and clips.strides[1] == 0:  # one frame, repeated
+            one = resize_frames(torch.from_numpy(np.ascontiguousarray(clips[:1, :1])), self.frame_size)
+            return one.expand(*clips.shape[:2], *one.shape[2:]).contiguous()
+        return resize_frames(torch.from_numpy(np.ascontiguousarray(clips)), self.frame_size)
 
     def _image(self, path: str) -> tuple[torch.Tensor, None, CacheSlot | None, int]:
         """An image repeated to fill one clip of `frames_per_clip` frames."""
@@ -249,9 +264,9 @@ class SampleDataset(Dataset):
         if key is not None and found is not None:
             return found[0], None, CacheSlot(key, True, found[1]), found[1]
         image = load_image(path) if image is None else image
-        clips = np.repeat(image[None, None], self.frames_per_clip, axis=1)
+        clips = np.broadcast_to(image[None, None], (1, self.frames_per_clip, *image.shape))
         slot = None if key is None else CacheSlot(key, False, 0)
-        return torch.from_numpy(np.ascontiguousarray(clips)), None, slot, 0
+        return self._sized(clips), None, slot, 0
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         index, shift = self.entries[i]
