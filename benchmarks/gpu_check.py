@@ -11,8 +11,9 @@ near 1.0 when the weights that train are float32 masters, near 0 when bf16 weigh
 their updates). A run that fails (out of memory, say) is a row that says why.
 
 `--cpu`: the same on a CPU with the small members (SigLIP + Qwen2-0.5B, float32: this CPU
-kind has no fast bf16) under `trainer=cpu` and `trainer=fsdp` on 2 gloo processes: how the
-script is tested where no GPU is lent (tests/benchmarks/test_gpu_check.py).
+kind has no fast bf16) under `trainer=cpu` (`--runs qwen0.5b:fsdp` adds FSDP on 2 gloo
+processes, about 20 GB): how the script is tested where no GPU is lent
+(tests/benchmarks/test_gpu_check.py).
 """
 
 from __future__ import annotations
@@ -28,10 +29,11 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 GPU_RUNS = [("qwen2.5-1.5b", "gpu"), ("qwen2.5-1.5b", "fsdp"), ("qwen2.5-7b", "gpu"), ("qwen2.5-7b", "fsdp")]
-CPU_RUNS = [("qwen0.5b", "cpu"), ("qwen0.5b", "fsdp")]
+# one process: two fullsize ranks of FSDP need about 20 GB of a CPU machine (`--runs qwen0.5b:fsdp`)
+CPU_RUNS = [("qwen0.5b", "cpu")]
 
 
-def overrides(llm: str, trainer: str, steps: int, cpu: bool, frames: int) -> list[str]:
+def overrides(llm: str, trainer: str, steps: int, cpu: bool, frames: int, eval_items: int = 4) -> list[str]:
     """The run's command line: fullsize, c_vc_cl, `steps` optimizer steps a stage, few eval items."""
     batch = 1 if cpu else 2
     out = [
@@ -47,7 +49,7 @@ def overrides(llm: str, trainer: str, steps: int, cpu: bool, frames: int) -> lis
         "profile.align_epochs=1",
         f"data.batch_size={batch}",
         f"data.train_limit={steps * batch}",
-        "data.eval_limit=4",
+        f"data.eval_limit={eval_items}",
         "eval.batch_size=2",
         "eval.modalities=[video]",
         "eval.circular=[]",
@@ -68,8 +70,9 @@ def overrides(llm: str, trainer: str, steps: int, cpu: bool, frames: int) -> lis
     return out
 
 
-def estimates(args: list[str]) -> dict[str, float | None]:
-    """The memory model's total GB per stage of this command line (None where it cannot say)."""
+def estimates(args: list[str], frames: int, text_tokens: int) -> dict[str, float | None]:
+    """The memory model's total GB per stage of this command line, for samples of `frames`
+    frames and `text_tokens` text tokens (None where it cannot say)."""
     from hydra import compose, initialize_config_dir
 
     from src.config import resolvers
@@ -82,15 +85,18 @@ def estimates(args: list[str]) -> dict[str, float | None]:
     out: dict[str, float | None] = {}
     for i, stage in enumerate(cfg.schedule.stages):
         try:
-            out[stage.name] = round(sum(estimate(cfg, i).values()), 2)
+            parts = estimate(cfg, i, frames=frames, text_tokens=text_tokens)
+            out[stage.name] = round(parts["total"] if "total" in parts else sum(parts.values()), 2)
         except Exception:  # noqa: BLE001 - a model the estimate does not know: no number, the run still reported
             out[stage.name] = None
     return out
 
 
-def run_one(llm: str, trainer: str, steps: int, cpu: bool, frames: int, out: Path, timeout: float) -> dict[str, Any]:
+def run_one(
+    llm: str, trainer: str, steps: int, cpu: bool, frames: int, out: Path, timeout: float, eval_items: int = 4
+) -> dict[str, Any]:
     """One `python -m src.train` run; its record, or why there is none."""
-    args = overrides(llm, trainer, steps, cpu, frames)
+    args = overrides(llm, trainer, steps, cpu, frames, eval_items)
     run_dir = out / f"{llm}-{trainer}"
     env = {
         **os.environ,
@@ -115,7 +121,10 @@ def run_one(llm: str, trainer: str, steps: int, cpu: bool, frames: int, out: Pat
     record_path = run_dir / "result.json"
     record = json.loads(record_path.read_text()) if record_path.is_file() else {"status": "failed", "reason": tail}
     record["wall_seconds"] = round(time.perf_counter() - start, 1)
-    record["estimates"] = estimates(args)
+    costs, design = record.get("costs") or {}, record.get("design") or {}
+    per_sample = (costs.get("tokens") or 0) / max(1, costs.get("samples") or 1)
+    clip_tokens = frames * float(design.get("tokens_per_frame") or 0)
+    record["estimates"] = estimates(args, frames, max(1, round(per_sample - clip_tokens)))
     return record
 
 
@@ -163,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", default=None, help="llm:trainer pairs, comma-separated (default: by --cpu)")
     p.add_argument("--steps", type=int, default=3, help="optimizer steps a stage")
     p.add_argument("--frames", type=int, default=None, help="frames a sample (default: 8 on a GPU, 1 on a CPU)")
+    p.add_argument("--eval-items", type=int, default=4, help="eval items scored after training")
     p.add_argument("--out", type=Path, default=ROOT / "outputs" / "gpu_check")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds a run may take")
     args = p.parse_args(argv)
@@ -173,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     all_rows: list[dict[str, Any]] = []
     for llm, trainer in pairs:
-        record = run_one(llm, trainer, args.steps, args.cpu, frames, args.out, args.timeout)
+        record = run_one(llm, trainer, args.steps, args.cpu, frames, args.out, args.timeout, args.eval_items)
         new = rows(llm, trainer, record)
         all_rows += new
         print(table(new).splitlines()[-1] if len(new) == 1 else table(new), flush=True)

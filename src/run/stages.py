@@ -73,6 +73,23 @@ def resume_point(cfg: DictConfig, run_dir: Path, module: VideoLMMModule) -> tupl
     return progress["stage"], last
 
 
+def release(trainer: L.Trainer, module: VideoLMMModule) -> None:
+    """Free what a finished stage held and the next does not need: its gradients and its
+    optimizer's state (AdamW's two moments of every weight it trained). Kept, they would sit
+    under the next stage's own: at real size, c_vc_cl's last stage (the LLM's) would carry
+    the vision encoder's gradients and moments (5 GB for SigLIP in float32)."""
+    import gc
+
+    import torch
+
+    module.zero_grad(set_to_none=True)
+    trainer.strategy.optimizers = []
+    trainer.strategy.lr_scheduler_configs = []
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 def train_schedule(
     cfg: DictConfig,
     module: VideoLMMModule,
@@ -107,6 +124,7 @@ def train_schedule(
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from if i == start else None, weights_only=True)
         module.stage_done = True
         checkpoints.save(trainer, run_dir)
+        release(trainer, module)
     return {
         "name": cfg.schedule.name,
         "stages": [{k: s[k] for k in ("name", "lr", "data", "epochs")} for s in stages],

@@ -184,3 +184,30 @@ def test_the_update_check_flags_weights_that_do_not_move(caplog: pytest.LogCaptu
     trainer.fit(module, train_dataloaders=data)
     assert module.updates["stage1"]["llm"] < 0.5
     assert any("of the llm's sampled weights changed" in r.message for r in caplog.records)
+
+
+def test_a_finished_stage_frees_its_gradients_and_optimizer_state(data_dir: Path) -> None:
+    """The next stage must not carry this one's gradients and AdamW moments (at real size,
+    c_vc_cl's LLM stage would carry the vision encoder's: 5 GB for SigLIP)."""
+    import weakref
+
+    from src.run.stages import release
+
+    cfg = cfg_with(*TINY_DATA, f"paths.data_dir={data_dir}", "schedule=vc_cl", "logger=none")
+    parts = build_parts(cfg)
+    module = build_module(cfg, parts.model, parts.option_token_ids)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_steps=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        use_distributed_sampler=False,
+    )
+    trainer.fit(module, datamodule=parts.datamodule)
+    optimizer = weakref.ref(trainer.optimizers[0])
+    assert any(p.grad is not None for p in module.parameters())
+    release(trainer, module)
+    assert optimizer() is None  # its state went with it
+    assert all(p.grad is None for p in module.parameters())
