@@ -119,9 +119,12 @@ def run_one(
     except subprocess.TimeoutExpired:
         tail = f"timed out after {timeout:.0f} s"
     record_path = run_dir / "result.json"
-    record = json.loads(record_path.read_text()) if record_path.is_file() else {"status": "failed", "reason": tail}
+    record: dict[str, Any] = (
+        json.loads(record_path.read_text()) if record_path.is_file() else {"status": "failed", "reason": tail}
+    )
     record["wall_seconds"] = round(time.perf_counter() - start, 1)
-    costs, design = record.get("costs") or {}, record.get("design") or {}
+    costs: dict[str, Any] = record.get("costs") or {}
+    design: dict[str, Any] = record.get("design") or {}
     per_sample = (costs.get("tokens") or 0) / max(1, costs.get("samples") or 1)
     clip_tokens = frames * float(design.get("tokens_per_frame") or 0)
     record["estimates"] = estimates(args, frames, max(1, round(per_sample - clip_tokens)))
