@@ -23,6 +23,9 @@ FSDP = [
     "checkpoint.every_steps=1",
     "logger=none",
     *TINY_DATA,
+    # 13 eval items in batches of 2: 4 batches on one rank, 3 on the other (gathered, no hang)
+    "data.synthetic.n_eval=13",
+    "eval.batch_size=2",
 ]
 
 
@@ -59,7 +62,7 @@ def test_fsdp_trains_every_stage_and_resumes_mid_stage(data_dir: Path, tmp_path:
     [b] = records(killed)
     assert b["status"] == "ok" and b["schedule"]["resumed_mid_stage"]
     assert b["metrics"]["train/loss"] == pytest.approx(a["metrics"]["train/loss"], abs=1e-5)
-    assert _items(b) == _items(a)
+    assert _items(b) == _items(a) and len(_items(a)) == 13
 
     # the checkpoint is one file of whole tensors that loads without FSDP (src.eval, analysis)
     ckpt = torch.load(Path(a["run_dir"]) / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
