@@ -139,6 +139,6 @@ def print_groups(plans: list[Any], points: list[list[str]]) -> None:
         print(
             f"  group {g}: {len(members)} run(s) (#{', #'.join(str(i) for i in members)}), "
             f"{first.nodes} node(s) x {first.devices} task(s), trainer={first.trainer}, "
-            f"{first.cpus_per_task} CPUs/task, time limit {limit} h: {hours:g} {unit}-h"
+            f"{first.cpus_per_task} CPUs/task, time limit {limit} h: {hours:.0f} {unit}-h"
         )
-    print(f"total: {total:g} {unit}-hours")
+    print(f"total: {total:.0f} {unit}-hours")

@@ -19,8 +19,9 @@ by `hydra.launcher.site` of `hydra/launcher=slurm_auto` and conf/local/site.yaml
   the LLM's tokens of `samples_per_epoch` samples a stage epoch) at `tflops_per_device`
   each device sustains (the default, 150 TFLOPS, is an H100 at about 15 % of its dense
   bf16 peak: video decoding, the encoder and short sequences keep a VLM's utilisation
-  low), times `time_safety`, rounded up to the hour, at least `min_time_h`, at most
-  `max_time_h`.
+  low), times `time_safety`: the estimate, and the GPU-hours; the job's time limit is
+  the estimate rounded up to the hour, at least `min_time_h`, at most `max_time_h` (a
+  longer run reaches the limit, is requeued by submitit and resumes from its checkpoint).
 
 A point that no allocation of the site holds is refused with one line (ConfigError) that
 names its need. Per option: an `llm` option may pin `resources: {devices, nodes, trainer,
@@ -70,7 +71,8 @@ class Plan:
     nodes: int
     cpus_per_task: int
     mem_gb: int | None
-    time_h: int
+    time_h: int  # the job's time limit: the estimate, rounded up, within the site's bounds
+    hours: float  # the estimate (with its safety factor); past the limit the job requeues and resumes
     peak_gb: float  # per device, at the peak stage
     need_gb: float  # the peak stage on one device
     stage: str  # the peak stage
@@ -81,7 +83,8 @@ class Plan:
 
     @property
     def gpu_hours(self) -> float:
-        return self.total_devices * self.time_h
+        """Device-hours the run asks for: its devices times the estimated hours."""
+        return self.total_devices * self.hours
 
     def group(self) -> tuple[Any, ...]:
         """What a SLURM job of the point asks for, but its time: points alike share an array."""
@@ -123,9 +126,10 @@ class Plan:
         if self.nodes > 1:
             where += f" ({self.nodes} nodes x {self.devices})"
         mem = f", {self.mem_gb} GB" if self.mem_gb else ""
+        unit = "GPU" if self.accelerator == "gpu" else "device"
         return (
-            f"{where}, trainer={self.trainer}, {self.cpus_per_task} CPUs/task{mem}, {self.time_h} h "
-            f"= {self.gpu_hours:g} {'GPU' if self.accelerator == 'gpu' else 'device'}-h; "
+            f"{where}, trainer={self.trainer}, {self.cpus_per_task} CPUs/task{mem}, time limit {self.time_h} h, "
+            f"{self.hours:.1f} h estimated = {self.gpu_hours:.0f} {unit}-h; "
             f"peak {self.peak_gb:.1f} GB/device at stage {self.stage} ({self.need_gb:.1f} GB on one)"
         )
 
@@ -278,7 +282,8 @@ def plan(cfg: DictConfig, site: dict[str, Any] | None = None, frames: int | None
             + ("gpu or cpu" if total == 1 else "ddp or fsdp")
         )
     if "time_h" in pins:
-        hours = int(math.ceil(float(pins["time_h"])))
+        raw = float(pins["time_h"])
+        hours = int(math.ceil(raw))
     else:
         raw = _hours(job, model, site, total, frames) * float(site["time_safety"])
         hours = int(min(max(math.ceil(raw), int(site["min_time_h"])), int(site["max_time_h"])))
@@ -292,6 +297,7 @@ def plan(cfg: DictConfig, site: dict[str, Any] | None = None, frames: int | None
         cpus_per_task=int(pins.get("cpus_per_task", site["cpus_per_device"])),
         mem_gb=int(pins["mem_gb"]) if "mem_gb" in pins else (int(mem) * devices if mem else None),
         time_h=hours,
+        hours=raw,
         peak_gb=per_device,
         need_gb=one,
         stage=names[at],

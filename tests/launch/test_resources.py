@@ -51,7 +51,7 @@ def test_qwen05b_pretrained_takes_one_gpu_and_the_gpu_trainer() -> None:
         "trainer.devices=1",
         "trainer.precision=bf16-mixed",
     ]
-    assert 1 <= p.time_h <= 72 and p.gpu_hours == p.time_h
+    assert 1 <= p.time_h <= 72 and p.gpu_hours == p.hours and p.time_h >= min(p.hours, 72)
 
 
 def test_a_7b_full_fine_tune_is_sharded_with_fsdp_over_the_fewest_gpus_that_hold_it() -> None:
@@ -66,7 +66,7 @@ def test_a_7b_full_fine_tune_is_sharded_with_fsdp_over_the_fewest_gpus_that_hold
 
     stages = [estimate(cfg, i) for i in range(len(cfg.schedule.stages))]
     assert max(per_device_gb(s, p.devices // 2) for s in stages) > 76
-    assert "trainer.num_nodes=1" in p.overrides() and p.gpu_hours == p.devices * p.time_h
+    assert "trainer.num_nodes=1" in p.overrides() and p.gpu_hours == p.devices * p.hours
     # more than a node's GPUs: whole nodes, one task a GPU
     multi = plan(cfg, site_settings(gpus_per_node=2))
     assert (multi.trainer, multi.devices, multi.nodes) == ("fsdp", 2, p.devices // 2)
@@ -83,7 +83,7 @@ def test_a_site_too_small_refuses_the_point_with_one_line() -> None:
 def test_pins_per_option_and_per_site() -> None:
     # pinned devices beyond what memory needs: data parallel
     p = plan(composed("llm=qwen0.5b", "profile=pretrained", "+llm.resources.devices=2", "+llm.resources.time_h=3"))
-    assert (p.trainer, p.devices, p.time_h) == ("ddp", 2, 3)
+    assert (p.trainer, p.devices, p.time_h, p.gpu_hours) == ("ddp", 2, 3, 6)
     # the site's options, by llm option; a CPU site: each device a gloo process, 32-bit
     site = site_settings(
         accelerator="cpu", cpus_per_device=1, mem_gb_per_device=None, options={"qwen4b": {"devices": 2}}
@@ -143,7 +143,7 @@ def test_dry_run_prints_each_points_resources_and_the_gpu_hours_by_group(tmp_pat
     assert f"   resources: {small.describe()}" in out and f"   resources: {large.describe()}" in out
     assert f"   trainer: {' '.join(large.overrides())}" in out
     assert "2 group(s), one SLURM array each:" in out
-    assert f"total: {small.gpu_hours + large.gpu_hours:g} GPU-hours" in out
+    assert f"total: {small.gpu_hours + large.gpu_hours:.0f} GPU-hours" in out
     # a point no allocation holds: one line, exit 2, nothing else
     proc = subprocess.run(
         [

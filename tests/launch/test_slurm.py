@@ -247,3 +247,65 @@ def test_slurm_auto_gives_each_llm_size_its_own_allocation_and_trainer(
     assert status.strip().splitlines()[-1] == (
         "2 grid points: 2 done, 0 failed, 0 running, 0 interrupted, 0 queued, 0 missing"
     )
+
+
+@pytest.mark.slow
+def test_a_requeued_two_task_ddp_job_of_slurm_auto_resumes_and_finishes_once(
+    slurm_cluster: None, data_dir: Path, tmp_path: Path
+) -> None:
+    # the larger group of the test above (two DDP tasks), requeued in the middle of training
+    args = [
+        "hydra/launcher=slurm_auto",
+        "hydra.launcher.partition=debug",
+        "hydra.launcher.max_num_timeout=3",
+        "hydra.launcher.site.accelerator=cpu",
+        "hydra.launcher.site.cpus_per_device=1",
+        "hydra.launcher.site.mem_gb_per_device=null",
+        "hydra.launcher.site.max_time_h=1",
+        "+hydra.launcher.site.options.qwen4b.devices=2",
+        "llm=qwen4b",
+        "logger=none",
+        "sweep=auto_requeue",
+        "seed=0",
+        "checkpoint.every_steps=1",
+        *[a for a in TINY_DATA if not a.startswith("profile.epochs")],
+        "profile.epochs=4",
+    ]
+    sweep = tmp_path / "sweeps" / "auto_requeue"
+    launcher = subprocess.Popen(
+        train_cmd(*args, multirun=True),
+        cwd=ROOT,
+        env=train_env(data_dir, tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 400
+        while not list(sweep.glob("*/checkpoints/last.ckpt")):
+            assert launcher.poll() is None and time.monotonic() < deadline, "no checkpoint before the end"
+            time.sleep(0.2)
+        [job] = _jobs(sweep)
+        subprocess.run(["scontrol", "requeue", job], check=True, timeout=30)
+        while (
+            subprocess.run(
+                ["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True, text=True, timeout=30
+            ).stdout.strip()
+            != "PENDING"
+        ):
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True, timeout=30)
+        out = launcher.communicate(timeout=700)[0]
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+    assert launcher.returncode == 0, out[-3000:]
+    assert _sacct(job) == ["REQUEUED", "COMPLETED"], _sacct(job)
+    assert _allocation(job) == (2, 2)
+    [run_dir] = [p.parent for p in sweep.glob("*/result.json")]
+    rec = json.loads((run_dir / "result.json").read_text())
+    assert rec["status"] == "ok" and rec["choices"]["trainer"] == "ddp", rec["reason"]
+    assert rec["schedule"]["resumed_mid_stage"] is True
+    log = (run_dir / "train.log").read_text()
+    assert "resuming stage" in log and "was requeued or preempted" in log
