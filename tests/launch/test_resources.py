@@ -110,11 +110,30 @@ def test_with_plan_replaces_the_points_trainer_and_keeps_the_rest() -> None:
     assert with_plan(point, planned) == ["llm=qwen4b", "trainer.gradient_clip_val=0.5", *planned]
 
 
-def test_the_launcher_config_composes_with_its_site_and_the_local_slurm_file() -> None:
+def test_the_launcher_config_composes_with_its_site_and_the_local_files(tmp_path: Path) -> None:
     cfg = composed("hydra/launcher=slurm_auto", "hydra.launcher.site.gpu_memory_gb=141", hydra=True)
     launcher = cfg.hydra.launcher
     assert launcher._target_ == "hydra_plugins.apollo_launcher.slurm_auto.SlurmAutoLauncher"
     assert site_settings(cfg)["gpu_memory_gb"] == 141 and site_settings(cfg)["gpus_per_node"] == 8
+    # a site's conf/local/site.yaml and slurm.yaml (here on another search path: conf/local is the user's)
+    (tmp_path / "local").mkdir()
+    (tmp_path / "local" / "site.yaml").write_text("gpus_per_node: 4\noptions: {qwen7b: {devices: 8}}\n")
+    (tmp_path / "local" / "slurm.yaml").write_text("partition: gpu\n")
+    cfg = composed("hydra/launcher=slurm_auto", f"hydra.searchpath=[file://{tmp_path}]", hydra=True)
+    if not (CONF_DIR / "local" / "site.yaml").is_file():
+        assert site_settings(cfg)["gpus_per_node"] == 4 and site_settings(cfg)["options"] == {"qwen7b": {"devices": 8}}
+    if not (CONF_DIR / "local" / "slurm.yaml").is_file():
+        assert cfg.hydra.launcher.partition == "gpu"
+
+
+def test_dry_run_with_resources_plans_for_any_launcher_on_the_default_site(capsys: pytest.CaptureFixture[str]) -> None:
+    from src.launch.grid import dry_run
+
+    assert dry_run(["llm=qwen0.5b", "profile=pretrained", "seed=0,1"], brief=True, resources=True) == 0
+    out = capsys.readouterr().out
+    p = plan(composed("llm=qwen0.5b", "profile=pretrained"))
+    assert out.count(f"   resources: {p.describe()}") == 2 and "(hydra/launcher=basic)" in out
+    assert "1 group(s), one SLURM array each:" in out and f"total: {2 * p.gpu_hours:.0f} GPU-hours" in out
 
 
 def test_dry_run_prints_each_points_resources_and_the_gpu_hours_by_group(tmp_path: Path) -> None:
