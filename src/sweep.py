@@ -2,7 +2,8 @@
 
   python -m src.sweep dry-run --config-dir sweeps --config-name demo   # or: encoder=a,b llm=c,d
       the number of runs, then each run's overrides, directory and composed config; nothing
-      runs, nothing is written. `--brief`: no configs.
+      runs, nothing is written. `--brief`: no configs. `--resources` (always with
+      hydra/launcher=slurm_auto): each run's GPUs, trainer, time, and the GPU-hours by group.
   python -m src.sweep status outputs/sweeps/demo
       one line per grid point: done, failed (with the reason), running, interrupted
       (started, no record, nobody running it: the next launch resumes it), queued (its SLURM
@@ -28,11 +29,16 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     d = sub.add_parser("dry-run", help="the runs of a sweep command, without running them")
     d.add_argument("--brief", action="store_true", help="overrides and directories only")
+    d.add_argument(
+        "--resources",
+        action="store_true",
+        help="each run's GPUs, trainer and time (src/launch/resources.py; always with hydra/launcher=slurm_auto)",
+    )
     s = sub.add_parser("status", help="done / failed / running / interrupted / queued / missing grid points")
     s.add_argument("sweep_dir", type=Path)
     ns, rest = parser.parse_known_args(argv)
     if ns.command == "dry-run":
-        return dry_run(rest, brief=ns.brief)
+        return dry_run(rest, brief=ns.brief, resources=ns.resources)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     return status(ns.sweep_dir)

@@ -84,23 +84,33 @@ def compose_points(args: list[str]) -> tuple[DictConfig, list[tuple[list[str], D
     return launch, points
 
 
-def dry_run(args: list[str], brief: bool = False) -> int:
+def dry_run(args: list[str], brief: bool = False, resources: bool = False) -> int:
+    """Print the sweep's runs; with `resources` (always with hydra/launcher=slurm_auto) each
+    run's allocation and trainer (src.launch.resources) and the GPU-hours by group."""
+    from src.launch.resources import Plan, plan, site_settings
+
+    plans: list[Plan] = []
     try:
         launch, points = compose_points(args)
         check_launcher(launch)
         for _, cfg, _ in points:
             validate(cfg)
             check_launcher(cfg)
+        launcher = launch.hydra.runtime.choices.get("hydra/launcher")
+        if resources or launcher == "slurm_auto":
+            site = site_settings(launch)
+            plans = [plan(cfg, site) for _, cfg, _ in points]
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    launcher = launch.hydra.runtime.choices.get("hydra/launcher")
     print(f"sweep {launch.sweep}: {len(points)} runs into {launch.hydra.sweep.dir} (hydra/launcher={launcher})")
     common = set.intersection(*(set(p) for p, _, _ in points))
     varying = {o for p, _, _ in points for o in p} - common
     for i, (point, cfg, run_dir) in enumerate(points):
         shown = [o for o in point if o in varying] or point
         print(f"\n#{i} {' '.join(shown)}\n   dir: {run_dir}")
+        if plans:
+            print(f"   resources: {plans[i].describe()}\n   trainer: {' '.join(plans[i].overrides())}")
         if not brief:
             job = OmegaConf.masked_copy(cfg, [str(k) for k in cfg if k != "hydra"])
             try:
@@ -108,4 +118,27 @@ def dry_run(args: list[str], brief: bool = False) -> int:
             except Exception:  # noqa: BLE001 - a value only the run can resolve: show it as written
                 text = OmegaConf.to_yaml(job)
             print("   " + text.rstrip().replace("\n", "\n   "))
+    if plans:
+        print_groups(plans, [p for p, _, _ in points])
     return 0
+
+
+def print_groups(plans: list[Any], points: list[list[str]]) -> None:
+    """The sweep's SLURM arrays (points alike in allocation) and the GPU-hours each asks for."""
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for i, p in enumerate(plans):
+        groups.setdefault(p.group(), []).append(i)
+    unit = "GPU" if plans[0].accelerator == "gpu" else "device"
+    print(f"\n{len(groups)} group(s), one SLURM array each:")
+    total = 0.0
+    for g, members in enumerate(groups.values()):
+        first = plans[members[0]]
+        hours = sum(plans[i].gpu_hours for i in members)
+        total += hours
+        limit = max(plans[i].time_h for i in members)
+        print(
+            f"  group {g}: {len(members)} run(s) (#{', #'.join(str(i) for i in members)}), "
+            f"{first.nodes} node(s) x {first.devices} task(s), trainer={first.trainer}, "
+            f"{first.cpus_per_task} CPUs/task, time limit {limit} h: {hours:.0f} {unit}-h"
+        )
+    print(f"total: {total:.0f} {unit}-hours")
