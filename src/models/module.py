@@ -142,7 +142,7 @@ class VideoLMMModule(L.LightningModule):
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor | None:
         self._count("train", batch)
         if not batch.ids:  # every sample of the batch was unreadable: nothing to learn from
-            if self.trainer.world_size == 1:
+            if self._trainer is None or self._trainer.world_size == 1:  # one process (or no trainer)
                 return None
             # the other ranks step and wait for this one's gradients (DDP) and collectives
             # (FSDP): it takes part with its last good batch, weighted 0
