@@ -57,6 +57,14 @@ def test_every_preset_composes_and_fits_its_trainer(preset: str) -> None:
     cfg = composed(f"hydra/launcher={preset}", *fits(preset))
     check_launcher(cfg)
     launcher = cfg.hydra.launcher
+    if preset == "slurm_auto":  # its allocations and trainer come per group from the plan
+        from hydra.utils import get_class
+
+        # by name: Hydra's plugin scan may import submitit's launcher module a second time
+        assert "SlurmLauncher" in [c.__name__ for c in get_class(launcher._target_).__mro__]
+        assert launcher.max_num_timeout > 0 and "%j" in launcher.submitit_folder
+        assert launcher.site.gpu_memory_gb > 0
+        return
     if preset.startswith("slurm_"):
         assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")
         assert launcher.tasks_per_node == cfg.trainer.devices
