@@ -62,6 +62,7 @@ from torch import nn
 
 from src.config.compose import group_options, option_config
 from src.config.container import to_dict, to_list
+from src.models.precision import weight_dtypes
 
 GB = 1e9
 BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
@@ -223,10 +224,9 @@ def estimate(
     if not 0 <= stage < len(stages):
         raise ValueError(f"stage={stage} is not a stage of schedule={cfg.schedule.name} (0 to {len(stages) - 1})")
     trains = {p: stages[stage]["lr"][p] > 0 for p in PARTS}
-    ever = {p: any(s["lr"][p] > 0 for s in stages) for p in PARTS}
-    dtypes = {"vision": cfg.profile.dtype, "connector": "float32", "llm": cfg.llm.dtype}
+    dtypes = weight_dtypes(cfg)  # the precision policy's, as the run builds them
     params = {p: model.params(p) for p in PARTS}
-    out = {f"{p}_weights": params[p] * (4 if ever[p] else BYTES[dtypes[p]]) / GB for p in PARTS}
+    out = {f"{p}_weights": params[p] * BYTES[dtypes[p]] / GB for p in PARTS}
     trained = sum(params[p] for p in PARTS if trains[p])
     bf16 = "bf16" in str(cfg.trainer.precision) or "16-mixed" in str(cfg.trainer.precision)
     act = 2 if bf16 else 4  # bytes of a kept activation
@@ -242,7 +242,7 @@ def estimate(
     enc_numbers = encoder_activations(enc, frames, batch, trains["vision"], enc_ckpt)
     # a frozen encoder's hidden states are its residual stream: in its weights' dtype (an fp32
     # residual promotes autocast's bf16 outputs back to fp32)
-    enc_bytes = act if trains["vision"] else max(act, 4 if ever["vision"] else BYTES[dtypes["vision"]])
+    enc_bytes = act if trains["vision"] else max(act, BYTES[dtypes["vision"]])
     out["encoder_activations" if trains["vision"] else "encoder_forward"] = enc_numbers * enc_bytes / GB
     out.setdefault("encoder_activations", 0.0)
     out.setdefault("encoder_forward", 0.0)
