@@ -42,16 +42,39 @@ class VideoError(Exception):
     """A video that cannot be read; the message names the file and the reason."""
 
 
-def _stream_start_time(path: Path) -> float:
-    """The video stream's start time in seconds (0 when unknown); decord hides it."""
-    try:
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            if stream.start_time is None or stream.time_base is None:
-                return 0.0
-            return float(stream.start_time * stream.time_base)
-    except (av.FFmpegError, IndexError):
-        return 0.0
+def _rates(stream: Any) -> list[float]:
+    """The rates a stream declares, most trusted first: the container's average rate, the
+    codec's rate (a raw MPEG-2 or H.264 stream has only this one: the raw demuxer's average
+    rate is its default of 25), FFmpeg's guess. `Video` keeps the first the timestamps agree with."""
+    found: list[float] = []
+    for rate in (stream.average_rate, stream.codec_context.framerate, stream.guessed_rate):
+        if rate and float(rate) > 0 and float(rate) not in found:
+            found.append(float(rate))
+    return found
+
+
+def _video_stream(container: Any) -> tuple[Any, int]:
+    """(the stream read, how many video streams the file has): the first video stream that is
+    not an attached picture (cover art), as `ffprobe -select_streams v:0` and PyAV's
+    `streams.video[0]` take it."""
+    disposition = getattr(getattr(av, "stream", None), "Disposition", None)
+    pic = int(disposition.attached_pic) if disposition is not None else 1024
+    streams = [s for s in container.streams.video if not int(s.disposition or 0) & pic] or list(container.streams.video)
+    if not streams:
+        raise ValueError("no video stream")
+    return streams[0], len(streams)
+
+
+def _header(path: Path) -> dict[str, Any]:
+    """What decord does not say, from the container's header (no packet is read): the video
+    stream's start time (decord reports times from zero), its declared rates, and how many
+    video streams there are (decord reads the one FFmpeg ranks best, not necessarily the first)."""
+    with av.open(str(path)) as container:
+        stream, n = _video_stream(container)
+        start = 0.0
+        if stream.start_time is not None and stream.time_base is not None:
+            start = float(stream.start_time * stream.time_base)
+        return dict(start_time=start, rates=_rates(stream), stream=stream.index, video_streams=n)
 
 
 class _DecordReader:
@@ -77,11 +100,19 @@ class _DecordReader:
         fps = float(self._vr.get_avg_fps())
         if n <= 0 or not math.isfinite(fps) or fps <= 0:
             raise ValueError(f"decord reports {n} frames at {fps} fps")
-        start = _stream_start_time(path)
+        try:
+            head = _header(path)
+        except (av.FFmpegError, ValueError):  # PyAV cannot read the header: decord's view alone
+            head = dict(start_time=0.0, rates=[], stream=None, video_streams=1)
+        if head["video_streams"] > 1:  # decord would pick one by FFmpeg's ranking; PyAV reads the first
+            raise ValueError(f"{head['video_streams']} video streams; decord cannot be told to read stream #{head['stream']}")
+        start = head["start_time"]
         times = self._vr.get_frame_timestamp(range(n))[:, 0].astype(np.float64) + start
         # the frame size only when asked (Video.width): decoding frame 0 here would cost a
         # sampled read a tenth of its time
-        return dict(num_frames=n, fps=fps, start_time=start, times=times, width=None, height=None)
+        rates = [fps] + [r for r in head["rates"] if r != fps]
+        return dict(num_frames=n, rates=rates, start_time=start, times=times, width=None, height=None, **{
+            k: head[k] for k in ("stream", "video_streams")})
 
     def size(self) -> tuple[int, int]:
         """(width, height) of the frames shown: decord applies rotation, so frame 0's."""
@@ -127,10 +158,11 @@ class _PyAVReader:
 
     def __init__(self, path: Path) -> None:
         self._container = av.open(str(path))
-        if not self._container.streams.video:
+        try:
+            self._stream, self._n_video = _video_stream(self._container)
+        except ValueError:
             self._container.close()
-            raise ValueError("no video stream")
-        self._stream = self._container.streams.video[0]
+            raise
         self._stream.codec_context.thread_count = 1  # deterministic errors; workers parallelise
         self._pts: np.ndarray = np.zeros(0, np.int64)
         self._rot = 0
@@ -144,13 +176,6 @@ class _PyAVReader:
         time_base = cast(Fraction, self._stream.time_base)  # a demuxed stream's is always set
         tb = float(time_base)
         times = self._pts * tb
-        rate = self._stream.average_rate or self._stream.guessed_rate
-        if rate:
-            fps = float(rate)
-        elif len(times) > 1 and times[-1] > times[0]:
-            fps = (len(times) - 1) / float(times[-1] - times[0])
-        else:
-            fps = 1.0  # a single still frame has no rate; 1 keeps duration finite
         self._container.seek(0)
         first = next(self._container.decode(self._stream))
         self._rot = round(getattr(first, "rotation", 0) / 90) % 4  # display matrix, degrees CCW
@@ -160,7 +185,16 @@ class _PyAVReader:
         start = float(times[0])
         if self._stream.start_time is not None:
             start = float(self._stream.start_time * time_base)
-        return dict(num_frames=len(pts), fps=fps, start_time=start, times=times, width=w, height=h)
+        return dict(
+            num_frames=len(pts),
+            rates=_rates(self._stream),
+            start_time=start,
+            times=times,
+            width=w,
+            height=h,
+            stream=self._stream.index,
+            video_streams=self._n_video,
+        )
 
     def read(self, indices: list[int]) -> dict[int, np.ndarray]:
         wanted = set(indices)
@@ -188,6 +222,43 @@ class _PyAVReader:
 _READERS: dict[str, type[_DecordReader] | type[_PyAVReader]] = {"decord": _DecordReader, "pyav": _PyAVReader}
 
 
+def _off(times: np.ndarray, fps: float) -> float:
+    """The largest distance, in seconds, of a frame's time from `start + i / fps`."""
+    return float(np.abs(times - times[0] - np.arange(len(times)) / fps).max())
+
+
+def frame_rate(times: np.ndarray, rates: Sequence[float]) -> tuple[float, bool]:
+    """(fps, constant) of a stream whose frames are shown at `times` (seconds, presentation order).
+
+    The first declared rate (`rates`, most trusted first) that the timestamps agree with,
+    frame by frame within `_tolerance`; where none does (a variable frame rate, or a
+    container's rate that is not the stream's: a raw .m2v's 25 for 29.97), the timestamps'
+    own average, frames / (last time - first time + the last frame's interval), with
+    `constant` False unless the frames are evenly spaced at that rate.
+    """
+    n = len(times)
+    if n < 2:
+        return (rates[0] if rates else 1.0), True  # a single still frame: 1 fps keeps duration finite
+    for fps in rates:
+        if _off(times, fps) <= _tolerance(fps):
+            return float(fps), True
+    steps = np.diff(times)
+    last = steps[-1] if steps[-1] > 0 else float(np.median(steps))
+    span = float(times[-1] - times[0]) + last
+    if not span > 0:
+        return (rates[0] if rates else 1.0), True  # no usable timestamps: the declared rate
+    fps = n / span
+    return fps, _off(times, fps) <= _tolerance(fps)
+
+
+def _tolerance(fps: float) -> float:
+    """How far (s) a frame may be from `start + i / fps` in a stream taken as constant-rate: a
+    quarter of a frame interval, so that sampling by index at `fps` errs by at most that much
+    (a millisecond time base rounds by 0.5 ms; moviepy__no_duration.webm's capture clock
+    jitters by 7 ms at 15 fps)."""
+    return 0.25 / fps
+
+
 class Video:
     """An open video: metadata, per-frame timestamps and frame access by index."""
 
@@ -196,12 +267,17 @@ class Video:
         self.path = path
         self.backend: str = reader.name
         self.num_frames: int = int(meta["num_frames"])
-        self.fps: float = float(meta["fps"])  # average rate: frames / duration
+        self._times: np.ndarray = meta["times"]
+        # fps: frames / duration. constant_rate: frame i is shown at start + i / fps (within
+        # _tolerance); where not (a variable frame rate), samplers take `timestamps()`.
+        self.fps, self.constant_rate = frame_rate(self._times, meta["rates"])
         self.duration: float = self.num_frames / self.fps
         self.start_time: float = float(meta["start_time"])
+        self.stream: int | None = meta["stream"]  # the container's index of the stream read
+        if meta["video_streams"] > 1:
+            log.info("%s: %d video streams; reading stream #%s, the first", path, meta["video_streams"], self.stream)
         self._size = None if meta["width"] is None else (int(meta["width"]), int(meta["height"]))
         self.decode_errors: int = 0
-        self._times: np.ndarray = meta["times"]
         self._reader: _DecordReader | _PyAVReader | None = reader
 
     @property
