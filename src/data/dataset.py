@@ -59,6 +59,18 @@ def shown_as(sample: Sample, modality: str) -> Sample:
     return sample
 
 
+def centre_frame(info: dict[str, Any]) -> int:
+    """The frame shown at the middle of a video's duration: `num_frames // 2` at a constant rate;
+    by its timestamps (`frame_times`) where the rate varies."""
+    n = int(info["num_frames"])
+    times = info.get("frame_times")
+    if times is None:
+        return n // 2
+    rel = np.asarray(times, dtype=np.float64) - times[0]
+    middle = n / float(info["fps"]) / 2  # half the duration
+    return int(np.clip(np.searchsorted(rel, middle + 1e-6, side="right") - 1, 0, n - 1))
+
+
 def load_image(path: str) -> np.ndarray:
     """(H, W, 3) uint8 RGB; an image with alpha is laid on black, a palette image expanded."""
     from PIL import Image
@@ -214,13 +226,21 @@ class SampleDataset(Dataset):
             if info is None:
                 video = open_video(path)
                 info = {"num_frames": video.num_frames, "fps": video.fps, "start_time": video.start_time}
+                if not video.constant_rate:  # frames not evenly spaced: the sampler needs their times
+                    info["frame_times"] = video.timestamps().tolist()
                 if cache is not None:
                     info = cache.remember(path, **info)
             span = None  # a single frame has no clip times
+            frame_times = info.get("frame_times")
             if centre:  # the frame shown at the middle of its duration
-                indices = np.full((1, self.frames_per_clip), info["num_frames"] // 2, dtype=np.int64)
+                indices = np.full((1, self.frames_per_clip), centre_frame(info), dtype=np.int64)
             else:
-                plan = self.sampler(info["num_frames"], info["fps"], info["start_time"])
+                plan = self.sampler(
+                    info["num_frames"],
+                    info["fps"],
+                    info["start_time"],
+                    **({} if frame_times is None else {"frame_times": np.asarray(frame_times, dtype=np.float64)}),
+                )
                 indices = plan.indices
                 span = torch.from_numpy(np.stack([plan.starts, plan.ends], axis=1))
             key, found = self._cached(info.get("digest", ""), "video", indices)

@@ -13,6 +13,10 @@ The token budget of a design (tokens per frame, per clip, per second) is `tokens
 `fps_for_tokens` turns a token rate into a frame rate, so that tokens per second can be
 the swept quantity (`sampler.fps=null sampler.tokens_per_second=16`).
 
+A video of variable frame rate passes its frames' timestamps (`frame_times`): the samples
+are then placed in its time as for any other, and each takes the frame shown at its time by
+those timestamps (for a constant rate, index `floor(t * native_fps)` is that frame).
+
 Counting rule for fps sampling (floor, not ceil, so that no clip runs past the
 end of the video): with `duration = num_frames / native_fps`,
 `clips = max(1, floor(duration * fps / frames_per_clip))`, capped at `max_clips`.
@@ -92,9 +96,29 @@ def _check_uniform(num_samples: int, frames_per_clip: int) -> None:
         )
 
 
-def _plan(times: np.ndarray, num_frames: int, native_fps: float, start_time: float, interval: float) -> ClipPlan:
-    """Turn sample times `(clips, frames_per_clip)` (seconds from the first frame) into a plan."""
-    # The frame shown at time t is the one whose display interval [i, i+1)/native_fps holds t.
+def _plan(
+    times: np.ndarray,
+    num_frames: int,
+    native_fps: float,
+    start_time: float,
+    interval: float,
+    frame_times: np.ndarray | None = None,
+) -> ClipPlan:
+    """Turn sample times `(clips, frames_per_clip)` (seconds from the first frame) into a plan.
+
+    Each sample takes the frame shown at its time: the one whose display interval holds it,
+    [i, i+1)/native_fps, or with `frame_times` (each frame's presentation time, a variable
+    frame rate) the last frame whose timestamp is at or before it.
+    """
+    if frame_times is not None:
+        shown = np.asarray(frame_times, dtype=np.float64)
+        if shown.shape != (num_frames,):
+            raise ValueError(f"frame_times must have one entry per frame ({num_frames}), got {shown.shape}")
+        rel = shown - shown[0]
+        idx = np.searchsorted(rel, times + _EPS, side="right").astype(np.int64) - 1
+        idx = np.clip(idx, 0, num_frames - 1)
+        starts, ends = shown[idx[:, 0]], shown[idx[:, -1]] + interval
+        return ClipPlan(indices=idx, starts=starts, ends=ends)
     idx = np.floor(times * native_fps + _EPS).astype(np.int64)
     idx = np.clip(idx, 0, num_frames - 1)  # a too-short video repeats its last frame
     starts = start_time + idx[:, 0] / native_fps
@@ -109,8 +133,14 @@ def fps_plan(
     frames_per_clip: int = 1,
     max_clips: int | None = None,
     start_time: float = 0.0,
+    frame_times: np.ndarray | None = None,
 ) -> ClipPlan:
     """Frames at `fps` in video time, `frames_per_clip` consecutive samples per clip.
+
+    `frame_times` (seconds, one per frame; `Video.timestamps()`): given for a video whose
+    frames are not evenly spaced (`Video.constant_rate` False), each sample takes the frame
+    shown at its time by those timestamps, not by index at `native_fps`; clip starts and
+    ends are then frame timestamps (`start_time` is `frame_times[0]`).
 
     A clip spans `frames_per_clip / fps` seconds. Clips follow one another from the
     start of the video. When more than `max_clips` would be needed, `max_clips` clips
@@ -131,7 +161,7 @@ def fps_plan(
     else:
         clip_starts = np.arange(clips) * (frames_per_clip / fps)
     times = clip_starts[:, None] + offsets[None, :]
-    return _plan(times, num_frames, native_fps, start_time, 1.0 / fps)
+    return _plan(times, num_frames, native_fps, start_time, 1.0 / fps, frame_times)
 
 
 def uniform_plan(
@@ -140,18 +170,20 @@ def uniform_plan(
     num_samples: int,
     frames_per_clip: int = 1,
     start_time: float = 0.0,
+    frame_times: np.ndarray | None = None,
 ) -> ClipPlan:
     """`num_samples` frames at the centres of equal segments of the whole video.
 
     Grouped into `num_samples // frames_per_clip` clips. A clip's end is its last
-    frame's time plus one sampling interval (`duration / num_samples`).
+    frame's time plus one sampling interval (`duration / num_samples`). `frame_times`:
+    as for `fps_plan`.
     """
     _check_uniform(num_samples, frames_per_clip)
     _check_video(num_frames, native_fps)
     duration = num_frames / native_fps
     interval = duration / num_samples
     times = (np.arange(num_samples) + 0.5) * interval
-    return _plan(times.reshape(-1, frames_per_clip), num_frames, native_fps, start_time, interval)
+    return _plan(times.reshape(-1, frames_per_clip), num_frames, native_fps, start_time, interval, frame_times)
 
 
 def check_one_rate(node: DictConfig, key: str, root: DictConfig) -> None:
@@ -205,8 +237,12 @@ class FpsSampler:
         self.max_clips = None if max_clips is None else int(max_clips)
         self.tokens_per_second = None if tokens_per_second is None else float(tokens_per_second)
 
-    def __call__(self, num_frames: int, native_fps: float, start_time: float = 0.0) -> ClipPlan:
-        return fps_plan(num_frames, native_fps, self.fps, self.frames_per_clip, self.max_clips, start_time)
+    def __call__(
+        self, num_frames: int, native_fps: float, start_time: float = 0.0, frame_times: np.ndarray | None = None
+    ) -> ClipPlan:
+        return fps_plan(
+            num_frames, native_fps, self.fps, self.frames_per_clip, self.max_clips, start_time, frame_times
+        )
 
     def __repr__(self) -> str:
         return f"FpsSampler(fps={self.fps}, frames_per_clip={self.frames_per_clip}, max_clips={self.max_clips})"
@@ -226,8 +262,10 @@ class UniformSampler:
         self.num_frames = int(num_frames)
         self.frames_per_clip = int(frames_per_clip)
 
-    def __call__(self, num_frames: int, native_fps: float, start_time: float = 0.0) -> ClipPlan:
-        return uniform_plan(num_frames, native_fps, self.num_frames, self.frames_per_clip, start_time)
+    def __call__(
+        self, num_frames: int, native_fps: float, start_time: float = 0.0, frame_times: np.ndarray | None = None
+    ) -> ClipPlan:
+        return uniform_plan(num_frames, native_fps, self.num_frames, self.frames_per_clip, start_time, frame_times)
 
     def __repr__(self) -> str:
         return f"UniformSampler(num_frames={self.num_frames}, frames_per_clip={self.frames_per_clip})"

@@ -196,15 +196,22 @@ class _PyAVReader:
             video_streams=self._n_video,
         )
 
-    def read(self, indices: list[int]) -> dict[int, np.ndarray]:
+    def read(self, indices: list[int], from_start: bool = False) -> dict[int, np.ndarray]:
         wanted = set(indices)
-        last = int(self._pts[max(indices)])
+        first, last = int(self._pts[min(indices)]), int(self._pts[max(indices)])
         frames: dict[int, np.ndarray] = {}
         try:
-            self._container.seek(int(self._pts[min(indices)]), stream=self._stream, backward=True)
+            if from_start:
+                self._container.seek(0)
+            else:
+                self._container.seek(first, stream=self._stream, backward=True)
             for frame in self._container.decode(self._stream):
                 if frame.pts is None:
                     continue
+                if frame.pts > first and not frames and not from_start:
+                    # The seek went past the first wanted frame: a raw stream (.m2v, .h264) seeks
+                    # by a byte position estimated from its bit rate. Decode from the start.
+                    return self.read(indices, from_start=True)
                 # the frame's index is the rank of its pts among the packets' pts
                 i = int(np.clip(np.searchsorted(self._pts, frame.pts), 0, len(self._pts) - 1))
                 if i in wanted:
