@@ -98,7 +98,7 @@ class ReadReport:
         }
 
 
-class _Skip(Exception):
+class RowSkip(Exception):
     """A row that cannot be used: `reason` is the counted category, `detail` the story."""
 
     def __init__(self, reason: str, detail: str = "") -> None:
@@ -114,39 +114,88 @@ def mcq_prompt(question: str, options: list[str], tag: str = "<video>") -> str:
     return "\n".join(line for line in lines if line)
 
 
+def binary_check(path: Path) -> None:
+    """A ManifestError for a file that is not text (an mp4 given where a manifest is expected):
+    a NUL byte in its first 8 KiB, which no UTF-8 text manifest holds."""
+    with open(path, "rb") as f:
+        head = f.read(8192)
+    if b"\0" in head:
+        raise ManifestError(f"{path}: a binary file, not a manifest (expected JSONL or JSON text)")
+
+
+def _undecodable(data: bytes, e: UnicodeDecodeError) -> str:
+    return f"not valid UTF-8 (byte 0x{data[e.start]:02x} at column {e.start + 1})"
+
+
+def text_lines(path: Path) -> Iterator[tuple[int, str | RowSkip]]:
+    """(line number, text) of each non-blank line of a text file, or a `RowSkip` for a line that is
+    not UTF-8: the other lines are still read. Line numbers count every line, blank ones too."""
+    binary_check(path)
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                yield lineno, RowSkip("not valid UTF-8", _undecodable(raw, e))
+                continue
+            if line.strip():
+                yield lineno, line
+
+
+def parse_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
+    """(line number, row) of each non-blank line of a JSONL file; the row is a `RowSkip` (with the
+    reason) for a line that is not UTF-8 or not JSON."""
+    for lineno, line in text_lines(path):
+        if isinstance(line, RowSkip):
+            yield lineno, line
+            continue
+        try:
+            yield lineno, json.loads(line.rstrip("\r\n"))
+        except json.JSONDecodeError as e:
+            yield lineno, RowSkip("not valid JSON", f"not valid JSON ({e.msg} at column {e.colno})")
+
+
+def parse_json(path: Path) -> Any:
+    """The whole of a .json file; ManifestError (file, line and why) when it is not UTF-8 JSON."""
+    binary_check(path)
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        column = e.start - (data.rfind(b"\n", 0, e.start) + 1)
+        raise ManifestError(
+            f"{path}:{line}: not valid UTF-8 (byte 0x{data[e.start]:02x} at column {column + 1})"
+        ) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ManifestError(f"{path}:{e.lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
+
+
 def _rows(path: Path) -> Iterator[tuple[str, Any]]:
     """(where, row): "FILE:LINE" in a JSONL file, "FILE row N" in a JSON file holding a list."""
     if path.suffix == ".json":
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as e:
-            raise ManifestError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
+        data = parse_json(path)
         if not isinstance(data, list):
             raise ManifestError(f"{path}: a .json manifest must hold a list of rows")
         for k, row in enumerate(data, 1):
             yield f"{path} row {k}", row
         return
-    with open(path) as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                row = _Skip("not valid JSON", f"not valid JSON ({e.msg})")
-            yield f"{path}:{lineno}", row
+    for lineno, row in parse_jsonl(path):
+        yield f"{path}:{lineno}", row
 
 
 def _media_path(root: Path, value: Any) -> str:
     if not isinstance(value, str) or not value:
-        raise _Skip("bad media path", f"a media path must be a non-empty string, got {value!r}")
+        raise RowSkip("bad media path", f"a media path must be a non-empty string, got {value!r}")
     path = root / value
     try:
         size = path.stat().st_size
     except OSError:
-        raise _Skip("media file missing", f"media file missing: {path}") from None
+        raise RowSkip("media file missing", f"media file missing: {path}") from None
     if size == 0:
-        raise _Skip("media file empty", f"media file empty: {path}")
+        raise RowSkip("media file empty", f"media file empty: {path}")
     return str(path.resolve())
 
 
@@ -156,7 +205,7 @@ def _options(row: dict[str, Any]) -> tuple[list[str], str]:
     if not (
         isinstance(options, list) and 2 <= len(options) <= len(LETTERS) and all(isinstance(o, str) for o in options)
     ):
-        raise _Skip("bad options", f"options must be a list of 2 to {len(LETTERS)} strings")
+        raise RowSkip("bad options", f"options must be a list of 2 to {len(LETTERS)} strings")
     prefixed = [re.match(rf"^\(?{LETTERS[i]}[.):]\s*", o) for i, o in enumerate(options)]
     if all(prefixed):  # "A. cat", "(B) dog": the letters are ours to add
         options = [o[m.end() :] for o, m in zip(options, prefixed) if m is not None]
@@ -166,7 +215,7 @@ def _options(row: dict[str, Any]) -> tuple[list[str], str]:
     if isinstance(answer, str):
         answer = answer.strip().rstrip(".").strip("()")
     if answer not in LETTERS[: len(options)]:
-        raise _Skip("bad answer", f"answer {row['answer']!r} is not one of the {len(options)} option letters")
+        raise RowSkip("bad answer", f"answer {row['answer']!r} is not one of the {len(options)} option letters")
     return options, answer
 
 
@@ -175,10 +224,10 @@ def _mcq(row: dict[str, Any], root: Path, benchmark: str) -> Sample:
     if "id" not in row and "question_id" not in row:
         missing.insert(0, "id")
     if missing:
-        raise _Skip("missing fields", f"missing field(s) {', '.join(missing)}")
+        raise RowSkip("missing fields", f"missing field(s) {', '.join(missing)}")
     options, answer = _options(row)
     if not isinstance(row["question"], str) or not row["question"].strip():
-        raise _Skip("bad question", "question must be a non-empty string")
+        raise RowSkip("bad question", "question must be a non-empty string")
     known = {"id", "question_id", "video", "question", "options", "answer", "category", "benchmark"}
     return Sample(
         id=str(row.get("id", row.get("question_id"))),
@@ -195,38 +244,38 @@ def _mcq(row: dict[str, Any], root: Path, benchmark: str) -> Sample:
 def _llava(row: dict[str, Any], root: Path, benchmark: str, where: str) -> Sample:
     conv = row["conversations"]
     if not (isinstance(conv, list) and len(conv) >= 2):
-        raise _Skip("bad conversations", "conversations must be a list of at least 2 turns")
+        raise RowSkip("bad conversations", "conversations must be a list of at least 2 turns")
     turns = []
     for k, turn in enumerate(conv):
         who = turn.get("from") if isinstance(turn, dict) else None
         text = turn.get("value") if isinstance(turn, dict) else None
         expected = "human" if k % 2 == 0 else "gpt"
         if who != expected or not isinstance(text, str):
-            raise _Skip(
+            raise RowSkip(
                 "bad conversations",
                 f"turn {k} must be {{'from': '{expected}', 'value': <text>}}; turns alternate human, gpt",
             )
         turns.append((ROLES[who], text))
     if turns[-1][0] != "assistant":
-        raise _Skip("bad conversations", "the last turn must be from gpt")
+        raise RowSkip("bad conversations", "the last turn must be from gpt")
     if "video" in row and "image" in row:
-        raise _Skip("both video and image", "a row has a video or images, not both")
+        raise RowSkip("both video and image", "a row has a video or images, not both")
     if "video" in row:
         media = [("video", _media_path(root, row["video"]))]
     elif "image" in row:
         images = row["image"] if isinstance(row["image"], list) else [row["image"]]
         if not images:
-            raise _Skip("bad media path", "image: [] lists no image")
+            raise RowSkip("bad media path", "image: [] lists no image")
         media = [("image", _media_path(root, p)) for p in images]
     else:
         media = []
     tags = sum(len(MEDIA_TAG.findall(text)) for role, text in turns if role == "user")
     if any(MEDIA_TAG.search(text) for role, text in turns if role == "assistant"):
-        raise _Skip("media tags do not match media", "a gpt turn holds a media tag")
+        raise RowSkip("media tags do not match media", "a gpt turn holds a media tag")
     if tags == 0 and media:  # LLaVA's convention: the media come first
         turns[0] = ("user", "\n".join(["<image>"] * len(media) + [turns[0][1]]))
     elif tags != len(media):
-        raise _Skip("media tags do not match media", f"{tags} <video>/<image> tag(s) for {len(media)} media item(s)")
+        raise RowSkip("media tags do not match media", f"{tags} <video>/<image> tag(s) for {len(media)} media item(s)")
     return Sample(
         id=str(row.get("id", where)),
         media=media,
@@ -256,21 +305,21 @@ def read_manifest(
     for where, row in _rows(path):
         report.rows += 1
         try:
-            if isinstance(row, _Skip):
+            if isinstance(row, RowSkip):
                 raise row
             if not isinstance(row, dict):
-                raise _Skip("not an object", "a row must be a JSON object")
+                raise RowSkip("not an object", "a row must be a JSON object")
             if "conversations" in row and not mcq_only:
                 sample = _llava(row, root, benchmark, where)
             elif "conversations" in row:
-                raise _Skip(
+                raise RowSkip(
                     "not multiple-choice", "an evaluation row needs question, options and answer, not conversations"
                 )
             else:
                 sample = _mcq(row, root, benchmark)
             if sample.id in seen:
-                raise _Skip("duplicate id", f"id {sample.id!r} appears twice")
-        except _Skip as skip:
+                raise RowSkip("duplicate id", f"id {sample.id!r} appears twice")
+        except RowSkip as skip:
             report.skipped[skip.reason] += 1
             n = sum(report.skipped.values())
             if n <= LOGGED_SKIPS:

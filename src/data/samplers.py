@@ -240,9 +240,7 @@ class FpsSampler:
     def __call__(
         self, num_frames: int, native_fps: float, start_time: float = 0.0, frame_times: np.ndarray | None = None
     ) -> ClipPlan:
-        return fps_plan(
-            num_frames, native_fps, self.fps, self.frames_per_clip, self.max_clips, start_time, frame_times
-        )
+        return fps_plan(num_frames, native_fps, self.fps, self.frames_per_clip, self.max_clips, start_time, frame_times)
 
     def __repr__(self) -> str:
         return f"FpsSampler(fps={self.fps}, frames_per_clip={self.frames_per_clip}, max_clips={self.max_clips})"

@@ -36,6 +36,7 @@ import numpy as np
 log = logging.getLogger("src.data.video")
 
 BACKENDS = ("auto", "decord", "pyav")
+_NONE = np.zeros(0, np.uint8)  # a frame decoded but not kept (`_PyAVReader.scan`)
 
 
 class VideoError(Exception):
@@ -105,14 +106,23 @@ class _DecordReader:
         except (av.FFmpegError, ValueError):  # PyAV cannot read the header: decord's view alone
             head = dict(start_time=0.0, rates=[], stream=None, video_streams=1)
         if head["video_streams"] > 1:  # decord would pick one by FFmpeg's ranking; PyAV reads the first
-            raise ValueError(f"{head['video_streams']} video streams; decord cannot be told to read stream #{head['stream']}")
+            raise ValueError(
+                f"{head['video_streams']} video streams; decord cannot be told to read stream #{head['stream']}"
+            )
         start = head["start_time"]
         times = self._vr.get_frame_timestamp(range(n))[:, 0].astype(np.float64) + start
         # the frame size only when asked (Video.width): decoding frame 0 here would cost a
         # sampled read a tenth of its time
         rates = [fps] + [r for r in head["rates"] if r != fps]
-        return dict(num_frames=n, rates=rates, start_time=start, times=times, width=None, height=None, **{
-            k: head[k] for k in ("stream", "video_streams")})
+        return dict(
+            num_frames=n,
+            rates=rates,
+            start_time=start,
+            times=times,
+            width=None,
+            height=None,
+            **{k: head[k] for k in ("stream", "video_streams")},
+        )
 
     def size(self) -> tuple[int, int]:
         """(width, height) of the frames shown: decord applies rotation, so frame 0's."""
@@ -144,6 +154,15 @@ class _DecordReader:
         if missing and isinstance(self._retry, _PyAVReader):
             frames.update(self._retry.read(missing))
         return frames
+
+    def scan(self, chunk: int = 16) -> set[int]:
+        """The frames that decode, reading all in order, `chunk` at a time (decord decodes a run
+        of consecutive frames in one pass; a chunk holding a bad frame is retried frame by frame)."""
+        n = len(self._vr)
+        ok: set[int] = set()
+        for lo in range(0, n, chunk):
+            ok.update(self.read(list(range(lo, min(lo + chunk, n)))))
+        return ok
 
     def close(self) -> None:
         if isinstance(self._retry, _PyAVReader):
@@ -196,7 +215,9 @@ class _PyAVReader:
             video_streams=self._n_video,
         )
 
-    def read(self, indices: list[int], from_start: bool = False) -> dict[int, np.ndarray]:
+    def read(self, indices: list[int], from_start: bool = False, convert: bool = True) -> dict[int, np.ndarray]:
+        """The frames at `indices` that decode (`convert` False: decoded, but not converted or
+        kept: each maps to an empty array, for `scan`)."""
         wanted = set(indices)
         first, last = int(self._pts[min(indices)]), int(self._pts[max(indices)])
         frames: dict[int, np.ndarray] = {}
@@ -211,16 +232,29 @@ class _PyAVReader:
                 if frame.pts > first and not frames and not from_start:
                     # The seek went past the first wanted frame: a raw stream (.m2v, .h264) seeks
                     # by a byte position estimated from its bit rate. Decode from the start.
-                    return self.read(indices, from_start=True)
+                    return self.read(indices, from_start=True, convert=convert)
                 # the frame's index is the rank of its pts among the packets' pts
                 i = int(np.clip(np.searchsorted(self._pts, frame.pts), 0, len(self._pts) - 1))
                 if i in wanted:
-                    frames[i] = np.rot90(frame.to_ndarray(format="rgb24"), self._rot).copy()
+                    frames[i] = np.rot90(frame.to_ndarray(format="rgb24"), self._rot).copy() if convert else _NONE
                 if frame.pts >= last:
                     break
         except av.FFmpegError:
             pass  # a corrupt packet ends this pass; the caller fills and counts the gaps
         return frames
+
+    def scan(self) -> set[int]:
+        """The frames that decode as `read` decodes them (which is what a loader gets): one pass
+        from the start; where a packet fails, the pass ends, that frame counts as bad and the
+        next pass starts at the frame after it (from the keyframe before it)."""
+        n, ok, i = len(self._pts), set[int](), 0
+        while i < n:
+            got = self.read(list(range(i, n)), convert=False)
+            ok.update(got)
+            if n - 1 in got:  # reached the end: what is still missing was dropped, not failed
+                break
+            i = next((j for j in range(i, n) if j not in ok), n) + 1
+        return ok
 
     def close(self) -> None:
         self._container.close()
@@ -340,6 +374,12 @@ class Video:
             fill = {i: frames[int(have[np.abs(have - i).argmin()])] for i in set(missing)}
             frames = {**frames, **fill}
         return np.stack([frames[i] for i in idx])
+
+    def bad_frames(self) -> list[int]:
+        """Decode every frame (none is kept) and return the indices of those that fail: what
+        `python -m src.data.check --full` reports. Costs one decoding pass over the file."""
+        good = self._open().scan()
+        return [i for i in range(self.num_frames) if i not in good]
 
     def _find_earlier(self, index: int) -> dict[int, np.ndarray]:
         """The last decodable frame before `index`: doubling steps back, then bisection.

@@ -173,3 +173,34 @@ def test_media_root_resolves_paths(media: Path, tmp_path_factory: pytest.TempPat
     elsewhere = tmp_path_factory.mktemp("manifests")
     [s], _ = read_manifest(write_jsonl(elsewhere / "m.jsonl", [MCQ]), media_root=media)
     assert s.media[0][1] == str((media / "v.mp4").resolve())
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".json"])
+def test_a_non_utf8_byte_names_its_file_and_line(media: Path, suffix: str, caplog: pytest.LogCaptureFixture) -> None:
+    bad = (
+        json.dumps({**MCQ, "id": "q2", "question": "caf\u00e9?"}, ensure_ascii=False)
+        .encode()
+        .replace(b"\xc3\xa9", b"\xe9")
+    )  # Latin-1
+    if suffix == ".jsonl":  # the row is skipped, counted and logged; the others are read
+        path = media / "m.jsonl"
+        path.write_bytes(json.dumps(MCQ).encode() + b"\n\n" + bad + b"\n" + json.dumps({**MCQ, "id": "q3"}).encode())
+        with caplog.at_level(logging.WARNING):
+            samples, report = read_manifest(path)
+        assert [s.id for s in samples] == ["q1", "q3"]
+        assert report.rows == 3 and dict(report.skipped) == {"not valid UTF-8": 1}
+        assert f"{path}:3: skipped: not valid UTF-8 (byte 0xe9 at column" in caplog.text
+    else:  # one list: the file cannot be read, and the error says where
+        path = media / "m.json"
+        path.write_bytes(b"[" + json.dumps(MCQ).encode() + b",\n" + bad + b"]")
+        with pytest.raises(ManifestError, match=r"m\.json:2: not valid UTF-8 \(byte 0xe9 at column \d+\)$"):
+            read_manifest(path)
+
+
+@pytest.mark.parametrize("name", ["v.mp4", "v.json"])
+def test_a_binary_file_given_as_a_manifest_is_one_line(media: Path, name: str) -> None:
+    path = media / name
+    path.write_bytes(b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00isomiso2avc1mp41" + bytes(range(256)) * 4)
+    with pytest.raises(ManifestError) as info:
+        read_manifest(path)
+    assert str(info.value) == f"{path}: a binary file, not a manifest (expected JSONL or JSON text)"
