@@ -42,7 +42,8 @@ def ours(path: Path, sampler: FpsSampler) -> np.ndarray:
     from src.data.video import open_video
 
     with open_video(path) as video:
-        plan = sampler(video.num_frames, video.fps, video.start_time)
+        times = None if video.constant_rate else video.timestamps()  # as SampleDataset passes them
+        plan = sampler(video.num_frames, video.fps, video.start_time, frame_times=times)
         return video.get(plan.flat.tolist())
 
 

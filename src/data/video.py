@@ -1,8 +1,17 @@
 """Reading video frames behind one interface: decord by default, PyAV where decord cannot.
 
-`open_video(path)` returns a `Video` with its metadata (frame count, average fps,
-duration, stream start time, size after rotation) and `get(indices)`, which
-returns uint8 frames `(n, H, W, 3)` in the order asked.
+`open_video(path)` returns a `Video` with its metadata (frame count, fps, duration,
+stream start time, size after rotation, whether the rate is constant) and `get(indices)`,
+which returns uint8 frames `(n, H, W, 3)` in the order asked.
+
+Rate. Frame times are the stream's timestamps (pts x time base). The fps is the first
+declared rate (container average, codec, FFmpeg's guess) that every timestamp agrees with
+to a quarter frame; where none does, the timestamps' average, and `constant_rate` is False
+unless they are evenly spaced: a sampler then takes `timestamps()` (variable frame rate).
+
+Stream. The first video stream that is not a cover picture (`ffprobe -select_streams v:0`).
+decord cannot be told which stream to read, so it refuses a file with several; "auto"
+then reads it with PyAV.
 
 Backends. "auto" tries decord first (fast random access); when decord cannot open
 the file or reports no frames or no frame rate (a webm without a duration in the
