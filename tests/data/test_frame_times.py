@@ -19,6 +19,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+import torch
 
 from src.data.dataset import SampleDataset, centre_frame
 from src.data.samplers import FpsSampler, UniformSampler, fps_plan
@@ -224,3 +225,16 @@ def test_other_codecs_keep_their_frames_and_times(tmp_path: Path, name: str) -> 
             plan = FpsSampler(fps=10)(video.num_frames, video.fps, video.start_time)
             assert plan.flat.tolist() == [int(k * 0.1 * 30000 / 1001 + 1e-6) for k in range(10)]
             assert index_of(video.get(plan.flat.tolist())) == plan.flat.tolist()
+
+
+def test_the_feature_cache_index_keeps_a_vfr_videos_timestamps(vfr: Path, tmp_path: Path) -> None:
+    from src.cache.features import FeatureCache, FeatureLookup
+
+    first = SampleDataset([], FpsSampler(fps=2), tokenizer=None, features=FeatureLookup(FeatureCache(tmp_path), "e"))
+    clips, span, slot, _ = first._video(str(vfr))  # a miss: the file is probed and indexed
+    info = FeatureCache(tmp_path).media_info(vfr)  # read back from the index on disk
+    assert info is not None and np.allclose(info["frame_times"], np.asarray(VFR_PTS_MS) / 1000)
+    again = SampleDataset([], FpsSampler(fps=2), tokenizer=None, features=FeatureLookup(FeatureCache(tmp_path), "e"))
+    clips2, span2, slot2, _ = again._video(str(vfr))  # planned from the index, not by opening the file
+    assert slot is not None and slot2 is not None and slot.key == slot2.key
+    assert span is not None and span2 is not None and torch.equal(span, span2) and torch.equal(clips, clips2)
