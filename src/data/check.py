@@ -12,7 +12,8 @@ Every bad line of a manifest (not UTF-8, not JSON, no video entry) is printed on
 `FILE:LINE: why`, and the other lines are still checked.
 
 Exit code 0 when every video is readable and every manifest line good, 1 otherwise (2 for
-usage errors, and for a file given as a manifest that is not text).
+usage errors, and for a manifest that cannot be read at all: a binary file, a .json file
+that is not UTF-8 JSON).
 """
 
 from __future__ import annotations

@@ -84,7 +84,14 @@ def _header(path: Path) -> dict[str, Any]:
         start = 0.0
         if stream.start_time is not None and stream.time_base is not None:
             start = float(stream.start_time * stream.time_base)
-        return dict(start_time=start, rates=_rates(stream), stream=stream.index, video_streams=n)
+        return dict(
+            start_time=start,
+            rates=_rates(stream),
+            stream=stream.index,
+            video_streams=n,
+            pictures=len(container.streams.video) - n,  # cover art, which decord might pick
+            header_frames=int(stream.frames or 0),
+        )
 
 
 class _DecordReader:
@@ -113,11 +120,13 @@ class _DecordReader:
         try:
             head = _header(path)
         except (av.FFmpegError, ValueError):  # PyAV cannot read the header: decord's view alone
-            head = dict(start_time=0.0, rates=[], stream=None, video_streams=1)
+            head = dict(start_time=0.0, rates=[], stream=None, video_streams=1, pictures=0, header_frames=0)
         if head["video_streams"] > 1:  # decord would pick one by FFmpeg's ranking; PyAV reads the first
             raise ValueError(
                 f"{head['video_streams']} video streams; decord cannot be told to read stream #{head['stream']}"
             )
+        if head["pictures"] and head["header_frames"] and head["header_frames"] != n:  # it read the cover art
+            raise ValueError(f"decord read {n} frames, stream #{head['stream']} has {head['header_frames']}")
         start = head["start_time"]
         times = self._vr.get_frame_timestamp(range(n))[:, 0].astype(np.float64) + start
         # the frame size only when asked (Video.width): decoding frame 0 here would cost a
