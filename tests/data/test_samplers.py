@@ -255,3 +255,26 @@ def test_a_tokens_per_second_sweep_composes_and_is_checked() -> None:
             validate(cfg_with(*bad))
     with pytest.raises(ConfigError, match=r"sampler.tokens_per_second=-4 is invalid; valid: > 0"):
         validate(cfg_with("sampler.fps=null", "sampler.tokens_per_second=-4"))
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_variable_rate_plans_take_the_frame_on_screen(seed: int) -> None:
+    # random frame intervals (5 ms to 0.5 s): every sample is the frame shown at its time
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 400))
+    times = 2.5 + np.concatenate([[0.0], np.cumsum(rng.uniform(0.005, 0.5, n - 1))])
+    last = rng.uniform(0.005, 0.5)
+    duration = times[-1] - times[0] + last
+    fps, fpc = float(rng.choice([0.5, 1, 2, 4, 8])), int(rng.choice([1, 2, 4]))
+    plan = FpsSampler(fps=fps, frames_per_clip=fpc)(n, n / duration, times[0], frame_times=times)
+    clips = max(1, math.floor(duration * fps / fpc + 1e-6))
+    check_plan(plan, n, clips, fpc)
+    wanted = times[0] + np.arange(clips * fpc) / fps
+    shown = times[plan.flat]
+    following = np.append(times[1:], np.inf)[plan.flat]
+    assert np.all(shown <= wanted + 1e-9) and np.all((wanted < following) | (plan.flat == n - 1))
+    assert np.allclose(plan.starts, times[plan.indices[:, 0]])
+    uniform = UniformSampler(num_frames=8, frames_per_clip=2)(n, n / duration, times[0], frame_times=times)
+    centres = times[0] + (np.arange(8) + 0.5) * duration / 8
+    assert np.all(times[uniform.flat] <= centres + 1e-9)
+    assert np.all(centres < np.append(times[1:], np.inf)[uniform.flat])
