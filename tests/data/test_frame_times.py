@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
+from typing import cast
 
 import av
 import numpy as np
@@ -198,7 +199,7 @@ def test_centre_frame() -> None:
 # codec, pixel format, encoder options: what the reader survey found decoding right,
 # made here so that the frame-time rules are checked on each (AV1 is read by PyAV: decord's
 # FFmpeg has no AV1 decoder)
-CODECS = {
+CODECS: dict[str, tuple[str, str, dict[str, object]]] = {
     "av1.mp4": ("libsvtav1", "yuv420p", {"preset": "12", "crf": "10"}),
     "hevc.mp4": ("libx265", "yuv420p", {"crf": "4", "x265-params": "log-level=none"}),
     "h264_10bit.mp4": ("libx264", "yuv420p10le", {"crf": "0"}),
@@ -214,7 +215,7 @@ def test_other_codecs_keep_their_frames_and_times(tmp_path: Path, name: str) -> 
         pytest.skip(f"PyAV built without {codec}")
     path = tmp_path / name
     with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=Fraction(30000, 1001))
+        stream = cast(av.VideoStream, container.add_stream(codec, rate=Fraction(30000, 1001)))
         stream.width, stream.height, stream.pix_fmt, stream.options = SIZE, SIZE, pix_fmt, options
         _encode(container, stream, list(range(30)), Fraction(1001, 30000))
     for backend in ("auto", "pyav"):
