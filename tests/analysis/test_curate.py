@@ -86,7 +86,7 @@ def test_balanced_quotas() -> None:
 
 
 def test_drops_counts_and_entropy_selection(items: pd.DataFrame) -> None:
-    kept, audit, report = curate(items, budget=3, threshold=0.5, rank="entropy")
+    kept, audit, report = curate(items, budget=3, threshold=0.5, rank="entropy", audit_rule="share")
     fate = audit.reset_index().set_index("item")
     assert fate["drop_text"][fate["drop_text"]].index.tolist() == ["a3"]
     assert sorted(fate["drop_frame"][fate["drop_frame"]].index) == ["a3", "a4", "b2"]
@@ -101,7 +101,9 @@ def test_drops_counts_and_entropy_selection(items: pd.DataFrame) -> None:
         "dropped_both": 1,
         "not_selected": 2,
         "incomplete": 0,
+        "missing_answers": 0,
         "not_audited": {"text": 6, "frame": 4},
+        "tied_at_cut": 0,
     }
     assert report["categories"] == {
         "A": {
@@ -271,10 +273,14 @@ def test_a_run_evaluated_again_is_read_once(tmp_path: Path) -> None:
     assert curate(frame, budget=3)[2]["items"]["dropped"] == 3
 
 
-def test_an_item_a_model_lacks_is_left_out_and_counted(items: pd.DataFrame) -> None:
-    partial = items[~((items["model"] == "m2") & (items["item"] == "b3"))]
-    _, _, report = curate(partial, budget=3)
-    assert report["items"]["incomplete"] == 1 and report["items"]["full"] == 7
+def test_a_missing_answer_is_missing_and_counted(items: pd.DataFrame) -> None:
+    # an absent row and an empty cell alike: the item stays, scored on the models that answered
+    partial = items[~((items["model"] == "m2") & (items["item"] == "b3"))].copy()
+    partial.loc[(partial["model"] == "m1") & (partial["item"] == "a1") & (partial["modality"] == "video"), "correct"] = np.nan
+    _, audit, report = curate(partial, budget=3, folds=0)
+    assert report["items"]["incomplete"] == 2 and report["items"]["full"] == 8
+    assert report["items"]["missing_answers"] == 2
+    assert audit.loc[("", "a1"), "accuracy"] == pytest.approx(1 / 3)  # m2 right, m3 and m4 wrong
 
 
 @pytest.mark.parametrize(
