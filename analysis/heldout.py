@@ -19,7 +19,7 @@ import numpy as np
 from scipy import stats as sps
 
 from analysis import irt
-from analysis.subsets import SELECTIONS, Fit, estimate, select
+from analysis.subsets import RANKED, SELECTIONS, Fit, estimate, select
 
 MIN_HELD_OUT = 3  # a rank correlation needs 3 models or more
 
@@ -62,7 +62,7 @@ def _fold_metrics(est: np.ndarray, true: np.ndarray) -> dict[str, float]:
 
 def summarise(per_fold: list[dict[str, float]]) -> dict[str, Any]:
     """Mean and standard deviation over folds of each metric (NaN folds left out)."""
-    out: dict[str, Any] = {"folds": len(per_fold)}
+    out: dict[str, Any] = {"folds": len(per_fold), "items": int(np.median([f["items"] for f in per_fold]))}
     for key in ("mae", "tau", "spearman"):
         vals = np.array([f[key] for f in per_fold], dtype=float)
         vals = vals[np.isfinite(vals)]
@@ -81,32 +81,50 @@ def validate(
     eligible: Callable[[np.ndarray], np.ndarray] | None = None,
     irt_dim: int = 1,
     irt_iters: int = 150,
+    splits: int | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Per method name, its held-out MAE, Kendall tau and Spearman (mean and sd over folds).
 
     `y` is models x items (scores in [0, 1], NaN missing). `eligible(train)` gives, from
     the training models' indices, the items the audit keeps (for methods with `audit`).
+    `splits`: use only the first of the folds (1: a single split, 80/20 with 5 folds).
     """
-    results: dict[str, list[dict[str, float]]] = {m.name: [] for m in methods}
+    per_fold = fold_metrics(y, methods, [n_items], folds, seed, categories, eligible, irt_dim, irt_iters, splits)
+    return {name: summarise(per) for (name, _), per in per_fold.items()}
+
+
+def fold_metrics(
+    y: np.ndarray,
+    methods: Sequence[Method],
+    sizes: Sequence[int],
+    folds: int = 5,
+    seed: int = 0,
+    categories: np.ndarray | None = None,
+    eligible: Callable[[np.ndarray], np.ndarray] | None = None,
+    irt_dim: int = 1,
+    irt_iters: int = 150,
+    splits: int | None = None,
+) -> dict[tuple[str, int], list[dict[str, float]]]:
+    """(method name, subset size) -> the metrics of each fold (one IRT fit per fold)."""
+    results: dict[tuple[str, int], list[dict[str, float]]] = {(m.name, k): [] for m in methods for k in sizes}
     need_irt = any(m.needs_irt for m in methods)
     true_all = np.nanmean(y, axis=1)
-    for f, (train, test) in enumerate(model_folds(len(y), folds, seed)):
+    for f, (train, test) in enumerate(model_folds(len(y), folds, seed)[:splits]):
         fit = Fit(y[train])
         if need_irt:
             fit.theta, fit.items = irt.fit(y[train], dim=irt_dim, iters=irt_iters, seed=seed)
         keep = eligible(train) if eligible is not None else None
         for m in methods:
-            rng = np.random.default_rng([seed, f, SELECTIONS.index(m.selection)])
-            idx, w = select(
-                m.selection,
-                fit,
-                n_items,
-                rng,
-                eligible=keep if m.audit else None,
-                categories=categories if m.balance else None,
-            )
-            est = estimate(m.estimator, fit, idx, w, y[test][:, idx])
-            results[m.name].append(_fold_metrics(est, true_all[test]) | {"items": len(idx)})
-    return {
-        name: summarise(per) | {"items": int(np.median([p["items"] for p in per]))} for name, per in results.items()
-    }
+            for k in sizes:
+                rng = np.random.default_rng([seed, f, k, SELECTIONS.index(m.selection)])
+                idx, w = select(
+                    m.selection,
+                    fit,
+                    k,
+                    rng,
+                    eligible=keep if m.audit else None,
+                    categories=categories if m.balance else None,
+                )
+                est = estimate(m.estimator, fit, idx, w, y[test][:, idx], unbiased=m.selection not in RANKED)
+                results[m.name, k].append(_fold_metrics(est, true_all[test]) | {"items": len(idx)})
+    return results

@@ -24,7 +24,8 @@ the chosen items (after tinyBenchmarks, Maia Polo et al. 2024):
 - `pirt`: `y` where seen, the IRT probability elsewhere, averaged over all items.
 - `gpirt`: lambda * mean + (1 - lambda) * pirt, per model, with lambda = b^2 / (b^2 + v):
   v the model-based variance of the weighted mean, b^2 the squared error of p-IRT on the
-  training models (an in-sample, so optimistic, estimate of its bias).
+  training models (an in-sample, so optimistic, estimate of its bias). After a ranked
+  selection (entropy, point-biserial) the mean is biased by design, and gp-IRT is p-IRT.
 """
 
 from __future__ import annotations
@@ -206,8 +207,13 @@ def _pirt(y: np.ndarray, p: np.ndarray, idx: np.ndarray) -> np.ndarray:
     return full.mean(1)
 
 
-def estimate(method: str, fit: Fit, idx: np.ndarray, weights: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Each model's (row of `y`: its scores on items `idx`) estimated mean over all items."""
+def estimate(
+    method: str, fit: Fit, idx: np.ndarray, weights: np.ndarray, y: np.ndarray, unbiased: bool = True
+) -> np.ndarray:
+    """Each model's (row of `y`: its scores on items `idx`) estimated mean over all items.
+
+    `unbiased`: whether the weighted mean of the chosen items estimates the full score
+    without bias (random and anchor selections); gp-IRT is p-IRT where it does not."""
     if method == "mean":
         return weighted_mean(y, weights)
     if method not in ESTIMATORS:
@@ -218,7 +224,7 @@ def estimate(method: str, fit: Fit, idx: np.ndarray, weights: np.ndarray, y: np.
     if method == "irt":
         return p.mean(1)
     pirt = _pirt(y, p, idx)
-    if method == "pirt":
+    if method == "pirt" or not unbiased:
         return pirt
     # gp-IRT: p-IRT's squared error on the training models, against each model's variance
     train_y = fit.train[:, idx]

@@ -276,7 +276,9 @@ def test_a_run_evaluated_again_is_read_once(tmp_path: Path) -> None:
 def test_a_missing_answer_is_missing_and_counted(items: pd.DataFrame) -> None:
     # an absent row and an empty cell alike: the item stays, scored on the models that answered
     partial = items[~((items["model"] == "m2") & (items["item"] == "b3"))].copy()
-    partial.loc[(partial["model"] == "m1") & (partial["item"] == "a1") & (partial["modality"] == "video"), "correct"] = np.nan
+    partial.loc[
+        (partial["model"] == "m1") & (partial["item"] == "a1") & (partial["modality"] == "video"), "correct"
+    ] = np.nan
     _, audit, report = curate(partial, budget=3, folds=0)
     assert report["items"]["incomplete"] == 2 and report["items"]["full"] == 8
     assert report["items"]["missing_answers"] == 2
