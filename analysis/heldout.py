@@ -113,6 +113,10 @@ def fold_metrics(
         fit = Fit(y[train])
         if need_irt:
             fit.theta, fit.items = irt.fit(y[train], dim=irt_dim, iters=irt_iters, seed=seed)
+        if any(m.estimator == "gpirt" for m in methods) and len(train) >= 8:
+            half = np.random.default_rng([seed, f]).permutation(train)
+            a, b = half[: len(half) // 2], half[len(half) // 2 :]
+            fit.check = (irt.fit(y[a], dim=irt_dim, iters=irt_iters, seed=seed)[1], y[b])
         keep = eligible(train) if eligible is not None else None
         for m in methods:
             for k in sizes:

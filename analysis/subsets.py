@@ -23,8 +23,9 @@ the chosen items (after tinyBenchmarks, Maia Polo et al. 2024):
 - `irt`: the mean over all items of the 2PL probability at the ability fitted on `y`.
 - `pirt`: `y` where seen, the IRT probability elsewhere, averaged over all items.
 - `gpirt`: lambda * mean + (1 - lambda) * pirt, per model, with lambda = b^2 / (b^2 + v):
-  v the model-based variance of the weighted mean, b^2 the squared error of p-IRT on the
-  training models (an in-sample, so optimistic, estimate of its bias). After a ranked
+  v the model-based variance of the weighted mean, b^2 the mean squared error of p-IRT on
+  half of the training models with the 2PL fitted on the other half (out of sample; the
+  in-sample error, optimistic, where no such check was fitted). After a ranked
   selection (entropy, point-biserial) the mean is biased by design, and gp-IRT is p-IRT.
 """
 
@@ -157,6 +158,9 @@ class Fit:
     train: np.ndarray  # models x items
     items: irt.Items | None = None
     theta: np.ndarray | None = None
+    # gp-IRT's check of p-IRT's bias: item parameters fitted on part of the training
+    # models, and the other part's scores (so the bias is measured out of sample)
+    check: tuple[irt.Items, np.ndarray] | None = None
 
 
 def select(
@@ -226,10 +230,11 @@ def estimate(
     pirt = _pirt(y, p, idx)
     if method == "pirt" or not unbiased:
         return pirt
-    # gp-IRT: p-IRT's squared error on the training models, against each model's variance
-    train_y = fit.train[:, idx]
-    train_p = irt.probabilities(irt.abilities(train_y, fit.items.subset(idx)), fit.items)
-    bias2 = float(np.mean((_pirt(train_y, train_p, idx) - np.nanmean(fit.train, axis=1)) ** 2))
+    # gp-IRT: p-IRT's squared error on training models, against each model's variance
+    items, rows = fit.check if fit.check is not None else (fit.items, fit.train)
+    train_y = rows[:, idx]
+    train_p = irt.probabilities(irt.abilities(train_y, items.subset(idx)), items)
+    bias2 = float(np.mean((_pirt(train_y, train_p, idx) - np.nanmean(rows, axis=1)) ** 2))
     ps = p[:, idx]
     var = (weights**2 * ps * (1 - ps)).sum(1)
     lam = bias2 / (bias2 + var + 1e-12)

@@ -89,7 +89,7 @@ def show(name: str, frame: pd.DataFrame, n_models: int, n_items: int, seeds: int
     return head + "\n" + wide.to_string()
 
 
-def scale(rows: int) -> None:
+def scale(rows: int, extra: list[str]) -> None:
     """Time `analysis.curate` on a synthetic long table of about `rows` rows (a 2PL population)."""
     rng = np.random.default_rng(0)
     models = 500
@@ -107,7 +107,7 @@ def scale(rows: int) -> None:
             }
         ).to_parquet(path)
         start = time.perf_counter()
-        cmd = [sys.executable, "-m", "analysis.curate", str(path), "--out", f"{tmp}/out", "--budget", "100"]
+        cmd = [sys.executable, "-m", "analysis.curate", str(path), "--out", f"{tmp}/out", "--budget", "100", *extra]
         done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
         wall = time.perf_counter() - start
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
@@ -125,9 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dim", type=int, default=1, help="IRT dimensions (default 1)")
     p.add_argument("--methods", nargs="+", help="only these methods (names as printed)")
     p.add_argument("--scale", type=int, help="instead: time analysis.curate on about this many rows")
+    p.add_argument("--curate-args", default="", help="with --scale: more arguments for analysis.curate")
     args = p.parse_args(argv)
     if args.scale:
-        scale(args.scale)
+        scale(args.scale, args.curate_args.split())
         return 0
     methods = [m for m in METHODS if not args.methods or m.name in args.methods]
     for path in args.tables:
