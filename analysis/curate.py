@@ -100,18 +100,20 @@ def video_matrix(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series, int]:
     video = frame[frame["modality"] == "video"]
     if video.empty:
         raise ItemsError("no video rows: nothing to curate (rows without a modality count as video)")
-    cats = video.groupby(KEY)["category"].unique()
-    mixed = cats[cats.map(len) > 1]
+    pairs = video[[*KEY, "category"]].drop_duplicates()
+    mixed = pairs[pairs.duplicated(KEY, keep=False)]
     if len(mixed):
-        (bench, item), names = mixed.index[0], mixed.iloc[0]
+        bench, item = mixed.iloc[0]["benchmark"], mixed.iloc[0]["item"]
+        names = mixed[(mixed["benchmark"] == bench) & (mixed["item"] == item)]["category"]
         raise ItemsError(
             f"item {item!r}{f' of {bench}' if bench else ''} has several categories: {', '.join(sorted(names))}"
         )
+    cats = pairs.set_index(KEY)["category"]
     matrix = video.pivot(index=KEY, columns="model", values="correct").astype(float).sort_index()
     answered = matrix.notna().any(axis=1)
     matrix = matrix[answered]
     incomplete = int(matrix.isna().any(axis=1).sum())
-    return matrix, cats.map(lambda c: c[0]).loc[matrix.index], incomplete
+    return matrix, cats.loc[matrix.index], incomplete
 
 
 def audit_table(frame: pd.DataFrame, index: pd.Index, rule: str, threshold: float, level: float) -> pd.DataFrame:

@@ -63,12 +63,13 @@ def cost_reduction(
         "items_reduction": len(full) / len(kept) if len(kept) else None,
         "seconds": None,
     }
-    video = frame[frame["modality"] == "video"].set_index(["benchmark", "item"])
+    video = frame[(frame["modality"] == "video") & frame["seconds"].notna()]
     per_model = []
-    for _, rows in video.groupby("model"):
-        seconds = rows["seconds"].reindex(full)
-        if seconds.notna().all():
-            per_model.append((float(seconds.sum()), float(seconds.loc[kept].sum())))
+    if len(video):
+        table = video.pivot_table(index=["benchmark", "item"], columns="model", values="seconds", aggfunc="first")
+        table = table.reindex(full)
+        for model in table.columns[table.notna().all()]:
+            per_model.append((float(table[model].sum()), float(table[model].loc[kept].sum())))
     if per_model:
         total, curated = np.mean(per_model, axis=0)
         out["seconds"] = {

@@ -100,15 +100,22 @@ def _load(path: Path) -> pd.DataFrame:
 
 
 def _text(col: pd.Series) -> pd.Series:
-    return col.astype(object).where(col.notna(), "").astype(str).str.strip()
+    """Stripped text, "" for a missing value; each distinct value is converted once (fast
+    on millions of rows with few distinct ids)."""
+    codes, uniques = pd.factorize(col, use_na_sentinel=True)
+    text = np.array([str(u).strip() for u in uniques] + [""], dtype=object)
+    return pd.Series(text[codes], index=col.index, dtype=object)
 
 
 def _scores(raw: pd.Series, path: Path) -> pd.Series:
     """Scores as floats in [0, 1], NaN for an empty cell; anything else is an ItemsError."""
-    text = _text(raw).str.lower()
-    text = text.mask(text == "true", "1").mask(text == "false", "0")
-    score = pd.to_numeric(text.replace({"": np.nan, "nan": np.nan, "na": np.nan}), errors="coerce")
-    bad = score.isna() & ~text.isin(["", "nan", "na"]) | (score < 0) | (score > 1)
+    codes, uniques = pd.factorize(_text(raw))
+    names = pd.Series(uniques, dtype=object).str.lower()
+    names = names.mask(names == "true", "1").mask(names == "false", "0")
+    values = pd.to_numeric(names.replace({"": np.nan, "nan": np.nan, "na": np.nan}), errors="coerce")
+    invalid = values.isna() & ~names.isin(["", "nan", "na"]) | (values < 0) | (values > 1)
+    score = pd.Series(values.to_numpy()[codes], index=raw.index)
+    bad = pd.Series(invalid.to_numpy()[codes], index=raw.index)
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
         raise ItemsError(

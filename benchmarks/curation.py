@@ -97,7 +97,7 @@ def scale(rows: int, extra: list[str]) -> None:
     theta, a, b = rng.normal(size=models), rng.lognormal(0, 0.3, items), rng.normal(size=items)
     y = (rng.random((models, items)) < 1 / (1 + np.exp(-(np.outer(theta, a) - b)))).astype(int)
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "big.parquet"
+        path = Path(tmp) / "big.csv"
         pd.DataFrame(
             {
                 "model": np.repeat([f"m{i:03d}" for i in range(models)], items),
@@ -105,7 +105,7 @@ def scale(rows: int, extra: list[str]) -> None:
                 "category": np.tile([f"c{j % 8}" for j in range(items)], models),
                 "correct": y.ravel(),
             }
-        ).to_parquet(path)
+        ).to_csv(path, index=False)
         start = time.perf_counter()
         cmd = [sys.executable, "-m", "analysis.curate", str(path), "--out", f"{tmp}/out", "--budget", "100", *extra]
         done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
