@@ -74,6 +74,7 @@ log = logging.getLogger("analysis.curate")
 RANKS = ("entropy", "pointbiserial")
 KEY = ["benchmark", "item"]
 REASONS = ("text", "frame")
+IRT_CELLS = 1_000_000  # --estimator auto fits the 2PL (5 folds x 3 fits) up to this many models x items
 
 
 def check_model_sets(frame: pd.DataFrame) -> dict[str, list[str]]:
@@ -228,10 +229,17 @@ def curate(
         raise ValueError(f"threshold={threshold} is invalid; valid: 0 <= threshold < 1")
     if audit_rule not in RULES:
         raise ValueError(f"audit_rule={audit_rule!r} is invalid; valid: {', '.join(RULES)}")
-    if estimator not in ESTIMATORS:
-        raise ValueError(f"estimator={estimator!r} is invalid; valid: {', '.join(ESTIMATORS)}")
+    if estimator not in ("auto", *ESTIMATORS):
+        raise ValueError(f"estimator={estimator!r} is invalid; valid: auto, {', '.join(ESTIMATORS)}")
     check_model_sets(frame)
     matrix, category, incomplete = video_matrix(frame)
+    if estimator == "auto":
+        estimator = "gpirt" if matrix.size <= IRT_CELLS else "mean"
+        if estimator == "mean":
+            log.info(
+                "%d models x %d items: held-out IRT estimates skipped (--estimator gpirt fits them)",
+                *matrix.shape[::-1],
+            )
     items = pd.DataFrame({"category": category, "accuracy": matrix.mean(axis=1)})
     items = items.join(audit_table(frame, items.index, audit_rule, threshold, level))
     items["score"] = rank_scores(matrix, rank)
@@ -418,7 +426,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--flags", help="JSONL manifest: each item's `control` flag and `options`")
     parser.add_argument("--item-info", help="item table (item, category, options, benchmark) for wide tables")
     parser.add_argument(
-        "--estimator", choices=ESTIMATORS, default="gpirt", help="held-out full-score estimator beside the mean"
+        "--estimator",
+        choices=("auto", *ESTIMATORS),
+        default="auto",
+        help=f"held-out full-score estimator beside the mean (auto: gpirt up to {IRT_CELLS:,} cells, else mean)",
     )
     parser.add_argument("--folds", type=int, default=5, help="held-out folds over models (0: none; default 5)")
     parser.add_argument("--seed", type=int, default=0, help="seed of tie-breaks, folds and random baselines")
