@@ -121,7 +121,7 @@ def control_agreement(
     flag = known["control"]
     kept = flag[(flag != "") & known["kept"]]
     unaudited = [r for r, n in (not_audited or {}).items() if total and n >= total]
-    out = {
+    out: dict[str, Any] = {
         "items_with_flags": len(known),
         "flagged": {str(k): int(v) for k, v in flag[flag != ""].value_counts().sort_index().items()},
         "kept": {"overall": len(kept), **{r: int((kept == r).sum()) for r in ("text", "frame")}},

@@ -112,7 +112,7 @@ def test_folds_split_the_models_and_selection_sees_only_the_training_models(monk
     seen: list[int] = []
     real = heldout.select
 
-    def spy(method, fit, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def spy(method, fit, *args, **kwargs):
         seen.append(len(fit.train))
         return real(method, fit, *args, **kwargs)
 
