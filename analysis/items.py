@@ -201,8 +201,10 @@ def read_table(path: str | Path, item_info: str | Path | None = None) -> pd.Data
             log.info("%s: %d row(s) without a category: category %r", path, n, NO_CATEGORY)
         out["category"] = out["category"].replace("", NO_CATEGORY)
     out["options"] = _options(out["options"], path)
-    seconds = _text(raw["seconds"]) if "seconds" in raw.columns else pd.Series("", index=raw.index)
-    out["seconds"] = pd.to_numeric(seconds.replace("", np.nan), errors="coerce").to_numpy()
+    if "seconds" in raw.columns:
+        out["seconds"] = pd.to_numeric(_text(raw["seconds"]).replace("", np.nan), errors="coerce").to_numpy()
+    else:
+        out["seconds"] = np.nan
     out["control"] = _text(raw["control"]).to_numpy() if "control" in raw.columns else None
     out["source"] = str(path)
     empty = int(out["correct"].isna().sum())
@@ -212,6 +214,9 @@ def read_table(path: str | Path, item_info: str | Path | None = None) -> pd.Data
 
 
 def _options(col: pd.Series, path: Path) -> pd.Series:
+    codes, uniques = pd.factorize(col)
+    if len(uniques) < len(col) // 2:  # few distinct values: convert each once
+        return pd.Series(_options(pd.Series(uniques, dtype=object), path).to_numpy()[codes], index=col.index)
     num = pd.to_numeric(col.replace("", np.nan), errors="coerce")
     bad = (num.isna() & (col != "")) | (num.notna() & ((num < 2) | (num != num.round())))
     if bad.any():
