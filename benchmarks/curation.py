@@ -110,7 +110,8 @@ def scale(rows: int, extra: list[str]) -> None:
         cmd = [sys.executable, "-m", "analysis.curate", str(path), "--out", f"{tmp}/out", "--budget", "100", *extra]
         done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
         wall = time.perf_counter() - start
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        peak, cpu = usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
     print(done.stdout[-3000:] or done.stderr[-3000:])
     print(
         f"analysis.curate on {models * items} rows ({models} models x {items} items): {wall:.1f} s, peak {peak:.0f} MB"

@@ -466,3 +466,12 @@ def test_the_seed_breaks_ties_not_the_item_ids(items: pd.DataFrame) -> None:
     assert len(picks) > 1
     report = curate(same, budget=2, seed=0, folds=0)[2]
     assert report["items"]["tied_at_cut"] == 2 and any("chosen at random (seed 0)" in w for w in report["warnings"])
+
+
+def test_the_reference_alpaca_eval_table_reads_with_its_categories_and_empty_cells() -> None:
+    path = ROOT / "analysis" / "reference" / "item_matrices" / "alpaca_eval2.csv.gz"
+    frame, _ = read_items([path])
+    assert frame["model"].nunique() == 57 and frame["item"].nunique() == 805
+    assert int(frame["correct"].isna().sum()) == 10  # the README's 10 empty cells
+    assert frame["correct"].between(0, 1).sum() == len(frame) - 10
+    assert "all" not in set(frame["category"]) and frame["category"].nunique() > 1
