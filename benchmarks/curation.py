@@ -113,9 +113,8 @@ def scale(rows: int, extra: list[str]) -> None:
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
         peak, cpu = usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
     print(done.stdout[-3000:] or done.stderr[-3000:])
-    print(
-        f"analysis.curate on {models * items} rows ({models} models x {items} items): {wall:.1f} s, peak {peak:.0f} MB"
-    )
+    shape = f"{models * items} rows ({models} models x {items} items)"
+    print(f"analysis.curate on {shape}: {wall:.1f} s wall, {cpu:.1f} s CPU, peak {peak:.0f} MB")
 
 
 def main(argv: list[str] | None = None) -> int:
