@@ -2,7 +2,7 @@
 
     python -m analysis.curate ITEMS... --out DIR [--budget 400] [--rank entropy|pointbiserial]
         [--audit-rule chance|share] [--level 0.05] [--threshold 0.5] [--flags MANIFEST.jsonl]
-        [--item-info ITEMS.csv] [--estimator gpirt] [--folds 5] [--seed 0] [--per-benchmark]
+        [--item-info ITEMS.csv] [--estimator auto] [--folds 5] [--seed 0] [--irt-dim 1] [--per-benchmark]
 
 ITEMS are per-item score tables (analysis/items.py: long or wide, scores in [0, 1], empty
 cells missing; our runs' `items.csv`), or run / sweep directories holding them. Nothing
@@ -204,7 +204,8 @@ def heldout_report(
         return ~(audit["drop_text"] | audit["drop_frame"]).to_numpy()
 
     cats = category.loc[matrix.index].to_numpy()
-    out = validate(y, methods, n_items, settings["folds"], settings["seed"], cats, eligible if audited else None)
+    keep = eligible if audited else None
+    out = validate(y, methods, n_items, settings["folds"], settings["seed"], cats, keep, settings["irt_dim"])
     return out
 
 
@@ -221,6 +222,7 @@ def curate(
     folds: int = 5,
     seed: int = 0,
     validation: bool = True,
+    irt_dim: int = 1,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """(kept items, every full-set item with its fate, the report written as curation.json)."""
     if budget < 1:
@@ -263,6 +265,7 @@ def curate(
         "estimator": estimator,
         "folds": folds,
         "seed": seed,
+        "irt_dim": irt_dim,
     }
     not_audited = {r: int(items[f"{r}_accuracy"].isna().sum()) for r in REASONS}
     share_rule = int(sum((items[f"{r}_rule"] == "share").sum() for r in REASONS)) if audit_rule == "chance" else 0
@@ -408,6 +411,8 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ItemsError(f"--threshold={args.threshold} is invalid; valid: 0 <= threshold < 1")
     if not 0 < args.level < 1:
         raise ItemsError(f"--level={args.level} is invalid; valid: 0 < level < 1")
+    if args.irt_dim < 1:
+        raise ItemsError(f"--irt-dim={args.irt_dim} is invalid; valid: an integer >= 1")
     if args.folds != 0 and args.folds < 2:
         raise ItemsError(f"--folds={args.folds} is invalid; valid: 0 (no held-out validation) or an integer >= 2")
 
@@ -433,6 +438,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--folds", type=int, default=5, help="held-out folds over models (0: none; default 5)")
     parser.add_argument("--seed", type=int, default=0, help="seed of tie-breaks, folds and random baselines")
+    parser.add_argument("--irt-dim", type=int, default=1, help="dimensions of the 2PL (default 1)")
     parser.add_argument("--per-benchmark", action="store_true", help="curate each benchmark on its own")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -461,6 +467,7 @@ def main(argv: list[str] | None = None) -> int:
                 folds=args.folds,
                 seed=args.seed,
                 validation=args.folds > 0,
+                irt_dim=args.irt_dim,
             )
             report["inputs"] = [str(t) for t in tables]
             report["flags"] = args.flags or ("items" if report["controls"] else None)

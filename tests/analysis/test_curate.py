@@ -314,6 +314,9 @@ def test_a_bad_table_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture, 
         (["T", "--budget", "0"], "--budget=0 is invalid"),
         (["T", "--threshold", "1.5"], "--threshold=1.5 is invalid"),
         (["T", "--flags", "none.jsonl"], "none.jsonl: no such flags manifest"),
+        (["T", "--level", "0"], "--level=0.0 is invalid"),
+        (["T", "--folds", "1"], "--folds=1 is invalid"),
+        (["T", "--irt-dim", "0"], "--irt-dim=0 is invalid"),
     ],
 )
 def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture, args: list[str], needle: str) -> None:
