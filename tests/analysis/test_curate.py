@@ -478,3 +478,24 @@ def test_the_reference_alpaca_eval_table_reads_with_its_categories_and_empty_cel
     assert int(frame["correct"].isna().sum()) == 10  # the README's 10 empty cells
     assert frame["correct"].between(0, 1).sum() == len(frame) - 10
     assert "all" not in set(frame["category"]) and frame["category"].nunique() > 1
+
+
+def test_warnings_for_tied_models_and_correlations_far_apart() -> None:
+    from analysis.curation_checks import warnings_for
+
+    report = {
+        "models": [f"m{i}" for i in range(60)],
+        "items": {"tied_at_cut": 0},
+        "settings": {"seed": 0},
+        "correlation": {"category_mean": {"spearman": 0.70, "pearson": 0.971}},
+        "categories": {"A": {"full": 3, "kept": 1}},
+        "heldout": {"random": {"tau": 0.8, "items": 5}, "curated": {"tau": 0.7, "items": 5}},
+    }
+    curated = pd.Series([0.0] * 52 + [0.1 * i for i in range(1, 9)])  # a 52-way tie at 0
+    warned = warnings_for(report, curated)
+    assert warned == [
+        "52 of 60 models have the same score on the curated set: its ranking ties them",
+        "in-sample Spearman 0.700 and Pearson 0.971 are far apart: outliers or ties drive one",
+        "on held-out models the curated set ranks worse than 5 random items (Kendall tau 0.700 vs 0.800)",
+    ]
+    assert warnings_for(report | {"heldout": None}, pd.Series(np.linspace(0, 1, 60)))[-1].startswith("in-sample")
