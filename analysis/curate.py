@@ -23,7 +23,8 @@ The rules, in order:
 3. Rank the rest by how well they separate the models: `entropy` (Apollo's: the binary
    entropy of the share of models right) or `pointbiserial` (the correlation across
    models of the item's score with the models' mean score). Ties are broken at random
-   (`--seed`), never by item id.
+   (`--seed`), never by item id. Or choose anchor points instead (`anchor`, `anchor-irt`,
+   analysis/subsets.py): `budget` clusters, one item each, its `score` the weight.
 4. Keep the best `budget`, balanced across categories (water-filling: an equal share
    each; a category short of its share gives all it has, the rest goes to the others).
 5. Held-out validation (analysis/heldout.py): the models are split into `--folds`
@@ -54,6 +55,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analysis import irt
 from analysis.curate_output import summary, write_outputs
 from analysis.curation_checks import RULES, audit_counts, drop_mask, warnings_for
 from analysis.curation_metrics import control_agreement, correlations, cost_reduction, set_scores
@@ -67,11 +69,13 @@ from analysis.items import (
     read_options,
     record_seconds,
 )
-from analysis.subsets import ESTIMATORS, balanced_quotas, binary_entropy, item_scores, point_biserial
+from analysis.subsets import ESTIMATORS, Fit, balanced_quotas, binary_entropy, item_scores, point_biserial
+from analysis.subsets import select as subsets_select
 
 __all__ = ["balanced_quotas", "binary_entropy", "curate", "main", "point_biserial"]
 log = logging.getLogger("analysis.curate")
-RANKS = ("entropy", "pointbiserial")
+RANKS = ("entropy", "pointbiserial", "anchor", "anchor-irt")
+ANCHORS = ("anchor", "anchor-irt")
 KEY = ["benchmark", "item"]
 REASONS = ("text", "frame")
 IRT_CELLS = 1_000_000  # --estimator auto fits the 2PL (5 folds x 3 fits) up to this many models x items
@@ -136,6 +140,8 @@ def rank_scores(matrix: pd.DataFrame, method: str) -> pd.Series:
     """How well each item (row) separates the models (columns): higher is better."""
     if method not in RANKS:
         raise ValueError(f"rank={method!r} is invalid; valid: {', '.join(RANKS)}")
+    if method in ANCHORS:  # anchor points have weights, not scores
+        return pd.Series(np.nan, index=matrix.index, name="score")
     return pd.Series(item_scores(matrix.to_numpy(dtype=float).T, method), index=matrix.index, name="score")
 
 
@@ -154,6 +160,19 @@ def select(candidates: pd.DataFrame, budget: int, seed: int = 0) -> tuple[pd.Dat
     tied = int((np.isclose(ordered[chosen]["score"], cut) & cut.notna()).sum())
     kept = ordered[chosen].drop(columns="_tie")
     return kept.sort_values(["category", "rank"]).set_index(KEY), tied
+
+
+def select_anchors(matrix: pd.DataFrame, items: pd.DataFrame, budget: int, seed: int, rank: str) -> pd.DataFrame:
+    """The anchor points among the items not dropped (index KEY; columns category, score =
+    the anchor's weight, its cluster's share of the items; rank by weight)."""
+    fit = Fit(matrix.to_numpy(dtype=float).T)
+    if rank == "anchor-irt":
+        fit.theta, fit.items = irt.fit(fit.train, seed=seed)
+    eligible = ~items["dropped"].to_numpy()
+    idx, weights = subsets_select(rank, fit, budget, np.random.default_rng(seed), eligible=eligible)
+    kept = items.iloc[idx][["category"]].assign(score=weights)
+    kept["rank"] = kept.groupby("category")["score"].rank(ascending=False, method="first").astype(int)
+    return kept.sort_values(["category", "rank"])
 
 
 def item_flags(frame: pd.DataFrame) -> pd.Series | None:
@@ -183,7 +202,7 @@ def heldout_report(
         return None
     rank, est = settings["rank"], settings["estimator"]
     audited = frame["modality"].isin(REASONS).any()
-    several = category.nunique() > 1
+    several = category.nunique() > 1 and rank not in ANCHORS
     methods = [Method("random", "random"), Method("curated", rank, balance=several, audit=audited)]
     if audited:
         methods.append(Method("curated, no audit", rank, balance=several))
@@ -246,7 +265,10 @@ def curate(
     items = items.join(audit_table(frame, items.index, audit_rule, threshold, level))
     items["score"] = rank_scores(matrix, rank)
     items["dropped"] = items["drop_text"] | items["drop_frame"]
-    kept, tied = select(items[~items["dropped"]][["category", "score"]], budget, seed)
+    if rank in ANCHORS:
+        kept, tied = select_anchors(matrix, items, budget, seed, rank), 0
+    else:
+        kept, tied = select(items[~items["dropped"]][["category", "score"]], budget, seed)
     items["kept"] = items.index.isin(kept.index)
     kept = kept.join(items[["accuracy", "text_accuracy", "frame_accuracy"]])
     flags = item_flags(frame)

@@ -499,3 +499,11 @@ def test_warnings_for_tied_models_and_correlations_far_apart() -> None:
         "on held-out models the curated set ranks worse than 5 random items (Kendall tau 0.700 vs 0.800)",
     ]
     assert warnings_for(report | {"heldout": None}, pd.Series(np.linspace(0, 1, 60)))[-1].startswith("in-sample")
+
+
+@pytest.mark.parametrize("rank", ["anchor", "anchor-irt"])
+def test_anchor_points_as_the_curated_set(items: pd.DataFrame, rank: str) -> None:
+    kept, audit, report = curate(items, budget=3, rank=rank, audit_rule="share", folds=0)
+    assert len(kept) == 3 and not audit.loc[kept.index, "dropped"].any()
+    assert kept["score"].sum() == pytest.approx(1.0)  # the 5 items left: cluster shares
+    assert report["settings"]["rank"] == rank
