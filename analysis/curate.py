@@ -1,6 +1,6 @@
 """Benchmark curation after ApolloBench: drop what text or one frame answers, keep what separates.
 
-    python -m analysis.curate ITEMS... --out DIR [--budget 400] [--rank entropy|pointbiserial]
+    python -m analysis.curate ITEMS... --out DIR [--budget 400] [--rank entropy|pointbiserial|anchor|anchor-irt]
         [--audit-rule chance|share] [--level 0.05] [--threshold 0.5] [--flags MANIFEST.jsonl]
         [--item-info ITEMS.csv] [--estimator auto] [--folds 5] [--seed 0] [--irt-dim 1] [--per-benchmark]
 
