@@ -1,45 +1,52 @@
 """Benchmark curation after ApolloBench: drop what text or one frame answers, keep what separates.
 
-    python -m analysis.curate ITEMS... --out DIR [--budget 400] [--threshold 0.5]
-        [--rank entropy|pointbiserial] [--flags MANIFEST.jsonl]
+    python -m analysis.curate ITEMS... --out DIR [--budget 400] [--rank entropy|pointbiserial|anchor|anchor-irt]
+        [--audit-rule chance|share] [--level 0.05] [--threshold 0.5] [--flags MANIFEST.jsonl]
+        [--item-info ITEMS.csv] [--estimator auto] [--folds 5] [--seed 0] [--irt-dim 1] [--per-benchmark]
 
-ITEMS are per-item correctness tables (analysis/items.py: `model`, `item`, `category`,
-`modality`, `correct`; our runs' `items.csv`), or run / sweep directories holding them.
-Nothing here is specific to video: any models × items table works, and the audit steps
-are skipped for items nobody evaluated without the video.
+ITEMS are per-item score tables (analysis/items.py: long or wide, scores in [0, 1], empty
+cells missing; our runs' `items.csv`), or run / sweep directories holding them. Nothing
+here is specific to video: any models × items table works, and the audit steps are
+skipped (and said to be) for items nobody evaluated without the video.
 
 The rules, in order:
 
-1. The full set is every item that every model answered with the video (the `video`
-   rows). An item some model lacks is left out of everything and counted (`incomplete`).
-2. Audit: an item is dropped for `text` when more than `threshold` of the models that
-   answered it from the text alone got it right, and for `frame` likewise from the centre
-   frame. An item can be dropped for both: it then counts once in `dropped` and once in
-   each of `dropped_text` and `dropped_frame` (and in `dropped_both`), so the two reasons
-   are reported separately and the total is not double-counted.
-3. Rank the rest by how well it separates the models: `entropy`, the binary entropy (bits)
-   of the share p of models right on the video, -p log2 p - (1-p) log2 (1-p), Apollo's
-   criterion; or `pointbiserial`, the Pearson correlation across models of the item's
-   0/1 correctness with each model's plain accuracy on the full set (an item every model
-   answers alike scores 0). Ties go to the smaller (benchmark, item).
-4. Keep the best `budget`, balanced across categories: every category gets an equal share;
-   a category with fewer candidates than its share gives all it has and its unused share
-   goes to the others, again equally (water-filling); a remainder that does not divide
-   goes one item each to the categories whose next candidate scores highest.
+1. The full set is every item answered with the video (`video` rows). A missing answer
+   is missing: it counts neither way, and the items with one are counted
+   (`incomplete`). Benchmarks with different model sets are refused in one line naming
+   the models that differ, or curated one at a time with `--per-benchmark`.
+2. Audit (analysis/curation_checks.py): an item is dropped for `text` when the models
+   given the text alone are right significantly more often than chance (binomial test
+   against 1 / options at `--level`; `--audit-rule share`: more than `--threshold` of
+   them right), for `frame` likewise from one frame. An item dropped for both counts
+   once in `dropped` and in each of `dropped_text`, `dropped_frame`, `dropped_both`.
+3. Rank the rest by how well they separate the models: `entropy` (Apollo's: the binary
+   entropy of the share of models right) or `pointbiserial` (the correlation across
+   models of the item's score with the models' mean score). Ties are broken at random
+   (`--seed`), never by item id. Or choose anchor points instead (`anchor`, `anchor-irt`,
+   analysis/subsets.py): `budget` clusters, one item each, its `score` the weight.
+4. Keep the best `budget`, balanced across categories (water-filling: an equal share
+   each; a category short of its share gives all it has, the rest goes to the others).
+5. Held-out validation (analysis/heldout.py): the models are split into `--folds`
+   (seeded); on each fold steps 2-4 are redone on the other models only, and each
+   held-out model's full score is estimated from the chosen items (`mean`, and
+   `--estimator`: `irt`, `pirt`, `gpirt`, tinyBenchmarks' estimators on a 2PL fit);
+   reported: MAE of that estimate, Kendall tau and Spearman across held-out models (mean
+   and sd over folds), beside a random subset of the same size (the baseline to beat),
+   and beside the selection without the audit and without the balance (what those
+   steps cost or gain).
 
-A model's score on a set is the mean over its categories of the category accuracy
-(ApolloBench's convention; the headline), and also the plain mean over items.
-`curation.json` holds counts kept and dropped per category and reason, the Spearman and
-Pearson correlations across models between the curated and the full set, the cost
-reduction (items, and seconds where known), and with control flags (a `control` column
-or `--flags`) the precision and recall of the dropped items against them, and how many
-controls are in the curated set all the same.
+A model's score on a set is the mean over its categories of the category score
+(ApolloBench's convention; the headline), and also the plain mean over items; their
+correlations between the curated and the full set over all models are in-sample (the
+models chose the items) and labelled so. `curation.json` also holds counts kept and
+dropped per category and reason, the cost reduction, the controls' precision and recall
+where flagged, and `warnings` for results not to trust (also printed).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
@@ -48,103 +55,124 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analysis import irt
+from analysis.curate_output import summary, write_outputs
+from analysis.curation_checks import RULES, audit_counts, drop_mask, warnings_for
 from analysis.curation_metrics import control_agreement, correlations, cost_reduction, set_scores
-from analysis.items import ItemsError, apply_flags, read_flags, read_items, record_seconds
+from analysis.heldout import Method, validate
+from analysis.items import (
+    ItemsError,
+    apply_flags,
+    apply_options,
+    read_flags,
+    read_items,
+    read_options,
+    record_seconds,
+)
+from analysis.subsets import ESTIMATORS, Fit, balanced_quotas, binary_entropy, item_scores, point_biserial
+from analysis.subsets import select as subsets_select
 
+__all__ = ["balanced_quotas", "binary_entropy", "curate", "main", "point_biserial"]
 log = logging.getLogger("analysis.curate")
-RANKS = ("entropy", "pointbiserial")
+RANKS = ("entropy", "pointbiserial", "anchor", "anchor-irt")
+ANCHORS = ("anchor", "anchor-irt")
 KEY = ["benchmark", "item"]
 REASONS = ("text", "frame")
+IRT_CELLS = 1_000_000  # --estimator auto fits the 2PL (5 folds x 3 fits) up to this many models x items
+
+
+def check_model_sets(frame: pd.DataFrame) -> dict[str, list[str]]:
+    """Benchmark -> its models (video rows); an ItemsError naming the models that differ
+    when two benchmarks have different model sets."""
+    video = frame[frame["modality"] == "video"]
+    sets = {str(b): sorted(map(str, g.unique())) for b, g in video.groupby("benchmark")["model"]}
+    names = sorted(sets)
+    for other in names[1:]:
+        a, b = set(sets[names[0]]), set(sets[other])
+        if a != b:
+            only_a, only_b = sorted(a - b)[:5], sorted(b - a)[:5]
+            raise ItemsError(
+                f"benchmarks {names[0]!r} and {other!r} have different models (only in {names[0]!r}: "
+                f"{', '.join(only_a) or 'none'}; only in {other!r}: {', '.join(only_b) or 'none'}); "
+                f"curate them one at a time with --per-benchmark"
+            )
+    return sets
 
 
 def video_matrix(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series, int]:
-    """(items × models 0/1 on the video, each item's category, items some model lacks)."""
+    """(items × models scores on the video, NaN missing; each item's category; items with
+    a missing answer)."""
     video = frame[frame["modality"] == "video"]
     if video.empty:
         raise ItemsError("no video rows: nothing to curate (rows without a modality count as video)")
-    cats = video.groupby(KEY)["category"].unique()
-    mixed = cats[cats.map(len) > 1]
+    pairs = video[[*KEY, "category"]].drop_duplicates()
+    mixed = pairs[pairs.duplicated(KEY, keep=False)]
     if len(mixed):
-        (bench, item), names = mixed.index[0], mixed.iloc[0]
+        bench, item = mixed.iloc[0]["benchmark"], mixed.iloc[0]["item"]
+        names = mixed[(mixed["benchmark"] == bench) & (mixed["item"] == item)]["category"]
         raise ItemsError(
             f"item {item!r}{f' of {bench}' if bench else ''} has several categories: {', '.join(sorted(names))}"
         )
-    matrix = video.pivot(index=KEY, columns="model", values="correct")
-    complete = matrix.notna().all(axis=1)
-    matrix = matrix[complete].astype(int).sort_index()
-    return matrix, cats.map(lambda c: c[0]).loc[matrix.index], int((~complete).sum())
+    cats = pairs.set_index(KEY)["category"]
+    matrix = video.pivot(index=KEY, columns="model", values="correct").astype(float).sort_index()
+    answered = matrix.notna().any(axis=1)
+    matrix = matrix[answered]
+    incomplete = int(matrix.isna().any(axis=1).sum())
+    return matrix, cats.loc[matrix.index], incomplete
 
 
-def audit_shares(frame: pd.DataFrame, modality: str) -> pd.Series:
-    """Per item, the share of the models that answered it in `modality` that got it right."""
-    rows = frame[frame["modality"] == modality]
-    return rows.groupby(KEY)["correct"].mean()
-
-
-def binary_entropy(p: np.ndarray) -> np.ndarray:
-    """-p log2 p - (1-p) log2 (1-p), 0 at p = 0 and p = 1."""
-    p = np.asarray(p, dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        h = -(p * np.log2(p) + (1 - p) * np.log2(1 - p))
-    return np.where((p <= 0) | (p >= 1), 0.0, h)
-
-
-def point_biserial(correct: np.ndarray, totals: np.ndarray) -> np.ndarray:
-    """Per row of `correct` (items × models, 0/1), its Pearson correlation with `totals`
-    (one per model); 0 where the item or the totals do not vary."""
-    x = np.asarray(correct, dtype=float)
-    t = np.asarray(totals, dtype=float)
-    dx = x - x.mean(axis=1, keepdims=True)
-    dt = t - t.mean()
-    denom = np.sqrt((dx**2).sum(axis=1) * (dt**2).sum())
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r = (dx @ dt) / denom
-    return np.where(denom > 0, r, 0.0)
+def audit_table(frame: pd.DataFrame, index: pd.Index, rule: str, threshold: float, level: float) -> pd.DataFrame:
+    """Per item of `index`: `<reason>_accuracy`, `<reason>_pvalue` and `drop_<reason>`."""
+    options = frame.dropna(subset=["options"]).groupby(KEY)["options"].first()
+    out = pd.DataFrame(index=index)
+    for reason in REASONS:
+        counts = audit_counts(frame[frame["modality"] == reason], KEY).reindex(index)
+        tested = counts.dropna(subset=["answered"])
+        mask = drop_mask(tested, options, rule, threshold, level).reindex(index)
+        out[f"{reason}_accuracy"] = counts["share"]
+        out[f"{reason}_pvalue"] = mask["pvalue"]
+        out[f"drop_{reason}"] = mask["drop"].fillna(False).astype(bool)
+        out[f"{reason}_rule"] = mask["rule"]
+    return out
 
 
 def rank_scores(matrix: pd.DataFrame, method: str) -> pd.Series:
     """How well each item (row) separates the models (columns): higher is better."""
-    if method == "entropy":
-        values = binary_entropy(matrix.mean(axis=1).to_numpy())
-    elif method == "pointbiserial":
-        values = point_biserial(matrix.to_numpy(), matrix.mean(axis=0).to_numpy())
-    else:
+    if method not in RANKS:
         raise ValueError(f"rank={method!r} is invalid; valid: {', '.join(RANKS)}")
-    return pd.Series(values, index=matrix.index, name="score")
+    if method in ANCHORS:  # anchor points have weights, not scores
+        return pd.Series(np.nan, index=matrix.index, name="score")
+    return pd.Series(item_scores(matrix.to_numpy(dtype=float).T, method), index=matrix.index, name="score")
 
 
-def balanced_quotas(ranked: dict[str, list[float]], budget: int) -> dict[str, int]:
-    """Items to keep per category, from each category's candidate scores (best first)."""
-    quota: dict[str, int] = {}
-    active = sorted(ranked)
-    left = max(0, budget)
-    while active:  # categories with fewer candidates than an equal share give all they have
-        share = left // len(active)
-        small = [c for c in active if len(ranked[c]) <= share]
-        if not small:
-            break
-        for c in small:
-            quota[c] = len(ranked[c])
-            left -= quota[c]
-            active.remove(c)
-    if active:
-        share, extra = divmod(left, len(active))
-        quota.update(dict.fromkeys(active, share))
-        # each active category has more than `share` candidates: its next one exists
-        for c in sorted(active, key=lambda c: (-ranked[c][share], c))[:extra]:
-            quota[c] += 1
-    return {c: quota[c] for c in sorted(quota)}
-
-
-def select(candidates: pd.DataFrame, budget: int) -> pd.DataFrame:
-    """The best `budget` of `candidates` (index KEY; columns category, score), balanced,
-    with `rank` (1 = best) within each category."""
-    ordered = candidates.reset_index().sort_values(["score", *KEY], ascending=[False, True, True], kind="mergesort")
+def select(candidates: pd.DataFrame, budget: int, seed: int = 0) -> tuple[pd.DataFrame, int]:
+    """(the best `budget` of `candidates` (index KEY; columns category, score), balanced,
+    with `rank` (1 = best) within each category; kept items tied with an item left out)."""
+    ordered = candidates.reset_index()
+    ordered["_tie"] = np.random.default_rng(seed).permutation(len(ordered))
+    ordered = ordered.sort_values(["score", "_tie"], ascending=[False, True], kind="mergesort")
     ranked = {c: g["score"].tolist() for c, g in ordered.groupby("category")}
     quota = balanced_quotas(ranked, budget)
     ordered["rank"] = ordered.groupby("category").cumcount() + 1
-    kept = ordered[ordered["rank"] <= ordered["category"].map(quota)]
-    return kept.sort_values(["category", "rank"]).set_index(KEY)
+    chosen = ordered["rank"] <= ordered["category"].map(quota)
+    left = ordered[~chosen].groupby("category")["score"].max()
+    cut = ordered[chosen]["category"].map(left)
+    tied = int((np.isclose(ordered[chosen]["score"], cut) & cut.notna()).sum())
+    kept = ordered[chosen].drop(columns="_tie")
+    return kept.sort_values(["category", "rank"]).set_index(KEY), tied
+
+
+def select_anchors(matrix: pd.DataFrame, items: pd.DataFrame, budget: int, seed: int, rank: str) -> pd.DataFrame:
+    """The anchor points among the items not dropped (index KEY; columns category, score =
+    the anchor's weight, its cluster's share of the items; rank by weight)."""
+    fit = Fit(matrix.to_numpy(dtype=float).T)
+    if rank == "anchor-irt":
+        fit.theta, fit.items = irt.fit(fit.train, seed=seed)
+    eligible = ~items["dropped"].to_numpy()
+    idx, weights = subsets_select(rank, fit, budget, np.random.default_rng(seed), eligible=eligible)
+    kept = items.iloc[idx][["category"]].assign(score=weights)
+    kept["rank"] = kept.groupby("category")["score"].rank(ascending=False, method="first").astype(int)
+    return kept.sort_values(["category", "rank"])
 
 
 def item_flags(frame: pd.DataFrame) -> pd.Series | None:
@@ -159,27 +187,88 @@ def item_flags(frame: pd.DataFrame) -> pd.Series | None:
     return flags.map(lambda v: v[0])
 
 
+def heldout_report(
+    frame: pd.DataFrame,
+    matrix: pd.DataFrame,
+    category: pd.Series,
+    n_items: int,
+    settings: dict[str, Any],
+) -> dict[str, Any] | None:
+    """Held-out numbers of the curation and its baselines (analysis/heldout.py), or None
+    with too few models to hold any out."""
+    y = matrix.to_numpy(dtype=float).T  # models x items
+    models = list(matrix.columns)
+    if len(models) < 4 or n_items < 1:
+        return None
+    rank, est = settings["rank"], settings["estimator"]
+    audited = frame["modality"].isin(REASONS).any()
+    several = category.nunique() > 1 and rank not in ANCHORS
+    methods = [Method("random", "random"), Method("curated", rank, balance=several, audit=audited)]
+    if audited:
+        methods.append(Method("curated, no audit", rank, balance=several))
+    if several:
+        methods.append(Method("curated, no balance", rank, audit=audited))
+    if est != "mean":
+        methods += [Method(f"random + {est}", "random", est), Method(f"curated + {est}", rank, est, several, audited)]
+
+    def eligible(train: np.ndarray) -> np.ndarray:
+        held = set(np.asarray(models, dtype=object)[np.setdiff1d(np.arange(len(models)), train)])
+        audit = audit_table(
+            frame[~frame["model"].isin(held)],
+            matrix.index,
+            settings["audit_rule"],
+            settings["threshold"],
+            settings["level"],
+        )
+        return ~(audit["drop_text"] | audit["drop_frame"]).to_numpy()
+
+    cats = category.loc[matrix.index].to_numpy()
+    keep = eligible if audited else None
+    out = validate(y, methods, n_items, settings["folds"], settings["seed"], cats, keep, settings["irt_dim"])
+    return out
+
+
 def curate(
     frame: pd.DataFrame,
     budget: int = 400,
     threshold: float = 0.5,
     rank: str = "entropy",
     run_seconds: dict[str, float] | None = None,
+    *,
+    audit_rule: str = "chance",
+    level: float = 0.05,
+    estimator: str = "mean",
+    folds: int = 5,
+    seed: int = 0,
+    validation: bool = True,
+    irt_dim: int = 1,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """(kept items, every full-set item with its fate, the report written as curation.json)."""
     if budget < 1:
         raise ValueError(f"budget={budget} is invalid; valid: an integer >= 1")
     if not 0 <= threshold < 1:
         raise ValueError(f"threshold={threshold} is invalid; valid: 0 <= threshold < 1")
+    if audit_rule not in RULES:
+        raise ValueError(f"audit_rule={audit_rule!r} is invalid; valid: {', '.join(RULES)}")
+    if estimator not in ("auto", *ESTIMATORS):
+        raise ValueError(f"estimator={estimator!r} is invalid; valid: auto, {', '.join(ESTIMATORS)}")
+    check_model_sets(frame)
     matrix, category, incomplete = video_matrix(frame)
+    if estimator == "auto":
+        estimator = "gpirt" if matrix.size <= IRT_CELLS else "mean"
+        if estimator == "mean":
+            log.info(
+                "%d models x %d items: held-out IRT estimates skipped (--estimator gpirt fits them)",
+                *matrix.shape[::-1],
+            )
     items = pd.DataFrame({"category": category, "accuracy": matrix.mean(axis=1)})
-    for reason in REASONS:
-        share = audit_shares(frame, reason).reindex(items.index)
-        items[f"{reason}_accuracy"] = share
-        items[f"drop_{reason}"] = share > threshold  # NaN (not audited) compares False
+    items = items.join(audit_table(frame, items.index, audit_rule, threshold, level))
     items["score"] = rank_scores(matrix, rank)
     items["dropped"] = items["drop_text"] | items["drop_frame"]
-    kept = select(items[~items["dropped"]][["category", "score"]], budget)
+    if rank in ANCHORS:
+        kept, tied = select_anchors(matrix, items, budget, seed, rank), 0
+    else:
+        kept, tied = select(items[~items["dropped"]][["category", "score"]], budget, seed)
     items["kept"] = items.index.isin(kept.index)
     kept = kept.join(items[["accuracy", "text_accuracy", "frame_accuracy"]])
     flags = item_flags(frame)
@@ -187,16 +276,39 @@ def curate(
         items["control"] = flags.reindex(items.index)
         kept["control"] = items["control"].reindex(kept.index)
     if incomplete:
-        log.warning("%d item(s) left out: not every model answered them with the video", incomplete)
+        log.warning("%d item(s) have a missing answer: scored on the models that answered", incomplete)
     full, curated = set_scores(matrix, category, matrix.index), set_scores(matrix, category, kept.index)
+    settings = {
+        "budget": budget,
+        "rank": rank,
+        "audit_rule": audit_rule,
+        "level": level,
+        "threshold": threshold,
+        "estimator": estimator,
+        "folds": folds,
+        "seed": seed,
+        "irt_dim": irt_dim,
+    }
+    not_audited = {r: int(items[f"{r}_accuracy"].isna().sum()) for r in REASONS}
+    share_rule = int(sum((items[f"{r}_rule"] == "share").sum() for r in REASONS)) if audit_rule == "chance" else 0
     report: dict[str, Any] = {
-        "settings": {"budget": budget, "threshold": threshold, "rank": rank},
+        "settings": settings,
         "models": sorted(map(str, matrix.columns)),
         "items": _counts(items)
-        | {"incomplete": incomplete, "not_audited": {r: int(items[f"{r}_accuracy"].isna().sum()) for r in REASONS}},
+        | {
+            "incomplete": incomplete,
+            "missing_answers": int(matrix.isna().to_numpy().sum()),
+            "not_audited": not_audited,
+            "tied_at_cut": tied,
+        },
+        "audit": {"rule": audit_rule, "share_rule_items": share_rule},
         "categories": {c: _counts(g) for c, g in items.groupby("category")},
         "headline": "category_mean",
-        "correlation": {conv: correlations(full[conv], curated[conv]) for conv in ("category_mean", "item_mean")},
+        "correlation": {
+            conv: correlations(full[conv], curated[conv]) | {"in_sample": True}
+            for conv in ("category_mean", "item_mean")
+        },
+        "heldout": heldout_report(frame, matrix, category, len(kept), settings) if validation and folds else None,
         "scores": {
             str(m): {
                 "full": full.loc[m, "category_mean"],
@@ -207,8 +319,11 @@ def curate(
             for m in matrix.columns
         },
         "cost": cost_reduction(frame, matrix.index, kept.index, run_seconds or {}),
-        "controls": None if flags is None else control_agreement(items),
+        "controls": None if flags is None else control_agreement(items, not_audited, len(items)),
     }
+    if share_rule:
+        log.warning("%d audited item(s) have no known number of options: tested by the share rule", share_rule)
+    report["warnings"] = warnings_for(report, curated["category_mean"])
     return kept, items, report
 
 
@@ -225,91 +340,80 @@ def _counts(items: pd.DataFrame) -> dict[str, int]:
     }
 
 
-def write_outputs(out: Path, kept: pd.DataFrame, items: pd.DataFrame, report: dict[str, Any]) -> None:
-    """DIR/curated.csv (kept items), DIR/audit.csv (every item's fate), DIR/curation.json,
-    and DIR/curation.png (scores curated vs full; items by category and fate)."""
-    from analysis.curate_plot import curation_figure
-    from analysis.plots import save_figure
-
-    out.mkdir(parents=True, exist_ok=True)
-    drop_bench = not (kept.index.get_level_values("benchmark") != "").any()
-    for name, table in (("curated.csv", kept), ("audit.csv", items)):
-        table = table.reset_index()
-        table.drop(columns=["benchmark"] if drop_bench else []).to_csv(out / name, index=False)
-    (out / "curation.json").write_text(json.dumps(report, indent=2, default=_plain) + "\n")
-    save_figure(curation_figure(report), out / "curation.png")
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"not JSON: {type(value).__name__}")
-
-
-def _num(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
-
-
-def summary(report: dict[str, Any], out: Path) -> str:
-    """A few lines for the terminal: the counts, the headline correlation, cost and controls."""
-    n, corr, cost = report["items"], report["correlation"]["category_mean"], report["cost"]
-    lines = [
-        f"{n['full']} items, {len(report['models'])} models: dropped {n['dropped']} "
-        f"(text {n['dropped_text']}, frame {n['dropped_frame']}, both {n['dropped_both']}), "
-        f"kept {n['kept']}: {_num(cost['items_reduction'])}x fewer items"
-        + (f", {_num(cost['seconds']['reduction'])}x fewer seconds" if cost["seconds"] else ""),
-        f"curated vs full, per model (mean of categories): Spearman {_num(corr['spearman'])}, "
-        f"Pearson {_num(corr['pearson'])}{' (' + corr['note'] + ')' if corr.get('note') else ''}",
-    ]
-    if report["controls"]:
-        for reason in ("overall", "text", "frame"):
-            c = report["controls"][reason]
-            lines.append(
-                f"dropped vs flagged controls ({reason}): precision {_num(c['precision'])}, "
-                f"recall {_num(c['recall'])} ({c['true_positives']} of {c['dropped']} "
-                f"dropped, of {c['flagged']} flagged)"
-            )
-        kept = report["controls"]["kept"]
-        lines.append(
-            f"flagged controls in the curated set: {kept['overall']} (text {kept['text']}, frame {kept['frame']})"
-        )
-    lines.append(f"-> {out}/curated.csv, curation.json, audit.csv, curation.png")
-    return "\n".join(lines)
+def _check_args(args: argparse.Namespace) -> None:
+    if args.budget < 1:
+        raise ItemsError(f"--budget={args.budget} is invalid; valid: an integer >= 1")
+    if not 0 <= args.threshold < 1:
+        raise ItemsError(f"--threshold={args.threshold} is invalid; valid: 0 <= threshold < 1")
+    if not 0 < args.level < 1:
+        raise ItemsError(f"--level={args.level} is invalid; valid: 0 < level < 1")
+    if args.irt_dim < 1:
+        raise ItemsError(f"--irt-dim={args.irt_dim} is invalid; valid: an integer >= 1")
+    if args.folds != 0 and args.folds < 2:
+        raise ItemsError(f"--folds={args.folds} is invalid; valid: 0 (no held-out validation) or an integer >= 2")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m analysis.curate", description=__doc__.split("\n")[0])
-    parser.add_argument("items", nargs="+", help="items tables (.csv, .parquet) or run/sweep directories")
+    parser.add_argument("items", nargs="+", help="items tables (.csv, .csv.gz, .parquet) or run/sweep directories")
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--budget", type=int, default=400, help="items to keep (default 400)")
-    parser.add_argument(
-        "--threshold",
-        type=float,
-        default=0.5,
-        help="drop an item more than this share of models answer from text or one frame",
-    )
     parser.add_argument("--rank", choices=RANKS, default="entropy", help="how items are ranked")
-    parser.add_argument("--flags", help="JSONL manifest mapping item id to its `control` flag")
+    parser.add_argument("--audit-rule", choices=RULES, default="chance", help="text/frame drop rule (default chance)")
+    parser.add_argument("--level", type=float, default=0.05, help="the chance rule's test level (default 0.05)")
+    parser.add_argument(
+        "--threshold", type=float, default=0.5, help="the share rule: drop above this share of models right"
+    )
+    parser.add_argument("--flags", help="JSONL manifest: each item's `control` flag and `options`")
+    parser.add_argument("--item-info", help="item table (item, category, options, benchmark) for wide tables")
+    parser.add_argument(
+        "--estimator",
+        choices=("auto", *ESTIMATORS),
+        default="auto",
+        help=f"held-out full-score estimator beside the mean (auto: gpirt up to {IRT_CELLS:,} cells, else mean)",
+    )
+    parser.add_argument("--folds", type=int, default=5, help="held-out folds over models (0: none; default 5)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of tie-breaks, folds and random baselines")
+    parser.add_argument("--irt-dim", type=int, default=1, help="dimensions of the 2PL (default 1)")
+    parser.add_argument("--per-benchmark", action="store_true", help="curate each benchmark on its own")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        if args.budget < 1:
-            raise ItemsError(f"--budget={args.budget} is invalid; valid: an integer >= 1")
-        if not 0 <= args.threshold < 1:
-            raise ItemsError(f"--threshold={args.threshold} is invalid; valid: 0 <= threshold < 1")
-        frame, tables = read_items(args.items)
+        _check_args(args)
+        frame, tables = read_items(args.items, args.item_info)
         if args.flags:
             frame, unknown = apply_flags(frame, read_flags(args.flags))
             if unknown:
                 log.warning("%d item(s) are not in %s: no control flag for them", unknown, args.flags)
-        kept, items, report = curate(frame, args.budget, args.threshold, args.rank, record_seconds(tables))
-        report["inputs"] = [str(t) for t in tables]
-        report["flags"] = args.flags or ("items" if report["controls"] else None)
-        write_outputs(Path(args.out), kept, items, report)
+            frame = apply_options(frame, read_options(args.flags))
+        groups = list(frame.groupby("benchmark")) if args.per_benchmark else [("", frame)]
+        seconds = record_seconds(tables)
+        outputs = []
+        for bench, part in groups:
+            out = Path(args.out) / str(bench) if args.per_benchmark else Path(args.out)
+            kept, items, report = curate(
+                part,
+                args.budget,
+                args.threshold,
+                args.rank,
+                seconds,
+                audit_rule=args.audit_rule,
+                level=args.level,
+                estimator=args.estimator,
+                folds=args.folds,
+                seed=args.seed,
+                validation=args.folds > 0,
+                irt_dim=args.irt_dim,
+            )
+            report["inputs"] = [str(t) for t in tables]
+            report["flags"] = args.flags or ("items" if report["controls"] else None)
+            outputs.append((bench, out, kept, items, report))
     except ItemsError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(summary(report, Path(args.out)))
+    for bench, out, kept, items, report in outputs:
+        write_outputs(out, kept, items, report)
+        print((f"== {bench}\n" if args.per_benchmark else "") + summary(report, out))
     return 0
 
 

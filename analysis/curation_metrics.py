@@ -63,12 +63,13 @@ def cost_reduction(
         "items_reduction": len(full) / len(kept) if len(kept) else None,
         "seconds": None,
     }
-    video = frame[frame["modality"] == "video"].set_index(["benchmark", "item"])
+    video = frame[(frame["modality"] == "video") & frame["seconds"].notna()]
     per_model = []
-    for _, rows in video.groupby("model"):
-        seconds = rows["seconds"].reindex(full)
-        if seconds.notna().all():
-            per_model.append((float(seconds.sum()), float(seconds.loc[kept].sum())))
+    if len(video):
+        table = video.pivot_table(index=["benchmark", "item"], columns="model", values="seconds", aggfunc="first")
+        table = table.reindex(full)
+        for model in table.columns[table.notna().all()]:
+            per_model.append((float(table[model].sum()), float(table[model].loc[kept].sum())))
     if per_model:
         total, curated = np.mean(per_model, axis=0)
         out["seconds"] = {
@@ -105,7 +106,9 @@ def _agreement(dropped: pd.Series, flagged: pd.Series) -> dict[str, Any]:
     }
 
 
-def control_agreement(items: pd.DataFrame) -> dict[str, Any]:
+def control_agreement(
+    items: pd.DataFrame, not_audited: dict[str, int] | None = None, total: int | None = None
+) -> dict[str, Any]:
     """Precision and recall of the dropped items against the controls the benchmark flags.
 
     `overall`: dropped for any reason against flagged as any control. Per reason (`text`,
@@ -117,7 +120,8 @@ def control_agreement(items: pd.DataFrame) -> dict[str, Any]:
     known = items[items["control"].notna()]
     flag = known["control"]
     kept = flag[(flag != "") & known["kept"]]
-    return {
+    unaudited = [r for r, n in (not_audited or {}).items() if total and n >= total]
+    out: dict[str, Any] = {
         "items_with_flags": len(known),
         "flagged": {str(k): int(v) for k, v in flag[flag != ""].value_counts().sort_index().items()},
         "kept": {"overall": len(kept), **{r: int((kept == r).sum()) for r in ("text", "frame")}},
@@ -125,3 +129,9 @@ def control_agreement(items: pd.DataFrame) -> dict[str, Any]:
         "text": _agreement(known["drop_text"], flag == "text"),
         "frame": _agreement(known["drop_frame"], flag == "frame"),
     }
+    # a reason nobody was evaluated for has no precision or recall: nothing was audited
+    for reason in unaudited:
+        out[reason] |= {"precision": None, "recall": None, "note": f"not audited: no {reason} rows"}
+    if unaudited and len(unaudited) == len(not_audited or {}):
+        out["overall"] |= {"precision": None, "recall": None, "note": "not audited: no frame or text rows"}
+    return out

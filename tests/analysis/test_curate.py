@@ -86,7 +86,7 @@ def test_balanced_quotas() -> None:
 
 
 def test_drops_counts_and_entropy_selection(items: pd.DataFrame) -> None:
-    kept, audit, report = curate(items, budget=3, threshold=0.5, rank="entropy")
+    kept, audit, report = curate(items, budget=3, threshold=0.5, rank="entropy", audit_rule="share")
     fate = audit.reset_index().set_index("item")
     assert fate["drop_text"][fate["drop_text"]].index.tolist() == ["a3"]
     assert sorted(fate["drop_frame"][fate["drop_frame"]].index) == ["a3", "a4", "b2"]
@@ -101,7 +101,9 @@ def test_drops_counts_and_entropy_selection(items: pd.DataFrame) -> None:
         "dropped_both": 1,
         "not_selected": 2,
         "incomplete": 0,
+        "missing_answers": 0,
         "not_audited": {"text": 6, "frame": 4},
+        "tied_at_cut": 0,
     }
     assert report["categories"] == {
         "A": {
@@ -271,10 +273,16 @@ def test_a_run_evaluated_again_is_read_once(tmp_path: Path) -> None:
     assert curate(frame, budget=3)[2]["items"]["dropped"] == 3
 
 
-def test_an_item_a_model_lacks_is_left_out_and_counted(items: pd.DataFrame) -> None:
-    partial = items[~((items["model"] == "m2") & (items["item"] == "b3"))]
-    _, _, report = curate(partial, budget=3)
-    assert report["items"]["incomplete"] == 1 and report["items"]["full"] == 7
+def test_a_missing_answer_is_missing_and_counted(items: pd.DataFrame) -> None:
+    # an absent row and an empty cell alike: the item stays, scored on the models that answered
+    partial = items[~((items["model"] == "m2") & (items["item"] == "b3"))].copy()
+    partial.loc[
+        (partial["model"] == "m1") & (partial["item"] == "a1") & (partial["modality"] == "video"), "correct"
+    ] = np.nan
+    _, audit, report = curate(partial, budget=3, folds=0)
+    assert report["items"]["incomplete"] == 2 and report["items"]["full"] == 8
+    assert report["items"]["missing_answers"] == 2
+    assert audit.loc[("", "a1"), "accuracy"] == pytest.approx(1 / 3)  # m2 right, m3 and m4 wrong
 
 
 @pytest.mark.parametrize(
@@ -306,6 +314,9 @@ def test_a_bad_table_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture, 
         (["T", "--budget", "0"], "--budget=0 is invalid"),
         (["T", "--threshold", "1.5"], "--threshold=1.5 is invalid"),
         (["T", "--flags", "none.jsonl"], "none.jsonl: no such flags manifest"),
+        (["T", "--level", "0"], "--level=0.0 is invalid"),
+        (["T", "--folds", "1"], "--folds=1 is invalid"),
+        (["T", "--irt-dim", "0"], "--irt-dim=0 is invalid"),
     ],
 )
 def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture, args: list[str], needle: str) -> None:
@@ -351,3 +362,148 @@ def test_parquet_tables(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     table().to_parquet(src, index=False)
     frame, _ = read_items([src])
     assert curate(frame, budget=3)[2]["items"]["kept"] == 3
+
+
+def test_a_wide_table_of_scores_with_empty_cells_and_an_item_table(tmp_path: Path) -> None:
+    wide = pd.DataFrame(
+        {"model": ["m1", "m2", "m3"], "q1": ["0.25", "1", ""], "q2": ["0", "0.5", "1"], "q3": ["1", "1", "0"]}
+    )
+    wide.to_csv(tmp_path / "board.csv.gz", index=False)
+    pd.DataFrame({"item": ["q1", "q2", "q3"], "category": ["x", "x", "y"], "options": ["4", "", "2"]}).to_csv(
+        tmp_path / "board_items.csv", index=False
+    )
+    frame, _ = read_items([tmp_path / "board.csv.gz"])
+    assert len(frame) == 9 and frame["correct"].isna().sum() == 1
+    row = frame[(frame["model"] == "m1") & (frame["item"] == "q1")].iloc[0]
+    assert row["correct"] == 0.25 and row["category"] == "x" and row["options"] == 4
+    assert frame[frame["item"] == "q2"]["options"].isna().all()
+    # no category anywhere: one category, "all"
+    bare, _ = read_items([write(table(flags=False).drop(columns=["category"]), tmp_path / "bare.csv")])
+    assert set(bare["category"]) == {"all"}
+    _, audit, report = curate(frame, budget=2, folds=0)
+    assert report["items"]["missing_answers"] == 1 and report["items"]["incomplete"] == 1
+    assert audit.loc[("", "q1"), "accuracy"] == pytest.approx(0.625)  # (0.25 + 1) / 2
+
+
+@pytest.mark.parametrize("value", ["1.5", "-0.1", "yes"])
+def test_a_score_outside_0_1_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture, value: str) -> None:
+    src = write(
+        table().astype({"correct": str}).assign(correct=lambda t: t["correct"].where(t.index > 0, value)),
+        tmp_path / "t.csv",
+    )
+    assert main([str(src), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"correct={value!r} is invalid (row 1)" in err[0] and "[0, 1]" in err[0], err
+
+
+def test_benchmarks_with_different_models_are_refused_or_curated_one_at_a_time(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    one = table(flags=False).assign(benchmark="one")
+    two = one[one["model"] != "m4"].assign(benchmark="two")
+    two.loc[two["model"] == "m1", "model"] = "m9"
+    src = write(pd.concat([one, two]), tmp_path / "t.csv")
+    assert main([str(src), "--out", str(tmp_path / "o"), "--folds", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "'one' and 'two' have different models" in err[0], err
+    assert "only in 'one': m1, m4; only in 'two': m9" in err[0] and "--per-benchmark" in err[0]
+    assert main([str(src), "--out", str(tmp_path / "o"), "--folds", "0", "--per-benchmark"]) == 0
+    for bench, models in (("one", 4), ("two", 3)):
+        report = json.loads((tmp_path / "o" / bench / "curation.json").read_text())
+        assert len(report["models"]) == models and report["items"]["full"] == 8
+
+
+def test_the_chance_rule_tests_against_one_over_the_options() -> None:
+    from analysis.curation_checks import audit_counts, chance_pvalue, drop_mask
+
+    # 8 text-only models; items with 2 options (5 right: p = 93/256; 8 right: 1/256) and
+    # 4 options (4 right: p = 0.114; 5 right: p = 0.027)
+    assert chance_pvalue(np.array([5, 8]), np.array([8, 8]), np.array([2, 2])) == pytest.approx([93 / 256, 1 / 256])
+    assert chance_pvalue(np.array([4, 5]), np.array([8, 8]), np.array([4, 4])) == pytest.approx(
+        [0.1138, 0.0273], abs=1e-4
+    )
+    rows = pd.DataFrame(
+        {
+            "item": np.repeat(["p", "q", "r", "s", "t"], 8),
+            "correct": [1] * 5 + [0] * 3 + [1] * 8 + [1] * 4 + [0] * 4 + [1] * 5 + [0] * 3 + [1] * 5 + [0] * 3,
+        }
+    )
+    counts = audit_counts(rows, ["item"])
+    options = pd.Series({"p": 2, "q": 2, "r": 4, "s": 4})  # t: unknown, share rule
+    chance = drop_mask(counts, options, "chance", 0.5, 0.05)
+    assert chance["drop"].to_dict() == {"p": False, "q": True, "r": False, "s": True, "t": True}
+    assert chance["rule"].tolist() == ["chance"] * 4 + ["share"]
+    share = drop_mask(counts, options, "share", 0.5, 0.05)
+    assert share["drop"].to_dict() == {"p": True, "q": True, "r": False, "s": True, "t": True}
+
+
+def test_nothing_audited_is_said_not_reported_as_recall_zero(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    # issue 19 item 8: video rows only, controls flagged
+    src = write(table()[lambda t: t["modality"] == "video"], tmp_path / "t.csv")
+    assert main([str(src), "--out", str(tmp_path / "o"), "--budget", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "nothing audited (no frame or text rows)" in out and "recall 0.000" not in out
+    report = json.loads((tmp_path / "o" / "curation.json").read_text())
+    assert report["controls"]["overall"]["recall"] is None
+    assert report["controls"]["text"]["note"] == "not audited: no text rows"
+
+
+def test_warnings_in_the_terminal_and_the_report(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    src = write(table(), tmp_path / "t.csv")
+    assert main([str(src), "--out", str(tmp_path / "o"), "--budget", "1"]) == 0
+    out = capsys.readouterr().out
+    report = json.loads((tmp_path / "o" / "curation.json").read_text())
+    warned = report["warnings"]
+    assert any("only 4 models (fewer than 10)" in w for w in warned)
+    assert any(w.startswith("categories with no item kept: ") for w in warned)  # budget 1, two categories
+    assert all(f"warning: {w}" in out for w in warned)
+    assert "held-out (" in out and "random" in out and "in-sample" in out
+    assert set(report["heldout"]) >= {"random", "curated", "curated + gpirt", "random + gpirt"}
+
+
+def test_the_seed_breaks_ties_not_the_item_ids(items: pd.DataFrame) -> None:
+    # every item of one category ties: which are kept depends on the seed, not on the ids
+    same = items.assign(category="A")
+    same.loc[same["modality"] == "video", "correct"] = np.tile([1, 1, 0, 0], 8)
+    picks = {tuple(sorted(curate(same, budget=2, seed=s, folds=0)[0].index.get_level_values("item"))) for s in range(8)}
+    assert len(picks) > 1
+    report = curate(same, budget=2, seed=0, folds=0)[2]
+    assert report["items"]["tied_at_cut"] == 2 and any("chosen at random (seed 0)" in w for w in report["warnings"])
+
+
+def test_the_reference_alpaca_eval_table_reads_with_its_categories_and_empty_cells() -> None:
+    path = ROOT / "analysis" / "reference" / "item_matrices" / "alpaca_eval2.csv.gz"
+    frame, _ = read_items([path])
+    assert frame["model"].nunique() == 57 and frame["item"].nunique() == 805
+    assert int(frame["correct"].isna().sum()) == 10  # the README's 10 empty cells
+    assert frame["correct"].between(0, 1).sum() == len(frame) - 10
+    assert "all" not in set(frame["category"]) and frame["category"].nunique() > 1
+
+
+def test_warnings_for_tied_models_and_correlations_far_apart() -> None:
+    from analysis.curation_checks import warnings_for
+
+    report = {
+        "models": [f"m{i}" for i in range(60)],
+        "items": {"tied_at_cut": 0},
+        "settings": {"seed": 0},
+        "correlation": {"category_mean": {"spearman": 0.70, "pearson": 0.971}},
+        "categories": {"A": {"full": 3, "kept": 1}},
+        "heldout": {"random": {"tau": 0.8, "items": 5}, "curated": {"tau": 0.7, "items": 5}},
+    }
+    curated = pd.Series([0.0] * 52 + [0.1 * i for i in range(1, 9)])  # a 52-way tie at 0
+    warned = warnings_for(report, curated)
+    assert warned == [
+        "52 of 60 models have the same score on the curated set: its ranking ties them",
+        "in-sample Spearman 0.700 and Pearson 0.971 are far apart: outliers or ties drive one",
+        "on held-out models the curated set ranks worse than 5 random items (Kendall tau 0.700 vs 0.800)",
+    ]
+    assert warnings_for(report | {"heldout": None}, pd.Series(np.linspace(0, 1, 60)))[-1].startswith("in-sample")
+
+
+@pytest.mark.parametrize("rank", ["anchor", "anchor-irt"])
+def test_anchor_points_as_the_curated_set(items: pd.DataFrame, rank: str) -> None:
+    kept, audit, report = curate(items, budget=3, rank=rank, audit_rule="share", folds=0)
+    assert len(kept) == 3 and not audit.loc[kept.index, "dropped"].any()
+    assert kept["score"].sum() == pytest.approx(1.0)  # the 5 items left: cluster shares
+    assert report["settings"]["rank"] == rank
