@@ -95,8 +95,7 @@ def test_report_has_every_figure_and_table(
         "figures/fig10_fps_tps_tpf.png",
         "figures/fig5_encoders.png",
         "modality/modality_gap.png",
-        "scaling/r2_curve.png",
-        "scaling/scatter_0.5_vs_4.png",
+        "scaling/scatter_0.5_vs_4.png",  # no R² curve: two sizes give one R², not a curve
     ]
     for png in pngs:
         assert f"]({png})" in md and f"({png})</figcaption>" in html
@@ -177,7 +176,7 @@ def test_figures_go_to_wandb_only_when_online(
     monkeypatch.setenv("WANDB_BASE_URL", "https://wandb.example")
     monkeypatch.setattr(report_wandb, "check_reachable", lambda url: None)
     assert report.main([str(sweep), "--bootstrap", "0"]) == 0
-    assert "W&B: logged 6 figures and 5 tables to https://wandb.example/run" in capsys.readouterr().out
+    assert "W&B: logged 5 figures and 5 tables to https://wandb.example/run" in capsys.readouterr().out
     assert (fake.init_kwargs["project"], fake.init_kwargs["group"], fake.init_kwargs["job_type"]) == (
         "my-proj",
         "tiny",
