@@ -200,6 +200,10 @@ def test_figures_have_labels_and_save(tmp_path: Path) -> None:
     assert "R² = 0.963" in ax.get_title()
     assert ax.get_xlabel() == f"{METRIC} at llm_size_b=0.5"
     assert ax.get_ylabel() == f"{METRIC} at llm_size_b=4"
+    assert [ln.get_label() for ln in ax.get_lines()].count("least squares") == 1
+    two = plots.scatter_figure([1, 2], [2, 4], xerr=[0.1, 0.1], yerr=[0.2, 0.2], size_a=0.5, size_b=4.0, r2=None)
+    assert "least squares" not in [ln.get_label() for ln in two.axes[0].get_lines()]  # no line through two points
+    assert len(two.axes[0].containers) == 1  # the interval bars
     path = plots.save_figure(fig, tmp_path / "sub" / "s.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
