@@ -135,7 +135,7 @@ def compare_pair(
     if note is None and n_boot > 0:
         pair.ci_noise = stats.noisy_interval(x, y, se_x, se_y, stats.r2, n_boot, seed)
         pair.spearman_ci = stats.noisy_interval(x, y, se_x, se_y, stats.spearman, n_boot, seed)
-        pair.noise_p = stats.noise_only_p(x, y, se_x, se_y, r2, n_boot, seed)
+        pair.noise_p = stats.noise_only_p(x, y, se_x, se_y, observed=r2, n_draw=n_boot, seed=seed)
         if math.isfinite(pair.noise_p) and pair.noise_p > NOISE_P:
             pair.noise_note = (
                 f"noise alone could explain this R²: with every variant equally good, noise gives "

@@ -400,3 +400,31 @@ def test_cli_data_col_writes_json_and_figure(tmp_path: Path) -> None:
     assert (tmp_path / "o" / "r2_data.png").is_file()
     bad = run_scaling(str(path), "--metric", METRIC, "--data-col", "design.n_train")
     assert bad.returncode == 2 and "'design.n_train' (--data-col)" in bad.stderr
+
+
+def with_noise(frame: pd.DataFrame, se: float) -> pd.DataFrame:
+    z = 1.959964
+    return frame.assign(**{f"ci_lo/{METRIC}": frame[METRIC] - z * se, f"ci_hi/{METRIC}": frame[METRIC] + z * se})
+
+
+def test_item_noise_enters_the_intervals_and_can_explain_r2() -> None:
+    frame = make_table(HIDDEN)  # six variants, R² about 0.9 between the sizes
+    bare, _ = analyse(frame, METRIC, n_boot=200, seed=0)
+    [p] = bare.pairs
+    assert math.isnan(p.ci_noise[0]) and "cover the variants only" in (p.noise_note or "")
+    quiet, _ = analyse(with_noise(frame, 1e-3), METRIC, n_boot=200, seed=0)
+    [q] = quiet.pairs
+    assert q.ci_noise[0] <= q.r2 <= q.ci_noise[1] and q.noise_p < 0.05 and q.noise_note is None
+    assert q.spearman_ci[0] <= q.spearman <= q.spearman_ci[1]
+    assert q.same_best is False and q.same_best_rate == 0.0  # c/p best at 0.5, c/q at 4, by more than the noise
+    loud, _ = analyse(with_noise(frame, 3.0), METRIC, n_boot=200, seed=0)  # noise far above the spread
+    [n] = loud.pairs
+    # re-measured with that noise, R² would land far lower; but 0.99 over six variants is not noise
+    assert n.r2 == q.r2 and n.ci_noise[1] < q.ci_noise[0] and n.noise_p < 0.05
+    # five variants 0.01 apart, each score ± 0.03: R² 0.5 is what noise alone gives often
+    close = {(e, "p"): {0.5: [x], 4.0: [y]} for e, x, y in zip("abcde", [0.40, 0.42, 0.41, 0.43, 0.44], [0.50, 0.52, 0.50, 0.53, 0.51], strict=True)}
+    weak, _ = analyse(with_noise(make_table(close), 0.03), METRIC, n_boot=300, seed=0)
+    [w] = weak.pairs
+    assert 0.2 < w.r2 < 0.8 and w.noise_p > 0.05
+    assert "noise alone could explain this R²" in (w.noise_note or "")
+    assert weak.to_json()["pairs"][0]["noise_p"] == pytest.approx(w.noise_p)
