@@ -4,7 +4,8 @@ Pure functions over the tidy table of analysis.collect (a row per run; choices b
 name, design numbers as `design.<key>`, metrics by key). Each returns a small summary
 table (the mean, min and max of the metric over the ok runs of each setting, n, and `lo`,
 `hi`: the mean's 95% interval, from the runs' spread (sd/sqrt(n)) and their item noise
-(the `ci_lo/`, `ci_hi/` columns) in quadrature) or a string: the reason the figure is skipped. A figure needs its columns and at least two
+(the `ci_lo/`, `ci_hi/` columns) in quadrature) or a string: the reason the figure is
+skipped. A figure needs its columns and at least two
 settings to compare; it is never drawn from one point, and never skipped silently.
 """
 

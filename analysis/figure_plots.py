@@ -1,7 +1,8 @@
 """Drawing the paper's axes: sampling, fps × tokens, encoders, mixtures, trends, modality gap.
 
 Each `*_figure` takes the summary tables of analysis.axes (ours: `mean`, `min`, `max`,
-`n` per setting, and `lo`, `hi`: the 95% interval of the mean, drawn as the bars) and, optionally, analysis.paper's tables of the same shape, and returns
+`n` per setting, and `lo`, `hi`: the 95% interval of the mean, drawn as the bars) and,
+optionally, analysis.paper's tables of the same shape, and returns
 a matplotlib Figure (no pyplot, no global state) with "ours" on the left axes and the
 paper's numbers on the right. Ours are in the metric's own units (accuracy 0-1); the
 paper's are ApolloBench overall in %, so the two never share an axis.

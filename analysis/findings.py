@@ -62,7 +62,7 @@ class AxisFindings:
 
 
 def _metric_parts(metric: str) -> tuple[str, str, str]:
-    prefix, bench, cat = (metric.split("/") + ["", "", ""])[:3]
+    prefix, bench, cat = [*metric.split("/"), "", "", ""][:3]
     modality = {v: k for k, v in intervals.PREFIX.items()}.get(prefix, "video")
     return modality, bench, cat
 
@@ -110,21 +110,19 @@ def _option(name: str, runs: pd.DataFrame, metric: str, seed_var: float) -> Opti
 
 def _pooled(runs: pd.DataFrame, table: dict[str, pd.DataFrame]) -> pd.DataFrame | None:
     """Per item: category and correctness averaged over the runs (items all of them have)."""
-    parts = [table.get(str(r)) for r in runs["run_dir"]]
-    if not parts or any(p is None for p in parts):
+    parts = [table[str(r)] for r in runs["run_dir"] if str(r) in table]
+    if not parts or len(parts) < len(runs):
         return None
     common = parts[0].index
     for p in parts[1:]:
         common = common.intersection(p.index)
     if common.empty:
         return None
-    correct = np.mean([p.loc[common, "correct"].to_numpy(float) for p in parts], axis=0)  # type: ignore[union-attr]
-    return pd.DataFrame({"category": parts[0].loc[common, "category"], "correct": correct}, index=common)  # type: ignore[union-attr]
+    correct = np.mean([p.loc[common, "correct"].to_numpy(float) for p in parts], axis=0)
+    return pd.DataFrame({"category": parts[0].loc[common, "category"], "correct": correct}, index=common)
 
 
-def margin(
-    best: Option, other: Option, a: pd.DataFrame | None, b: pd.DataFrame | None, extra_se: float
-) -> Margin:
+def margin(best: Option, other: Option, a: pd.DataFrame | None, b: pd.DataFrame | None, extra_se: float) -> Margin:
     """best - other: paired over the items both have, else from the two intervals."""
     if a is not None and b is not None:
         common = a.index.intersection(b.index)
@@ -186,7 +184,9 @@ class SeedSpread:
     margin: Margin | None
 
 
-def seed_spreads(rows: pd.DataFrame, design: list[str], table: dict[str, pd.DataFrame], metric: str) -> list[SeedSpread]:
+def seed_spreads(
+    rows: pd.DataFrame, design: list[str], table: dict[str, pd.DataFrame], metric: str
+) -> list[SeedSpread]:
     """Designs with two or more seeds: their scores and the first two seeds compared, paired."""
     if "seed" not in rows.columns:
         return []
@@ -235,9 +235,11 @@ def blocks(frame: pd.DataFrame, metric: str) -> list[rr.Block]:
     if rows.empty:
         return [*out, rr.Para("No ok run has a score: nothing to compare.")]
     table = load_items(rows, metric)
-    design = [c for c in choice_columns(rows, "llm_size_b", "score")] + (["llm"] if "llm" in rows.columns else [])
+    design = [*choice_columns(rows, "llm_size_b", "score")] + (["llm"] if "llm" in rows.columns else [])
     if len(table) < len(rows):
-        out.append(rr.Para(f"{len(rows) - len(table)} of {len(rows)} runs have no items.csv: their margins are unpaired."))
+        out.append(
+            rr.Para(f"{len(rows) - len(table)} of {len(rows)} runs have no items.csv: their margins are unpaired.")
+        )
     axes = swept_axes(rows)
     noise: list[str] = []
     if not axes:
@@ -275,13 +277,13 @@ def blocks(frame: pd.DataFrame, metric: str) -> list[rr.Block]:
     if spreads:
         lines = []
         for sp in spreads:
-            m = sp.margin
+            sm = sp.margin
             spread = float(np.std(sp.scores, ddof=1))
             lines.append(
                 f"{sp.design}: seeds {', '.join(sp.seeds)} score {', '.join(f'{v:.3f}' for v in sp.scores)} "
-                f"(sd {spread:.3f})" + (f"; {m.best} minus {m.other}: {_signed(m)}" if m else "")
+                f"(sd {spread:.3f})" + (f"; {sm.best} minus {sm.other}: {_signed(sm)}" if sm else "")
             )
-            if m is not None and m.within_noise:
+            if sm is not None and sm.within_noise:
                 noise.append(f"seeds of {sp.design}")
         out += [rr.Heading("Seeds", 3), rr.Bullets(lines)]
     out.append(

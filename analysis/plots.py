@@ -99,8 +99,8 @@ def scatter_figure(
     def bars(e: Sequence[float] | None) -> np.ndarray | None:
         if e is None:
             return None
-        e = np.asarray(e, dtype=float)
-        return np.where(np.isfinite(e), e, 0.0) if np.isfinite(e).any() else None
+        arr = np.asarray(e, dtype=float)
+        return np.where(np.isfinite(arr), arr, 0.0) if np.isfinite(arr).any() else None
 
     ax.errorbar(xs, ys, xerr=bars(xerr), yerr=bars(yerr), fmt="o", color="C0", capsize=3, zorder=3)
     line = least_squares_line(xs, ys) if xs.size >= MIN_VARIANTS else None

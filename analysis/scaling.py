@@ -11,9 +11,10 @@ its seeds' spread, `analysis.variants.score_se`), Spearman ρ (with the noisy in
 Kendall τ, whether both sizes pick the same best variant (and in what share of noise
 draws they do), and how often noise alone gives an R² as high (`noise_p`; above 0.05 the
 R² is said to be explainable by noise). With three or more smaller sizes it fits
-R²(size, largest) ≈ a·ln(size) + b (a curve through two points says nothing). `--data-col design.train_set_size` adds R² of every
-(size, training-set size) against the largest of both (Fig. 3 right; the pairs then use the
-largest training set). `--out DIR` writes `scaling.json`, `r2_curve.png`, one
+R²(size, largest) ≈ a·ln(size) + b (a curve through two points says nothing).
+`--data-col design.train_set_size` adds R² of every (size, training-set size) against the
+largest of both (Fig. 3 right; the pairs then use the largest training set). `--out DIR`
+writes `scaling.json`, `r2_curve.png` (with two or more R² values), one
 `scatter_<a>_vs_<b>.png` per pair and, with `--data-col`, `r2_data.png`.
 """
 
@@ -221,8 +222,7 @@ def fit_curve(pairs: list[PairResult], sizes: list[float]) -> dict[str, Any]:
         note = "no sizes"
     elif not math.isfinite(slope):
         note = (
-            f"needs a finite R² at {MIN_FIT_POINTS} or more sizes below the largest ({reference:g}); "
-            f"got {len(points)}"
+            f"needs a finite R² at {MIN_FIT_POINTS} or more sizes below the largest ({reference:g}); got {len(points)}"
         )
     return {
         "reference": reference,

@@ -187,7 +187,9 @@ def test_figures_have_labels_and_save(tmp_path: Path) -> None:
     assert ax.get_xscale() == "log" and ax.get_xlabel() == "llm_size_b"
     assert ax.get_ylabel() == "R² with llm_size_b=4" and METRIC in ax.get_title()
     assert len(ax.containers) == 1  # the points with their interval bars
-    assert [ln.get_label() for ln in ax.get_lines() if not ln.get_label().startswith("_")] == ["0.090·ln(x) + 0.910"]
+    assert [ln.get_label() for ln in ax.get_lines() if not str(ln.get_label()).startswith("_")] == [
+        "0.090·ln(x) + 0.910"
+    ]
     fig = plots.scatter_figure(
         [1, 2, 3, 4],
         [2, 4, 5, 8],
@@ -422,7 +424,10 @@ def test_item_noise_enters_the_intervals_and_can_explain_r2() -> None:
     # re-measured with that noise, R² would land far lower; but 0.99 over six variants is not noise
     assert n.r2 == q.r2 and n.ci_noise[1] < q.ci_noise[0] and n.noise_p < 0.05
     # five variants 0.01 apart, each score ± 0.03: R² 0.5 is what noise alone gives often
-    close = {(e, "p"): {0.5: [x], 4.0: [y]} for e, x, y in zip("abcde", [0.40, 0.42, 0.41, 0.43, 0.44], [0.50, 0.52, 0.50, 0.53, 0.51], strict=True)}
+    close = {
+        (e, "p"): {0.5: [x], 4.0: [y]}
+        for e, x, y in zip("abcde", [0.40, 0.42, 0.41, 0.43, 0.44], [0.50, 0.52, 0.50, 0.53, 0.51], strict=True)
+    }
     weak, _ = analyse(with_noise(make_table(close), 0.03), METRIC, n_boot=300, seed=0)
     [w] = weak.pairs
     assert 0.2 < w.r2 < 0.8 and w.noise_p > 0.05

@@ -145,7 +145,9 @@ def _runs(scores: list[float], half_width: float) -> pd.DataFrame:
 def test_seeds_are_averaged_with_their_spread_and_item_noise() -> None:
     m = "test/b/overall"
     frame = _runs([0.4, 0.5], half_width=1.959964 * 0.05)  # each run's item se is 0.05
-    [row] = average_seeds(frame).to_dict("records")
+    designs = average_seeds(frame)
+    assert designs is not None
+    [row] = designs.to_dict("records")
     assert (row["n_seeds"], row["seeds"], row[m]) == (2, "0,1", pytest.approx(0.45))
     assert row["sd/" + m] == pytest.approx(math.sqrt(0.005))
     # se² = item se² (not shrunk: the seeds answer the same items) + sd²/k = 0.0025 + 0.0025
