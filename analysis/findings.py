@@ -261,7 +261,12 @@ def blocks(frame: pd.DataFrame, metric: str) -> list[rr.Block]:
             by_other = {m.other: m for m in f.margins[largest]}
             for size in [s for s in f.options if s != largest]:
                 pick = f.options[size][0].name
-                if pick == top:
+                tied = [o.name for o in f.options[size] if o.score == f.options[size][0].score]
+                if len(tied) > 1:
+                    lines.append(
+                        f"{_size(size)} ties {', '.join(tied)}: no pick to compare with {_size(largest)}'s {top}."
+                    )
+                elif pick == top:
                     lines.append(f"{_size(size)} picks the same best as {_size(largest)} ({top}).")
                 else:
                     m = by_other[pick]
