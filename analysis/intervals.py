@@ -6,7 +6,9 @@ here reads files or draws.
 - One proportion: `wilson` (score interval) and `clopper_pearson` (exact binomial).
 - A benchmark's `overall` is the mean of its categories' accuracies (src.models.module),
   so its interval is a bootstrap stratified by category (`stratified_bootstrap`), whose
-  standard error has the closed form `macro_se`: sqrt(sum_c p_c(1-p_c)/n_c) / C.
+  standard error has the closed form `macro_se`: sqrt(sum_c p_c(1-p_c)/n_c) / C; widened
+  where needed to the Agresti-Coull normal interval (`macro_interval`), so that categories
+  all right or all wrong do not give an interval of width 0.
 - Two runs on the same items: `paired_difference` (the difference of their scores, a
   paired bootstrap interval over items stratified as the score is, and McNemar's exact and
   mid-p tests on the items one got right and the other wrong).
@@ -88,11 +90,38 @@ def stratified_bootstrap(
     return float(lo), float(hi), draws
 
 
+def agresti_coull_se(groups: Sequence[np.ndarray], level: float = LEVEL) -> float:
+    """Standard error of the mean of group accuracies with each p_g as Agresti-Coull's.
+
+    p~ = (k + z²/2) / (n + z²), var = p~(1-p~) / (n + z²): unlike the plain binomial one,
+    not 0 for a group all right or all wrong.
+    """
+    groups = [np.asarray(g, dtype=float) for g in groups if len(g)]
+    if not groups:
+        return math.nan
+    z2 = z_value(level) ** 2
+    var = 0.0
+    for g in groups:
+        p = (g.sum() + z2 / 2) / (g.size + z2)
+        var += p * (1 - p) / (g.size + z2)
+    return math.sqrt(var) / len(groups)
+
+
+def macro_interval(groups: Sequence[np.ndarray], level: float = LEVEL, seed: int | None = 0) -> tuple[float, float]:
+    """Interval of the mean of group accuracies: the stratified bootstrap's, never narrower than
+    the normal interval with Agresti-Coull variances (so that 12 items all wrong are not
+    an interval of width 0), within [0, 1]."""
+    lo, hi, _ = stratified_bootstrap(groups, seed=seed, level=level)
+    mean = float(np.mean([np.mean(g) for g in groups]))
+    half = z_value(level) * agresti_coull_se(groups, level)
+    return max(0.0, min(lo, mean - half)), min(1.0, max(hi, mean + half))
+
+
 def accuracy_intervals(rows: Iterable[Mapping[str, Any]], level: float = LEVEL) -> dict[str, list[float]]:
     """`{metric: [lo, hi]}` for every metric that `accuracy_metrics` makes of the same rows.
 
-    A category's interval is Wilson's; `overall` (the mean of the categories) is the
-    stratified bootstrap's, or Wilson's when there is one category. Rows are dicts with
+    A category's interval is Wilson's; `overall` (the mean of the categories) is
+    `macro_interval`'s, or Wilson's when there is one category. Rows are dicts with
     benchmark, category, correct and optionally modality (items.csv, or a module's results).
     """
     by_cat: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
@@ -107,8 +136,7 @@ def accuracy_intervals(rows: Iterable[Mapping[str, Any]], level: float = LEVEL) 
         if len(groups) == 1:
             out[f"{prefix}/{bench}/overall"] = out[f"{prefix}/{bench}/{next(iter(cats))}"]
         else:
-            lo, hi, _ = stratified_bootstrap(groups, level=level)
-            out[f"{prefix}/{bench}/overall"] = [lo, hi]
+            out[f"{prefix}/{bench}/overall"] = list(macro_interval(groups, level))
     return out
 
 

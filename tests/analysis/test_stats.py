@@ -98,6 +98,18 @@ def test_accuracy_intervals_per_category_and_overall() -> None:
     assert lo < (0.5 + 1.0) / 2 < hi  # the mean of the categories, not of the items
 
 
+def test_overall_of_all_wrong_items_is_not_certain() -> None:
+    # 12 items in 3 categories, all wrong: the bootstrap alone gives [0, 0]
+    rows = [{"benchmark": "b", "category": c, "correct": 0} for c in "xyz" for _ in range(4)]
+    groups = [np.zeros(4)] * 3
+    assert iv.stratified_bootstrap(groups)[:2] == (0.0, 0.0)
+    # Agresti-Coull: p~ = 1.92/7.84 = 0.245, var = p~(1-p~)/7.84 = 0.0236 per category; se = sqrt(3·0.0236)/3
+    z2 = 1.959964**2
+    p = (z2 / 2) / (4 + z2)
+    se = math.sqrt(3 * p * (1 - p) / (4 + z2)) / 3
+    assert iv.accuracy_intervals(rows)["test/b/overall"] == [0.0, pytest.approx(1.959964 * se)]
+
+
 def test_noise_alone_r2_matches_its_beta_law() -> None:
     # with no true difference, R² of n independent normal pairs ~ Beta(1/2, (n-2)/2)
     x, y = np.array([0.4, 0.5, 0.6, 0.45, 0.55]), np.array([0.3, 0.5, 0.7, 0.4, 0.6])
