@@ -232,7 +232,8 @@ def modality_figure(table: pd.DataFrame, title: str = "Accuracy by input modalit
     for i, m in enumerate(modalities):
         t = table[table["modality"] == m].set_index("group").reindex(groups)
         pos = np.arange(len(groups)) + (i - (len(modalities) - 1) / 2) * width
-        ax.bar(pos, t["mean"], width=width, label=m, color=f"C{i}")
+        err = _errors(t) if {"lo", "hi"} <= set(t.columns) else None  # a 95% interval, where the table has one
+        ax.bar(pos, t["mean"], width=width, label=m, color=f"C{i}", yerr=err, capsize=2)
     ax.set_xticks(np.arange(len(groups)), groups, rotation=20, ha="right")
     ax.set(xlabel="benchmark / category", ylabel="accuracy (mean over runs)", title=title)
     ax.legend(title="input", fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))

@@ -10,7 +10,7 @@ writes it as a PNG through the Agg canvas.
 - `scatter_figure`: per-variant scores at two sizes with their 95% interval bars, R² in
   the title and, with three or more variants, the least-squares line (Apollo, Fig. 15).
 - `r2_data_figure`: R² with the reference (largest model, largest training set) against
-  training-set size, one line per model size (Apollo, Fig. 3 right).
+  training-set size, one line per model size, with interval bars (Apollo, Fig. 3 right).
 - `heatmap_figure`: a correlation matrix between benchmarks or categories (Apollo, Fig. 2 right).
 """
 
@@ -121,6 +121,7 @@ def scatter_figure(
 def r2_data_figure(
     lines: dict[float, tuple[np.ndarray, np.ndarray]],
     *,
+    cis: dict[float, np.ndarray] | None = None,
     ref_size: float,
     ref_data: float,
     size_col: str = "llm_size_b",
@@ -132,7 +133,11 @@ def r2_data_figure(
     ax = fig.subplots()
     ticks: set[float] = set()
     for i, (size, (data, r2s)) in enumerate(lines.items()):
-        ax.plot(data, r2s, "o-", color=f"C{i}", label=f"{size_col}={size:g}")
+        err = None
+        if cis is not None and size in cis:
+            err = np.vstack([r2s - cis[size][0], cis[size][1] - r2s]).clip(min=0)
+            err = np.where(np.isfinite(err), err, 0.0)
+        ax.errorbar(data, r2s, yerr=err, fmt="o-", color=f"C{i}", capsize=3, label=f"{size_col}={size:g}")
         ticks.update(float(d) for d in data)
     ax.set_xscale("log")
     ax.set_xticks(sorted(ticks), [f"{v:g}" for v in sorted(ticks)])

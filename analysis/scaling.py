@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import plots, stats
-from analysis.data_scaling import analyse_data, curves
+from analysis.data_scaling import analyse_data, curve_cis, curves
 from analysis.variants import choice_columns, hidden_design_columns, missing_cells, score_se, variant_scores
 
 MIN_FIT_POINTS = 3  # a log curve through two points fits them exactly
@@ -325,6 +325,7 @@ def write_outputs(result: ScalingResult, scores: pd.DataFrame, out: Path) -> lis
         ref = result.data_scaling["reference"]
         fig = plots.r2_data_figure(
             lines,
+            cis=curve_cis(result.data_scaling),
             ref_size=ref["size"],
             ref_data=ref["data_size"],
             size_col=result.size_col,

@@ -433,3 +433,12 @@ def test_item_noise_enters_the_intervals_and_can_explain_r2() -> None:
     assert 0.2 < w.r2 < 0.8 and w.noise_p > 0.05
     assert "noise alone could explain this R²" in (w.noise_note or "")
     assert weak.to_json()["pairs"][0]["noise_p"] == pytest.approx(w.noise_p)
+
+
+def test_r2_data_figure_carries_interval_bars() -> None:
+    lines = {0.5: (np.array([100.0, 1000.0]), np.array([0.6, 0.8]))}
+    cis = {0.5: np.array([[0.4, 0.7], [0.7, 0.9]])}
+    fig = plots.r2_data_figure(lines, cis=cis, ref_size=4.0, ref_data=1000.0)
+    [bars] = fig.axes[0].containers
+    lower = bars.lines[1][0].get_ydata()  # the caps below the points: the interval's lower ends
+    assert list(np.round(lower, 6)) == [0.4, 0.7]
