@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.container import ErrorbarContainer
 
 from analysis import plots, stats
 from analysis.data_scaling import curves
@@ -440,5 +441,6 @@ def test_r2_data_figure_carries_interval_bars() -> None:
     cis = {0.5: np.array([[0.4, 0.7], [0.7, 0.9]])}
     fig = plots.r2_data_figure(lines, cis=cis, ref_size=4.0, ref_data=1000.0)
     [bars] = fig.axes[0].containers
+    assert isinstance(bars, ErrorbarContainer)
     lower = bars.lines[1][0].get_ydata()  # the caps below the points: the interval's lower ends
     assert list(np.round(lower, 6)) == [0.4, 0.7]
