@@ -443,4 +443,4 @@ def test_r2_data_figure_carries_interval_bars() -> None:
     [bars] = fig.axes[0].containers
     assert isinstance(bars, ErrorbarContainer)
     lower = bars.lines[1][0].get_ydata()  # the caps below the points: the interval's lower ends
-    assert list(np.round(lower, 6)) == [0.4, 0.7]
+    assert np.allclose(np.asarray(lower, dtype=float), [0.4, 0.7])
