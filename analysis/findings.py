@@ -50,8 +50,14 @@ class Margin:
     p_mid: float | None = None
 
     @property
+    def known(self) -> bool:
+        """Whether there is an interval at all (items.csv, or the runs' interval columns)."""
+        return math.isfinite(self.lo) and math.isfinite(self.hi)
+
+    @property
     def within_noise(self) -> bool:
-        return not (self.lo > 0 or self.hi < 0)
+        """The interval holds 0 (False without an interval: unknown is not 'within noise')."""
+        return self.known and self.lo <= 0 <= self.hi
 
 
 @dataclass
@@ -210,10 +216,11 @@ def seed_spreads(
 
 
 def _signed(m: Margin) -> str:
-    ci = f" [{m.lo:+.3f}, {m.hi:+.3f}]" if math.isfinite(m.lo) else " (no interval)"
+    if not m.known:
+        return f"{m.diff:+.3f} (no items.csv and no interval columns: noise unknown)"
     test = f", McNemar mid-p {m.p_mid:.2g}" if m.p_mid is not None else ""
     verdict = "within noise" if m.within_noise else "beyond noise"
-    return f"{m.diff:+.3f}{ci} ({m.how}{test}): {verdict}"
+    return f"{m.diff:+.3f} [{m.lo:+.3f}, {m.hi:+.3f}] ({m.how}{test}): {verdict}"
 
 
 def _size(size: float) -> str:
@@ -242,6 +249,7 @@ def blocks(frame: pd.DataFrame, metric: str) -> list[rr.Block]:
         )
     axes = swept_axes(rows)
     noise: list[str] = []
+    unknown = 0
     if not axes:
         out.append(rr.Para("No design axis varies among the ok runs: there is no option to pick."))
     for axis in axes:
@@ -255,6 +263,7 @@ def blocks(frame: pd.DataFrame, metric: str) -> list[rr.Block]:
                 + "; ".join(f"minus {m.other}: {_signed(m)}" for m in f.margins[size])
             )
             noise += [f"{axis} at {_size(size)}: {m.best} vs {m.other}" for m in f.margins[size] if m.within_noise]
+            unknown += sum(not m.known for m in f.margins[size])
         if len(f.options) >= 2:
             largest = max(f.options)
             top = f.options[largest][0].name
@@ -273,7 +282,11 @@ def blocks(frame: pd.DataFrame, metric: str) -> list[rr.Block]:
                     lines.append(
                         f"{_size(size)} picks {pick}, {_size(largest)} picks {top}: at {_size(largest)} "
                         f"{top} minus {pick} is {_signed(m)}"
-                        + (" - the flip may be noise." if m.within_noise else " - the small model would pick wrong.")
+                        + (
+                            " - the flip may be noise."
+                            if m.within_noise or not m.known
+                            else " - the small model would pick wrong."
+                        )
                     )
         elif f.options:
             lines.append("One LLM size: whether a smaller model picks the same is not measured.")
@@ -291,9 +304,8 @@ def blocks(frame: pd.DataFrame, metric: str) -> list[rr.Block]:
             if sm is not None and sm.within_noise:
                 noise.append(f"seeds of {sp.design}")
         out += [rr.Heading("Seeds", 3), rr.Bullets(lines)]
-    out.append(
-        rr.Para("Within noise: " + "; ".join(noise) + ".")
-        if noise
-        else rr.Para("No compared difference is within noise.")
-    )
+    closing = "Within noise: " + "; ".join(noise) + "." if noise else "No compared difference is within noise."
+    if unknown:
+        closing += f" {unknown} difference(s) have no interval (no items.csv, no interval columns): noise unknown."
+    out.append(rr.Para(closing))
     return out

@@ -269,3 +269,12 @@ def test_findings_name_the_best_option_its_margin_and_a_flip(tmp_path: Path) -> 
     assert "4B: best encoder=dinov2, 0.900 [" in text and "minus siglip: +0.600 [" in text
     assert "0.5B picks siglip, 4B picks dinov2: at 4B dinov2 minus siglip is +0.600" in text
     assert "the small model would pick wrong" in text
+
+
+def test_findings_without_items_say_the_noise_is_unknown(sweep: Path) -> None:
+    assert report.main([str(sweep), "--bootstrap", "0"]) == 0
+    text = findings_text((sweep / "report" / "report.md").read_text())
+    # 0.5B: siglip (0.40, 0.35) vs dinov2 (0.33, 0.30): means 0.375 and 0.315
+    assert "0.5B: best encoder=siglip, 0.375 over 2 run(s); minus dinov2: +0.060 (no items.csv" in text
+    assert ": within noise" not in text and "Within noise:" not in text  # unknown is not "within noise"
+    assert "4 difference(s) have no interval" in text and "0.5B picks the same best as 4B (siglip)." in text
