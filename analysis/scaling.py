@@ -34,7 +34,14 @@ import pandas as pd
 
 from analysis import plots, stats
 from analysis.data_scaling import analyse_data, curve_cis, curves
-from analysis.variants import choice_columns, hidden_design_columns, missing_cells, score_se, variant_scores
+from analysis.variants import (
+    choice_columns,
+    hidden_design_columns,
+    missing_cells,
+    score_se,
+    variant_labels,
+    variant_scores,
+)
 
 MIN_FIT_POINTS = 3  # a log curve through two points fits them exactly
 NOISE_P = 0.05
@@ -206,8 +213,21 @@ def analyse(
     cells = int(scores.notna().to_numpy().sum())
     if len(ok) > cells:
         result.notes.append(f"averaged replicates: {len(ok)} ok rows -> {cells} cells")
+        spread = replicate_spread(ok, metric, size_col, cols)
+        if spread is not None:
+            result.notes.append(
+                f"spread between replicates (seeds): sd {spread[0]:.3f} pooled over {spread[1]} repeated cells; "
+                "in each score's noise as sd/sqrt(k)"
+            )
     result.noise = noise
     return result, scores
+
+
+def replicate_spread(ok: pd.DataFrame, metric: str, size_col: str, cols: list[str]) -> tuple[float, int] | None:
+    """(pooled sd between the runs of one cell, number of cells with two or more runs), or None."""
+    labels = variant_labels(ok, cols) + "@" + ok[size_col].astype(str)
+    var = pd.to_numeric(ok[metric], errors="coerce").groupby(labels).var(ddof=1).dropna()
+    return (math.sqrt(float(var.mean())), len(var)) if len(var) else None
 
 
 def fit_curve(pairs: list[PairResult], sizes: list[float]) -> dict[str, Any]:

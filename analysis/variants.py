@@ -119,17 +119,27 @@ def _cell_se(scores: pd.Series, items: pd.Series) -> float:
 
 
 def score_se(frame: pd.DataFrame, metric: str, size_col: str, variant_cols: list[str]) -> pd.DataFrame:
-    """The standard error of each `variant_scores` cell: item noise and seed spread, see above."""
+    """The standard error of each `variant_scores` cell: item noise and seed spread, see above.
+
+    The seeds' variance is pooled over the cells run with two or more seeds and applies to
+    every cell (divided by its number of runs): a design run once is as noisy as one seed.
+    """
     data = pd.DataFrame(
         {
             "variant": variant_labels(frame, variant_cols),
             "size": frame[size_col].astype(float),
             "score": pd.to_numeric(frame[metric], errors="coerce"),
-            "item_se": item_se(frame, metric),
+            "item_var": item_se(frame, metric) ** 2,
         }
     )
-    cells = data.groupby(["variant", "size"])[["score", "item_se"]]
-    table = cells.apply(lambda c: _cell_se(c["score"], c["item_se"])).unstack("size")
+    cells = data.groupby(["variant", "size"])
+    k = cells["score"].count()
+    seed_var = cells["score"].var(ddof=1).dropna()
+    pooled = float(seed_var.mean()) if len(seed_var) else math.nan
+    item_var = cells["item_var"].mean()
+    parts = pd.concat([item_var, pooled / k], axis=1)
+    se = np.sqrt(parts.sum(axis=1, min_count=1))
+    table = se.unstack("size")
     return table.reindex(columns=sorted(table.columns)).sort_index()
 
 

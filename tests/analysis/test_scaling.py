@@ -125,6 +125,8 @@ def test_pairs_average_replicates_and_skip_failed_rows() -> None:
     assert result.variant_cols == ["encoder", "resampler"]
     assert scores.loc["encoder=a", 0.5] == 1.0  # mean of two seeds; the failed 99 not used
     assert "averaged replicates: 9 ok rows -> 8 cells" in result.notes
+    # a/p at 0.5 has seeds 0.5 and 1.5: sd sqrt(0.5) = 0.707, the one repeated cell
+    assert "spread between replicates (seeds): sd 0.707 pooled over 1 repeated cells" in " ".join(result.notes)
     [pair] = result.pairs
     assert (pair.size_a, pair.size_b, pair.n) == (0.5, 4.0, 4)
     assert pair.r2 == pytest.approx(361 / 375)

@@ -167,3 +167,13 @@ def test_seeds_are_averaged_with_their_spread_and_item_noise() -> None:
     se = score_se(frame, m, "llm_size_b", ["encoder"])
     assert se.iloc[0, 0] == pytest.approx(math.sqrt(0.005))
     assert average_seeds(frame.iloc[:1]) is None  # no design with two seeds
+
+
+def test_a_design_run_once_is_as_noisy_as_one_seed() -> None:
+    m = "test/b/overall"
+    two = _runs([0.4, 0.5], half_width=0.0)  # no item noise: only the seeds' spread
+    one = _runs([0.3], half_width=0.0).assign(encoder="dinov2", run_dir="/r/x")
+    se = score_se(pd.concat([two, one]), m, "llm_size_b", ["encoder"])
+    # pooled seed variance 0.005: siglip (2 runs) 0.005/2, dinov2 (1 run) 0.005/1
+    assert se.loc["encoder=siglip", 0.5] == pytest.approx(math.sqrt(0.0025))
+    assert se.loc["encoder=dinov2", 0.5] == pytest.approx(math.sqrt(0.005))
