@@ -11,7 +11,8 @@ Pure functions over pandas tables; nothing here reads files or draws.
 The noise of a cell's mean score (`score_se`) adds two parts in quadrature: the item noise
 of one run (from its 95% interval, `ci_lo/`/`ci_hi/` columns: half-width / 1.96, averaged
 over the cell's runs and not shrunk by their number, since the seeds answer the same
-items) and the seeds' spread (sd / sqrt(k) over the cell's k runs, when k >= 2).
+items) and the seeds' spread (the variance between the runs of a cell, pooled over the
+cells with two or more, divided by the cell's k runs).
 """
 
 from __future__ import annotations
