@@ -2,8 +2,10 @@
 
 Pure functions over the tidy table of analysis.collect (a row per run; choices by group
 name, design numbers as `design.<key>`, metrics by key). Each returns a small summary
-table (the mean, min and max of the metric over the ok runs of each setting, and n) or a
-string: the reason the figure is skipped. A figure needs its columns and at least two
+table (the mean, min and max of the metric over the ok runs of each setting, n, and `lo`,
+`hi`: the mean's 95% interval, from the runs' spread (sd/sqrt(n)) and their item noise
+(the `ci_lo/`, `ci_hi/` columns) in quadrature) or a string: the reason the figure is
+skipped. A figure needs its columns and at least two
 settings to compare; it is never drawn from one point, and never skipped silently.
 """
 
@@ -13,6 +15,9 @@ import re
 
 import numpy as np
 import pandas as pd
+
+from analysis.intervals import z_value
+from analysis.variants import item_se
 
 OVERALL = re.compile(r"^test/[^/]+/overall$")
 TRENDS = {
@@ -44,7 +49,7 @@ def scored(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
             f"metrics: {', '.join(c for c in frame.columns if '/' in str(c)) or 'none'}"
         )
     rows = frame[frame["status"] == "ok"] if "status" in frame.columns else frame
-    rows = rows.assign(score=pd.to_numeric(rows[metric], errors="coerce"))
+    rows = rows.assign(score=pd.to_numeric(rows[metric], errors="coerce"), score_se=item_se(rows, metric))
     return rows[np.isfinite(rows["score"])]
 
 
@@ -60,9 +65,18 @@ def need(rows: pd.DataFrame, col: str, at_least: int = 2) -> str | None:
 
 
 def summarize(rows: pd.DataFrame, by: list[str]) -> pd.DataFrame:
-    """Mean, min, max and n of `score` per value of the `by` columns (missing keys dropped)."""
-    table = rows.dropna(subset=by).groupby(by)["score"].agg(["mean", "min", "max", "count"])
-    return table.rename(columns={"count": "n"}).reset_index()
+    """Mean, min, max, n and the mean's 95% interval (lo, hi) of `score` per value of `by`."""
+    rows = rows.dropna(subset=by)
+    table = rows.groupby(by)["score"].agg(["mean", "min", "max", "count", "var"])
+    if "score_se" in rows.columns:
+        item_var = rows.assign(v=rows["score_se"] ** 2).groupby(by)["v"].mean()
+    else:
+        item_var = pd.Series(np.nan, index=table.index)
+    parts = pd.concat([table["var"].fillna(0.0), item_var.fillna(0.0)], axis=1).sum(axis=1)
+    known = table["var"].notna() | item_var.notna()
+    se = np.sqrt(parts / table["count"]).where(known)
+    table = table.assign(lo=table["mean"] - z_value() * se, hi=table["mean"] + z_value() * se)
+    return table.drop(columns="var").rename(columns={"count": "n"}).reset_index()
 
 
 def sampling_label(row: pd.Series) -> str:

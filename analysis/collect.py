@@ -14,7 +14,13 @@ reason (also listed on stderr), and directories that look like run directories (
 Columns: run_dir, status, reason, sweep; one column per config-group choice named by its
 group (encoder, llm, ...) and the run's `seed`; llm_size_b; the other design numbers as `design.<key>`
 (nested dicts flattened, e.g. `design.params.llm`); costs as `costs.<key>`; one column per
-metric named by its key (`test/synthetic/overall`).
+metric named by its key (`test/synthetic/overall`), and its 95% interval as
+`ci_lo/<key>` and `ci_hi/<key>` (from the record's `intervals`, else computed from the
+`items.csv` beside it: Wilson per category, a bootstrap stratified by category for overall).
+`run_dir` is where the record is now; a record that was moved keeps the directory it was
+written in as `moved_from`. When some runs repeat a design with another `seed`, the
+per-design means over seeds, their spread (`sd/<key>`) and interval go to
+`<out>_by_design.csv` as well (see `analysis.variants.average_seeds`).
 """
 
 from __future__ import annotations
@@ -30,10 +36,13 @@ from typing import Any
 
 import pandas as pd
 
+from analysis import intervals, items
+from analysis.variants import average_seeds
 from analysis.wandb_runs import PREFIX, WandbUnavailable, fetch_records, parse_source
 
 RESULT_FILE = "result.json"
 BASE_COLUMNS = ["run_dir", "status", "reason", "sweep"]
+MOVED = "moved_from"  # only in tables where some record was moved
 SIZE_COLUMN = "llm_size_b"
 # Entries whose presence marks a directory as a run directory even without a result.
 RUN_DIR_MARKERS = (".hydra", "ckpt", "wandb")
@@ -142,7 +151,26 @@ def read_record(file: Path) -> dict[str, Any]:
 def load_records(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
     """All run records under `paths`: those read from result.json, then the missing runs."""
     results, missing = find_runs(paths)
-    return [read_record(f) for f in results] + [missing_record(d) for d in missing]
+    return [located(read_record(f), f) for f in results] + [missing_record(d) for d in missing]
+
+
+def located(record: dict[str, Any], file: Path) -> dict[str, Any]:
+    """The record with `run_dir` where it is now (the old one as `moved_from`) and its intervals."""
+    here = str(file.parent.resolve())
+    written = record.get("run_dir")
+    if written and Path(str(written)).resolve() != Path(here):
+        record["moved_from"] = str(written)
+    record["run_dir"] = here
+    if record.get("status") == "ok" and not record.get("intervals"):
+        table = file.parent / items.TABLE_NAME
+        try:
+            rows = items.read_table(table).to_dict("records") if table.is_file() else []
+        except items.ItemsError as err:
+            print(f"warning: no intervals for {here}: {err}", file=sys.stderr)
+            rows = []
+        if rows:
+            record["intervals"] = intervals.accuracy_intervals(rows)
+    return record
 
 
 def load_sources(sources: Iterable[str], group: str | None = None) -> list[dict[str, Any]]:
@@ -176,6 +204,8 @@ def flatten(mapping: Mapping[str, Any], prefix: str) -> dict[str, Any]:
 def record_to_row(record: Mapping[str, Any]) -> dict[str, Any]:
     """One record as a flat row (column name -> value), in the table's column order."""
     row: dict[str, Any] = {k: record.get(k) for k in BASE_COLUMNS}
+    if record.get(MOVED):
+        row[MOVED] = record[MOVED]
     row.update({str(k): v for k, v in (record.get("choices") or {}).items()})
     config = record.get("config") or {}
     if "seed" in config:  # repeats of one grid point differ only in it
@@ -186,6 +216,9 @@ def record_to_row(record: Mapping[str, Any]) -> dict[str, Any]:
     row.update(flatten(record.get("costs") or {}, "costs"))
     for key, value in (record.get("metrics") or {}).items():
         row[f"metrics.{key}" if key in row else key] = value  # never overwrite a setting
+    for key, (lo, hi) in (record.get("intervals") or {}).items():
+        if key in (record.get("metrics") or {}):
+            row[intervals.LO + key], row[intervals.HI + key] = lo, hi
     return row
 
 
@@ -198,13 +231,14 @@ def records_to_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
             kind = _column_kind(col)
             if col not in groups[kind]:
                 groups[kind].append(col)
-    columns = [*BASE_COLUMNS, *groups["choice"], SIZE_COLUMN, *groups["design"], *groups["costs"]]
+    moved = [MOVED] if MOVED in groups["base"] else []
+    columns = [*BASE_COLUMNS, *moved, *groups["choice"], SIZE_COLUMN, *groups["design"], *groups["costs"]]
     columns += sorted(groups["metric"])
     return pd.DataFrame(rows, columns=columns)
 
 
 def _column_kind(col: str) -> str:
-    if col in BASE_COLUMNS or col == SIZE_COLUMN:
+    if col in BASE_COLUMNS or col in (SIZE_COLUMN, MOVED):
         return "base"
     if col.startswith("design."):
         return "design"
@@ -256,12 +290,23 @@ def main(argv: list[str] | None = None) -> int:
             raise CollectError(f"no {RESULT_FILE} and no run directories under: {' '.join(args.paths)}")
         frame = records_to_frame(records)
         out = write_table(frame, args.out)
+        designs = average_seeds(frame)
+        by_design = None
+        if designs is not None:
+            by_design = write_table(designs, out.with_name(f"{out.stem}_by_design{out.suffix}"))
     except (CollectError, WandbUnavailable) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     for line in report_problems(frame):
         print(line, file=sys.stderr)
+    if MOVED in frame.columns:
+        moved = frame[frame[MOVED].notna()]
+        for run_dir, old in zip(moved["run_dir"], moved[MOVED], strict=True):
+            print(f"moved: {run_dir} (its record was written in {old})", file=sys.stderr)
     print(summary(frame, out))
+    if designs is not None and by_design is not None:
+        repeated = int((designs["n_seeds"] > 1).sum())
+        print(f"{repeated} design(s) repeated over seeds: means and spread -> {by_design}")
     return 0
 
 

@@ -7,7 +7,9 @@ of the ok runs is a vector over runs (models); this prints the matrix of correla
 between those vectors. Two categories that correlate near 1 measure the same thing, and
 one of them can go. `overall` columns are left out by default, being means of the others.
 A column with fewer than 3 runs or no spread has no correlation: it is listed, not dropped
-silently. `--out DIR` writes `correlations.csv`, `correlations.json` and `correlations.png`.
+silently. With fewer than two such columns (one run, or runs that all score alike) there is
+no matrix: the CLI says why in one line, exits 2 and writes nothing. `--out DIR` writes
+`correlations.csv`, `correlations.json` and `correlations.png`.
 """
 
 from __future__ import annotations
@@ -64,7 +66,8 @@ def correlations(frame: pd.DataFrame, columns: list[str], method: str = "pearson
             keep.append(col)
     numeric = frame[keep].apply(pd.to_numeric, errors="coerce")
     matrix = numeric.corr(method=method, min_periods=3)
-    return Correlations(method, keep, matrix, int(numeric.notna().any(axis=1).sum()), left_out)
+    runs = frame[columns].apply(pd.to_numeric, errors="coerce").notna().any(axis=1).sum() if columns else 0
+    return Correlations(method, keep, matrix, int(runs), left_out)
 
 
 def short(col: str) -> str:
@@ -109,15 +112,19 @@ def main(argv: list[str] | None = None) -> int:
         if not columns:
             raise ScalingError(f"no metric columns in {args.results} match {args.columns or METRIC.pattern}")
         result = correlations(frame, columns, args.method)
+        if len(result.columns) < 2:
+            raise ScalingError(
+                f"no correlation to compute: {len(result.columns)} metric column(s) vary over 3 or more ok runs "
+                f"({result.runs} ok run(s) in {args.results}); a correlation needs two columns over 3+ runs"
+            )
     except ScalingError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     for col, why in result.left_out.items():
         print(f"left out {col}: {why}", file=sys.stderr)
     print(f"{result.method} correlation of {len(result.columns)} metrics over {result.runs} ok runs")
-    if result.columns:
-        shown = result.matrix.rename(index=short, columns=short)
-        print(shown.to_string(float_format=lambda v: f"{v:6.3f}", na_rep="     -"))
+    shown = result.matrix.rename(index=short, columns=short)
+    print(shown.to_string(float_format=lambda v: f"{v:6.3f}", na_rep="     -"))
     if args.out is not None:
         written = write_outputs(result, args.out)
         print(f"wrote {len(written)} files to {args.out}")

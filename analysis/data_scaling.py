@@ -86,6 +86,19 @@ def analyse_data(
     return out
 
 
+def curve_cis(result: dict[str, Any]) -> dict[float, np.ndarray]:
+    """Per model size: the (2, n) lower and upper 95% interval of each point `curves` draws."""
+    by_size: dict[float, list[tuple[float, float, float]]] = {}
+    for p in result.get("points", []):
+        if p["r2"] is not None and math.isfinite(p["r2"]):
+            lo, hi = (math.nan, math.nan) if p["ci"] is None else (p["ci"][0], p["ci"][1])
+            by_size.setdefault(p["size"], []).append((p["data_size"], lo, hi))
+    return {
+        s: np.array([[lo for _, lo, _ in sorted(v)], [hi for _, _, hi in sorted(v)]], dtype=float)
+        for s, v in by_size.items()
+    }
+
+
 def curves(result: dict[str, Any]) -> dict[float, tuple[np.ndarray, np.ndarray]]:
     """Per model size: (data sizes, R²) of its finite points, ascending, for drawing."""
     by_size: dict[float, list[tuple[float, float]]] = {}

@@ -1,7 +1,8 @@
 """Drawing the paper's axes: sampling, fps × tokens, encoders, mixtures, trends, modality gap.
 
 Each `*_figure` takes the summary tables of analysis.axes (ours: `mean`, `min`, `max`,
-`n` per setting) and, optionally, analysis.paper's tables of the same shape, and returns
+`n` per setting, and `lo`, `hi`: the 95% interval of the mean, drawn as the bars) and,
+optionally, analysis.paper's tables of the same shape, and returns
 a matplotlib Figure (no pyplot, no global state) with "ours" on the left axes and the
 paper's numbers on the right. Ours are in the metric's own units (accuracy 0-1); the
 paper's are ApolloBench overall in %, so the two never share an axis.
@@ -34,9 +35,17 @@ def _axes(
 
 
 def _errors(t: pd.DataFrame) -> np.ndarray | None:
+    """Bars: the 95% interval (lo, hi) where known, else min-max over several runs (the paper's tables)."""
+    if "lo" in t.columns and t["lo"].notna().any():
+        err = np.vstack([t["mean"] - t["lo"], t["hi"] - t["mean"]]).clip(min=0)
+        return np.where(np.isfinite(err), err, 0.0)
     if "min" not in t.columns or (t["n"] <= 1).all():
         return None
     return np.vstack([t["mean"] - t["min"], t["max"] - t["mean"]]).clip(min=0)
+
+
+def _tops(t: pd.DataFrame, err: np.ndarray | None) -> pd.Series:
+    return t["mean"] if err is None else t["mean"] + pd.Series(err[1], index=t.index)
 
 
 def _bars(ax: Axes, labels: list[str], t: pd.DataFrame, colors: list[str], horizontal: bool = False) -> None:
@@ -51,7 +60,7 @@ def _bars(ax: Axes, labels: list[str], t: pd.DataFrame, colors: list[str], horiz
         ax.bar(pos, t["mean"], yerr=err, color=colors, capsize=3)
         ax.set_xticks(pos, labels, rotation=20, ha="right")
         ax.margins(y=0.1)
-    tops = t["max"] if err is not None else t["mean"]  # the label goes past the error bar
+    tops = _tops(t, err)  # the label goes past the error bar
     for p, v, top in zip(pos, t["mean"], tops, strict=True):
         xy = (top, p) if horizontal else (p, top)
         align: dict[str, Any] = {"va": "center"} if horizontal else {"ha": "center", "va": "bottom"}
@@ -223,7 +232,8 @@ def modality_figure(table: pd.DataFrame, title: str = "Accuracy by input modalit
     for i, m in enumerate(modalities):
         t = table[table["modality"] == m].set_index("group").reindex(groups)
         pos = np.arange(len(groups)) + (i - (len(modalities) - 1) / 2) * width
-        ax.bar(pos, t["mean"], width=width, label=m, color=f"C{i}")
+        err = _errors(t) if {"lo", "hi"} <= set(t.columns) else None  # a 95% interval, where the table has one
+        ax.bar(pos, t["mean"], width=width, label=m, color=f"C{i}", yerr=err, capsize=2)
     ax.set_xticks(np.arange(len(groups)), groups, rotation=20, ha="right")
     ax.set(xlabel="benchmark / category", ylabel="accuracy (mean over runs)", title=title)
     ax.legend(title="input", fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))

@@ -4,12 +4,13 @@ Each `*_figure` function returns a matplotlib `Figure` built without pyplot (so 
 backend and no global state; tests can read its axes before saving), and `save_figure`
 writes it as a PNG through the Agg canvas.
 
-- `r2_curve_figure`: R² of each size with the largest against size, log x axis, with the
-  fitted a·ln(x) + b curve (Apollo, arXiv 2412.10360, Fig. 3 left).
-- `scatter_figure`: per-variant scores at two sizes with the least-squares line and R² in
-  the title (Apollo, Fig. 15).
+- `r2_curve_figure`: R² of each size with the largest against size, log x axis, with its
+  95% interval as bars and the fitted a·ln(x) + b curve when there is one (Apollo, arXiv
+  2412.10360, Fig. 3 left).
+- `scatter_figure`: per-variant scores at two sizes with their 95% interval bars, R² in
+  the title and, with three or more variants, the least-squares line (Apollo, Fig. 15).
 - `r2_data_figure`: R² with the reference (largest model, largest training set) against
-  training-set size, one line per model size (Apollo, Fig. 3 right).
+  training-set size, one line per model size, with interval bars (Apollo, Fig. 3 right).
 - `heatmap_figure`: a correlation matrix between benchmarks or categories (Apollo, Fig. 2 right).
 """
 
@@ -23,7 +24,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from analysis.stats import least_squares_line
+from analysis.stats import MIN_VARIANTS, least_squares_line
 
 
 def new_figure(width: float, height: float) -> Figure:
@@ -44,15 +45,21 @@ def r2_curve_figure(
     reference: float,
     slope: float | None,
     intercept: float | None,
+    cis: Sequence[tuple[float, float]] | None = None,
     size_col: str = "llm_size_b",
     metric: str = "",
 ) -> Figure:
-    """R² with the `reference` (largest) size against size, with the a·ln(x) + b fit."""
+    """R² with the `reference` (largest) size against size, its 95% intervals, the a·ln(x) + b fit."""
     fig = new_figure(5.0, 3.6)
     ax = fig.subplots()
     x = np.asarray(sizes, dtype=float)
     y = np.asarray(r2s, dtype=float)
-    ax.plot(x, y, "o", color="C0", label="R² per size")
+    err = None
+    if cis is not None:
+        ci = np.asarray(cis, dtype=float).reshape(-1, 2)
+        err = np.vstack([y - ci[:, 0], ci[:, 1] - y]).clip(min=0)
+        err = np.where(np.isfinite(err), err, 0.0)
+    ax.errorbar(x, y, yerr=err, fmt="o", color="C0", capsize=3, label="R² per size (95% interval)")
     if slope is not None and intercept is not None and math.isfinite(slope) and math.isfinite(intercept):
         grid = np.geomspace(float(np.nanmin(x)), float(np.nanmax(x)), 100)  # no extrapolation
         ax.plot(grid, slope * np.log(grid) + intercept, "-", color="C1", label=f"{slope:.3f}·ln(x) + {intercept:.3f}")
@@ -74,17 +81,29 @@ def scatter_figure(
     size_a: float,
     size_b: float,
     r2: float | None,
+    xerr: Sequence[float] | None = None,
+    yerr: Sequence[float] | None = None,
     size_col: str = "llm_size_b",
     metric: str = "score",
     labels: Sequence[str] | None = None,
 ) -> Figure:
-    """Per-variant scores at `size_a` (x) against `size_b` (y) with the least-squares line."""
+    """Per-variant scores at `size_a` (x) against `size_b` (y); bars are ± `xerr`, `yerr`.
+
+    The least-squares line is drawn with three or more variants only: any two fit a line.
+    """
     fig = new_figure(5.0, 4.6)
     ax = fig.subplots()
     xs = np.asarray(x, dtype=float)
     ys = np.asarray(y, dtype=float)
-    ax.scatter(xs, ys, color="C0", zorder=3)
-    line = least_squares_line(xs, ys)
+
+    def bars(e: Sequence[float] | None) -> np.ndarray | None:
+        if e is None:
+            return None
+        arr = np.asarray(e, dtype=float)
+        return np.where(np.isfinite(arr), arr, 0.0) if np.isfinite(arr).any() else None
+
+    ax.errorbar(xs, ys, xerr=bars(xerr), yerr=bars(yerr), fmt="o", color="C0", capsize=3, zorder=3)
+    line = least_squares_line(xs, ys) if xs.size >= MIN_VARIANTS else None
     if line is not None:
         grid = np.linspace(xs.min(), xs.max(), 2)
         ax.plot(grid, line[0] * grid + line[1], "-", color="C1", label="least squares")
@@ -102,6 +121,7 @@ def scatter_figure(
 def r2_data_figure(
     lines: dict[float, tuple[np.ndarray, np.ndarray]],
     *,
+    cis: dict[float, np.ndarray] | None = None,
     ref_size: float,
     ref_data: float,
     size_col: str = "llm_size_b",
@@ -113,7 +133,11 @@ def r2_data_figure(
     ax = fig.subplots()
     ticks: set[float] = set()
     for i, (size, (data, r2s)) in enumerate(lines.items()):
-        ax.plot(data, r2s, "o-", color=f"C{i}", label=f"{size_col}={size:g}")
+        err = None
+        if cis is not None and size in cis:
+            err = np.vstack([r2s - cis[size][0], cis[size][1] - r2s]).clip(min=0)
+            err = np.where(np.isfinite(err), err, 0.0)
+        ax.errorbar(data, r2s, yerr=err, fmt="o-", color=f"C{i}", capsize=3, label=f"{size_col}={size:g}")
         ticks.update(float(d) for d in data)
     ax.set_xscale("log")
     ax.set_xticks(sorted(ticks), [f"{v:g}" for v in sorted(ticks)])

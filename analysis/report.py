@@ -2,7 +2,10 @@
 
     python -m analysis.report outputs/sweeps/demo [--metric COL] [--paper] [--out DIR]
 
-Runs the whole analysis over the sweep's run directories: collect (the results table;
+Opens with the findings (analysis.findings: per swept axis, the best option at each LLM
+size with its paired margin and 95% interval, whether smaller sizes pick the same best as
+the largest, what is within noise, how far seeds land), then runs the whole analysis over
+the sweep's run directories: collect (the results table, each score with its interval;
 failed and missing runs listed with their reasons), Scaling Consistency (with two or more
 LLM sizes; R² against training-set size when `design.train_set_size` varies), benchmark
 correlations, the modality gap (when the runs carry the modality audit) and the figures of
@@ -21,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis import axes, correlations, figures, modality, scaling
+from analysis import axes, correlations, figures, findings, intervals, modality, scaling
 from analysis import report_render as rr
 from analysis.collect import CollectError, load_records, records_to_frame, write_table
 from analysis.report_wandb import log_report
@@ -72,6 +75,13 @@ def runs_section(rep: Report, frame: pd.DataFrame, metric: str | None) -> None:
     table = frame[[*shown, "status", *varying, "llm_size_b", *scores]].copy()
     if shown:
         table["run_dir"] = names
+    if metric is not None and metric in table.columns and intervals.LO + metric in frame.columns:
+        lo, hi = frame[intervals.LO + metric], frame[intervals.HI + metric]
+        table.insert(
+            table.columns.get_loc(metric) + 1,
+            "95% interval",
+            [f"[{rr.cell(a)}, {rr.cell(b)}]" if pd.notna(a) else "-" for a, b in zip(lo, hi, strict=True)],
+        )
     counts = frame["status"].value_counts().to_dict()
     rep.blocks += [
         rr.Heading("Runs"),
@@ -109,10 +119,14 @@ def scaling_section(rep: Report, frame: pd.DataFrame, metric: str, out: Path, n_
                 "size_b": p.size_b,
                 "n": p.n,
                 "R²": p.r2,
-                "95% CI": f"[{rr.cell(p.ci[0])}, {rr.cell(p.ci[1])}]",
+                "95% CI (variants)": scaling.ci_text(p.ci),
+                "95% CI (+ score noise)": scaling.ci_text(p.ci_noise),
+                "noise alone ≥ R²": p.noise_p,
                 "Spearman": p.spearman,
+                "Spearman 95% CI": scaling.ci_text(p.spearman_ci),
                 "Kendall": p.kendall,
                 "same best": p.same_best,
+                "same best under noise": p.same_best_rate,
                 "note": p.note,
             }
             for p in result.pairs
@@ -126,7 +140,13 @@ def scaling_section(rep: Report, frame: pd.DataFrame, metric: str, out: Path, n_
             "line, so R² needs three or more."
         )
     )
-    rep.table("scaling_pairs", pairs)
+    rep.table(
+        "scaling_pairs",
+        pairs,
+        "R² and Spearman with intervals over variants and, where the table has each score's "
+        "interval or seeds, over each score's noise too; 'noise alone ≥ R²': the share of draws "
+        "in which noise alone, every variant equally good, gives an R² as high",
+    )
     rep.table(
         "variant_scores",
         scores.reset_index().rename(columns=lambda c: f"{c:g}" if isinstance(c, float) else c),
@@ -134,7 +154,8 @@ def scaling_section(rep: Report, frame: pd.DataFrame, metric: str, out: Path, n_
     )
     if result.data_scaling:
         rep.blocks.append(rr.Para(scaling.format_data(result.data_scaling)))
-    notes = result.notes + [f"missing: {m['variant']} at {m['size']:g}" for m in result.missing]
+    notes = [f"{p.size_a:g} vs {p.size_b:g}: {p.noise_note}" for p in result.pairs if p.noise_note]
+    notes += result.notes + [f"missing: {m['variant']} at {m['size']:g}" for m in result.missing]
     if notes:
         rep.blocks.append(rr.Bullets(notes))
     captions = {
@@ -219,9 +240,11 @@ def build(
         rr.Heading(rep.title, 1),
         rr.Para(
             f"Sweep directory {sweep_dir}; results table results.csv (one row per run). "
-            "Figures are PNGs beside this report; ours are means over ok runs with min-max bars."
+            "Figures are PNGs beside this report; ours are means over ok runs with 95% interval bars."
         ),
     ]
+    if metric is not None:
+        rep.blocks += findings.blocks(frame, metric)
     runs_section(rep, frame, metric)
     if metric is None:
         rep.blocks.append(rr.Para("No ok run has a score: nothing to analyse yet."))

@@ -88,7 +88,7 @@ def to_markdown(blocks: list[Block]) -> str:
 
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:.9em}th,td{border:1px solid #ccc;padding:.25em .6em}
-th{background:#f3f3f3}td{text-align:right}td:first-child{text-align:left}figure{margin:1em 0 2em}
+th{background:#f3f3f3}td{text-align:right;white-space:nowrap}td:first-child{text-align:left}figure{margin:1em 0 2em}
 img{max-width:100%;border:1px solid #eee}.wide{overflow-x:auto}figcaption{font-style:italic;color:#555}code{background:#f5f5f5}"""  # noqa: E501
 
 

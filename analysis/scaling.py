@@ -5,11 +5,16 @@
 After Apollo (arXiv 2412.10360, Sec. 2.2): a *variant* is a design (every choice except the
 LLM, e.g. encoder=siglip,resampler=perceiver); its score at each model size is the mean of
 its ok runs there (replicates such as seeds are averaged). For every pair of sizes this
-reports R² between the per-variant scores (with a bootstrap 95% interval over variants),
-Spearman ρ, Kendall τ and whether both sizes pick the same best variant; and it fits
-R²(size, largest) ≈ a·ln(size) + b. `--data-col design.train_set_size` adds R² of every
-(size, training-set size) against the largest of both (Fig. 3 right; the pairs then use the
-largest training set). `--out DIR` writes `scaling.json`, `r2_curve.png`, one
+reports R² between the per-variant scores (with a bootstrap 95% interval over variants,
+and one that also draws each variant's score from its own noise: its items' interval and
+its seeds' spread, `analysis.variants.score_se`), Spearman ρ (with the noisy interval),
+Kendall τ, whether both sizes pick the same best variant (and in what share of noise
+draws they do), and how often noise alone gives an R² as high (`noise_p`; above 0.05 the
+R² is said to be explainable by noise). With three or more smaller sizes it fits
+R²(size, largest) ≈ a·ln(size) + b (a curve through two points says nothing).
+`--data-col design.train_set_size` adds R² of every (size, training-set size) against the
+largest of both (Fig. 3 right; the pairs then use the largest training set). `--out DIR`
+writes `scaling.json`, `r2_curve.png` (with two or more R² values), one
 `scatter_<a>_vs_<b>.png` per pair and, with `--data-col`, `r2_data.png`.
 """
 
@@ -28,8 +33,18 @@ import numpy as np
 import pandas as pd
 
 from analysis import plots, stats
-from analysis.data_scaling import analyse_data, curves
-from analysis.variants import choice_columns, hidden_design_columns, missing_cells, variant_scores
+from analysis.data_scaling import analyse_data, curve_cis, curves
+from analysis.variants import (
+    choice_columns,
+    hidden_design_columns,
+    missing_cells,
+    score_se,
+    variant_labels,
+    variant_scores,
+)
+
+MIN_FIT_POINTS = 3  # a log curve through two points fits them exactly
+NOISE_P = 0.05
 
 
 class ScalingError(Exception):
@@ -49,6 +64,11 @@ class PairResult:
     kendall: float
     same_best: bool | None
     note: str | None = None
+    ci_noise: tuple[float, float] = (math.nan, math.nan)  # variants resampled and scores drawn from their noise
+    spearman_ci: tuple[float, float] = (math.nan, math.nan)
+    same_best_rate: float = math.nan  # share of noise draws in which the two sizes pick the same best
+    noise_p: float = math.nan  # P(R² >= observed) from noise alone
+    noise_note: str | None = None
 
 
 @dataclass
@@ -64,10 +84,13 @@ class ScalingResult:
     missing: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     data_scaling: dict[str, Any] = field(default_factory=dict)
+    noise: pd.DataFrame | None = field(default=None, repr=False)  # standard error of each score
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict with NaN as None."""
-        return _nan_to_none(asdict(self))
+        doc = asdict(self)
+        doc.pop("noise")
+        return _nan_to_none(doc)
 
 
 def _nan_to_none(value: Any) -> Any:
@@ -93,14 +116,40 @@ def check_columns(frame: pd.DataFrame, names: dict[str, list[str]], source: str)
 
 
 def compare_pair(
-    x: np.ndarray, y: np.ndarray, size_a: float, size_b: float, n_boot: int, seed: int | None, maximize: bool = True
+    x: np.ndarray,
+    y: np.ndarray,
+    size_a: float,
+    size_b: float,
+    n_boot: int,
+    seed: int | None,
+    maximize: bool = True,
+    se_x: np.ndarray | None = None,
+    se_y: np.ndarray | None = None,
 ) -> PairResult:
-    """R², its bootstrap interval and the rank agreement of two score vectors."""
+    """R², its intervals, the rank agreement of two score vectors, and what their noise allows.
+
+    `se_x`, `se_y`: each score's standard error (NaN or None: unknown, taken as exact).
+    """
     note = stats.r2_note(x, y)
     r2 = stats.r2(x, y)
     ci = stats.bootstrap_ci(x, y, n_boot=n_boot, seed=seed) if note is None else (math.nan, math.nan)
     ranks = stats.rank_agreement(x, y, maximize)
-    return PairResult(size_a, size_b, int(x.size), r2, ci, ranks.spearman, ranks.kendall, ranks.same_best, note)
+    pair = PairResult(size_a, size_b, int(x.size), r2, ci, ranks.spearman, ranks.kendall, ranks.same_best, note)
+    known = se_x is not None and se_y is not None and np.isfinite(se_x).any() and np.isfinite(se_y).any()
+    if not known:
+        pair.noise_note = "no item intervals or seeds in the table: the intervals cover the variants only"
+        return pair
+    pair.same_best_rate = stats.same_best_rate(x, y, se_x, se_y, maximize, max(n_boot, 200), seed)
+    if note is None and n_boot > 0:
+        pair.ci_noise = stats.noisy_interval(x, y, se_x, se_y, stats.r2, n_boot, seed)
+        pair.spearman_ci = stats.noisy_interval(x, y, se_x, se_y, stats.spearman, n_boot, seed)
+        pair.noise_p = stats.noise_only_p(x, y, se_x, se_y, observed=r2, n_draw=n_boot, seed=seed)
+        if math.isfinite(pair.noise_p) and pair.noise_p > NOISE_P:
+            pair.noise_note = (
+                f"noise alone could explain this R²: with every variant equally good, noise gives "
+                f"R² >= {r2:.3f} in {pair.noise_p:.0%} of draws"
+            )
+    return pair
 
 
 def analyse(
@@ -147,6 +196,7 @@ def analyse(
             f"model-size pairs use the rows at the largest {data_col} ({data_scaling['reference']['data_size']:g})"
         )
     scores = variant_scores(ok, metric, size_col, cols)
+    noise = score_se(ok, metric, size_col, cols).reindex(index=scores.index, columns=scores.columns)
     sizes = [float(s) for s in scores.columns]
     result = ScalingResult(
         metric, size_col, cols, sizes, missing=missing_cells(scores), notes=notes, data_scaling=data_scaling
@@ -154,26 +204,46 @@ def analyse(
     for a, b in combinations(sizes, 2):
         both = scores[[a, b]].dropna()
         x, y = both[a].to_numpy(float), both[b].to_numpy(float)
-        result.pairs.append(compare_pair(x, y, a, b, n_boot, seed, maximize))
+        se = noise.loc[both.index]
+        pair = compare_pair(x, y, a, b, n_boot, seed, maximize, se[a].to_numpy(float), se[b].to_numpy(float))
+        result.pairs.append(pair)
     result.log_fit = fit_curve(result.pairs, sizes)
     if len(sizes) < 2:
         result.notes.append(f"only {len(sizes)} size(s) in {size_col}: nothing to compare")
     cells = int(scores.notna().to_numpy().sum())
     if len(ok) > cells:
         result.notes.append(f"averaged replicates: {len(ok)} ok rows -> {cells} cells")
+        spread = replicate_spread(ok, metric, size_col, cols)
+        if spread is not None:
+            result.notes.append(
+                f"spread between replicates (seeds): sd {spread[0]:.3f} pooled over {spread[1]} repeated cells; "
+                "in each score's noise as sd/sqrt(k)"
+            )
+    result.noise = noise
     return result, scores
 
 
+def replicate_spread(ok: pd.DataFrame, metric: str, size_col: str, cols: list[str]) -> tuple[float, int] | None:
+    """(pooled sd between the runs of one cell, number of cells with two or more runs), or None."""
+    labels = variant_labels(ok, cols) + "@" + ok[size_col].astype(str)
+    var = pd.to_numeric(ok[metric], errors="coerce").groupby(labels).var(ddof=1).dropna()
+    return (math.sqrt(float(var.mean())), len(var)) if len(var) else None
+
+
 def fit_curve(pairs: list[PairResult], sizes: list[float]) -> dict[str, Any]:
-    """a·ln(size) + b fitted to R² with the largest size, over the smaller sizes."""
+    """a·ln(size) + b fitted to R² with the largest size, over three or more smaller sizes."""
     reference = max(sizes) if sizes else None
     points = [(p.size_a, p.r2) for p in pairs if p.size_b == reference and math.isfinite(p.r2)]
-    slope, intercept = stats.log_fit(np.array([s for s, _ in points]), np.array([r for _, r in points]))
+    slope, intercept = math.nan, math.nan
+    if len(points) >= MIN_FIT_POINTS:
+        slope, intercept = stats.log_fit(np.array([s for s, _ in points]), np.array([r for _, r in points]))
     note = None
     if reference is None:
         note = "no sizes"
     elif not math.isfinite(slope):
-        note = f"needs a finite R² at two or more sizes below the largest ({reference}); got {len(points)}"
+        note = (
+            f"needs a finite R² at {MIN_FIT_POINTS} or more sizes below the largest ({reference:g}); got {len(points)}"
+        )
     return {
         "reference": reference,
         "slope": slope,
@@ -187,18 +257,28 @@ def _num(value: float | None, spec: str = ".3f") -> str:
     return "-" if value is None or not math.isfinite(value) else format(value, spec)
 
 
+def ci_text(ci: tuple[float, float]) -> str:
+    """`[0.120, 0.870]`, or '-' without an interval."""
+    return f"[{_num(ci[0])}, {_num(ci[1])}]" if math.isfinite(ci[0]) and math.isfinite(ci[1]) else "-"
+
+
 def format_table(result: ScalingResult) -> str:
     """The pairs as a fixed-width text table."""
-    head = f"{'size_a':>8} {'size_b':>8} {'n':>4} {'R²':>7} {'95% CI':>16} {'Spearman':>9} {'Kendall':>8}  same best"
+    head = (
+        f"{'size_a':>8} {'size_b':>8} {'n':>4} {'R²':>7} {'95% CI variants':>16} {'+ noise':>16} "
+        f"{'Spearman':>9} {'+ noise':>16} {'Kendall':>8}  same best"
+    )
     lines = [head]
     for p in result.pairs:
-        ci = f"[{_num(p.ci[0])}, {_num(p.ci[1])}]" if math.isfinite(p.ci[0]) else "-"
         best = {True: "yes", False: "no", None: "-"}[p.same_best]
+        rate = f" ({p.same_best_rate:.0%} of draws)" if math.isfinite(p.same_best_rate) else ""
         line = (
-            f"{p.size_a:>8g} {p.size_b:>8g} {p.n:>4d} {_num(p.r2):>7} {ci:>16} "
-            f"{_num(p.spearman):>9} {_num(p.kendall):>8}  {best}"
+            f"{p.size_a:>8g} {p.size_b:>8g} {p.n:>4d} {_num(p.r2):>7} {ci_text(p.ci):>16} {ci_text(p.ci_noise):>16} "
+            f"{_num(p.spearman):>9} {ci_text(p.spearman_ci):>16} {_num(p.kendall):>8}  {best}{rate}"
         )
         lines.append(line + (f"   ({p.note})" if p.note else ""))
+        if p.noise_note:
+            lines.append(f"    {p.noise_note}")
     fit = result.log_fit
     if fit.get("reference") is not None:
         curve = (
@@ -228,11 +308,14 @@ def write_outputs(result: ScalingResult, scores: pd.DataFrame, out: Path) -> lis
     written = [out / "scaling.json"]
     written[0].write_text(json.dumps(result.to_json(), indent=2, allow_nan=False) + "\n")
     fit = result.log_fit
-    if fit["points"]:
+    if len(fit["points"]) >= 2:  # one R² is a number, not a curve
         sizes, r2s = zip(*fit["points"], strict=True)
+        by_size = {p.size_a: p for p in result.pairs if p.size_b == fit["reference"]}
+        cis = [by_size[s].ci_noise if math.isfinite(by_size[s].ci_noise[0]) else by_size[s].ci for s in sizes]
         fig = plots.r2_curve_figure(
             sizes,
             r2s,
+            cis=cis,
             reference=fit["reference"],
             slope=fit["slope"],
             intercept=fit["intercept"],
@@ -240,11 +323,15 @@ def write_outputs(result: ScalingResult, scores: pd.DataFrame, out: Path) -> lis
             metric=result.metric,
         )
         written.append(plots.save_figure(fig, out / "r2_curve.png"))
+    noise = result.noise if result.noise is not None else scores * math.nan
     for p in result.pairs:
         both = scores[[p.size_a, p.size_b]].dropna()
+        se = noise.loc[both.index]
         fig = plots.scatter_figure(
             both[p.size_a],
             both[p.size_b],
+            xerr=1.96 * se[p.size_a].to_numpy(float),
+            yerr=1.96 * se[p.size_b].to_numpy(float),
             size_a=p.size_a,
             size_b=p.size_b,
             r2=p.r2,
@@ -258,6 +345,7 @@ def write_outputs(result: ScalingResult, scores: pd.DataFrame, out: Path) -> lis
         ref = result.data_scaling["reference"]
         fig = plots.r2_data_figure(
             lines,
+            cis=curve_cis(result.data_scaling),
             ref_size=ref["size"],
             ref_data=ref["data_size"],
             size_col=result.size_col,

@@ -9,10 +9,17 @@ Scaling Consistency (Apollo, arXiv 2412.10360, Sec. 2.2) is the coefficient of d
 between the scores of the same design variants at two model sizes. For one predictor and an
 intercept the R² of the least-squares line equals the squared Pearson correlation, which is
 what `r2` computes.
+
+Each variant's score is itself a measurement with noise (a few hundred items, a seed).
+`noisy_interval` resamples the variants *and* draws each score from its noise (normal,
+with the score's standard error), so R², Spearman and same-best carry both; `noise_only_p`
+asks how often R² at least as high as the one observed comes from noise alone (every
+variant equally good at both sizes, the scores differing only by their noise).
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -155,3 +162,95 @@ def least_squares_line(x: np.ndarray, y: np.ndarray) -> tuple[float, float] | No
         return None
     slope, intercept = np.polyfit(x, y, deg=1)
     return float(slope), float(intercept)
+
+
+def _noise(se: np.ndarray | None, n: int) -> np.ndarray:
+    if se is None:
+        return np.zeros(n)
+    se = np.asarray(se, dtype=float).ravel()
+    return np.where(np.isfinite(se), se, 0.0)
+
+
+def noisy_interval(
+    x: np.ndarray,
+    y: np.ndarray,
+    se_x: np.ndarray | None,
+    se_y: np.ndarray | None,
+    statistic: Callable[[np.ndarray, np.ndarray], float] = r2,
+    n_boot: int = 1000,
+    seed: int | None = 0,
+    level: float = 0.95,
+) -> tuple[float, float]:
+    """Percentile interval of `statistic`, resampling variants and drawing each score from its noise.
+
+    A score with no standard error (NaN) is kept as it is. Draws whose statistic is NaN
+    are skipped; fewer than half usable, or n < MIN_VARIANTS, gives (NaN, NaN).
+    """
+    x, y = _as_pair(x, y)
+    n = x.size
+    if n < MIN_VARIANTS or n_boot <= 0 or not 0 < level < 1:
+        return float("nan"), float("nan")
+    sx, sy = _noise(se_x, n), _noise(se_y, n)
+    rng = np.random.default_rng(seed)
+    values = np.empty(n_boot)
+    for i in range(n_boot):
+        idx = rng.integers(0, n, size=n)
+        values[i] = statistic(x[idx] + rng.normal(0, sx[idx]), y[idx] + rng.normal(0, sy[idx]))
+    values = values[np.isfinite(values)]
+    if values.size < max(1, n_boot // 2):
+        return float("nan"), float("nan")
+    tail = 100 * (1 - level) / 2
+    lo, hi = np.percentile(values, [tail, 100 - tail])
+    return float(lo), float(hi)
+
+
+def noise_only_p(
+    x: np.ndarray,
+    y: np.ndarray,
+    se_x: np.ndarray | None,
+    se_y: np.ndarray | None,
+    observed: float,
+    statistic: Callable[[np.ndarray, np.ndarray], float] = r2,
+    n_draw: int = 1000,
+    seed: int | None = 0,
+) -> float:
+    """P(statistic >= observed) when no variant is better than another: scores = mean + noise.
+
+    NaN when no score has a standard error, or the observed value is NaN.
+    """
+    x, y = _as_pair(x, y)
+    sx, sy = _noise(se_x, x.size), _noise(se_y, y.size)
+    if not math.isfinite(observed) or not (sx.any() and sy.any()) or n_draw <= 0:
+        return float("nan")
+    rng = np.random.default_rng(seed)
+    hits = total = 0
+    for _ in range(n_draw):
+        value = statistic(x.mean() + rng.normal(0, sx), y.mean() + rng.normal(0, sy))
+        if math.isfinite(value):
+            total += 1
+            hits += value >= observed
+    return hits / total if total else float("nan")
+
+
+def same_best_rate(
+    x: np.ndarray,
+    y: np.ndarray,
+    se_x: np.ndarray | None,
+    se_y: np.ndarray | None,
+    maximize: bool = True,
+    n_draw: int = 1000,
+    seed: int | None = 0,
+) -> float:
+    """The share of noise draws (each score ± its noise) in which both sizes pick the same best."""
+    x, y = _as_pair(x, y)
+    if x.size < 2 or n_draw <= 0:
+        return float("nan")
+    sx, sy = _noise(se_x, x.size), _noise(se_y, y.size)
+    rng = np.random.default_rng(seed)
+    same = [same_best(x + rng.normal(0, sx), y + rng.normal(0, sy), maximize) for _ in range(n_draw)]
+    return float(np.mean([s is True for s in same]))
+
+
+def spearman(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman ρ (NaN with fewer than two variants or a constant array)."""
+    return rank_agreement(x, y).spearman

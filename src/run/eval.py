@@ -11,7 +11,8 @@ The run is rebuilt from its composed config (`.hydra/config.yaml`, with the over
 trained weights are loaded from `checkpoints/last.ckpt` (weights_only) and its tokenizer
 from `tokenizer/`; multiple-choice items are scored by the likelihood of each option
 letter. Results go beside the run's own record, in `evals/<benchmark>-<modalities>/`:
-`result.json` (metrics per benchmark, category and modality; costs) and `items.csv`.
+`result.json` (metrics per benchmark, category and modality, each with its 95% interval
+under `intervals`; costs) and `items.csv`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any, cast
 
 from omegaconf import DictConfig, OmegaConf
 
+from analysis.intervals import accuracy_intervals
 from src.config import resolvers
 from src.config.compose import CONF_DIR, config_groups, group_options, option_config
 from src.config.errors import ConfigError
@@ -115,6 +117,7 @@ def evaluate_run(run_dir: Path, overrides: list[str]) -> dict[str, Any]:
         "config": OmegaConf.to_container(cfg, resolve=True),
         "design": {},
         "metrics": module.metrics,
+        "intervals": accuracy_intervals(module.results),  # 95%, per metric: [lo, hi]
         "costs": {"eval_seconds": round(time.perf_counter() - start, 2)},
         "data": {**parts.datamodule.report(), "issues": module.data_issues()},
         "versions": versions(),

@@ -343,3 +343,40 @@ def test_api_errors_are_one_line() -> None:
 
     with pytest.raises(WandbUnavailable, match=r"^W&B project me/proj: ValueError: Could not find project proj$"):
         fetch_records("me/proj", api_factory=Broken)
+
+
+def test_moved_record_shows_where_it_is_and_gets_intervals_from_items(tmp_path: Path) -> None:
+    old = tmp_path / "elsewhere" / "run"
+    here = tmp_path / "outputs" / "sweeps" / "demo" / "run"
+    rec = ok_record(old, "siglip", "qwen0.5b", 0.5, 0.5)
+    rec["metrics"] = {"test/synthetic/a": 0.5, "test/synthetic/overall": 0.5}
+    write_json(here / "result.json", rec)
+    rows = ["run,item,benchmark,category,modality,correct,chosen,seconds"]
+    rows += [f"run,{i},synthetic,a,video,{int(i < 50)},0,0.1" for i in range(100)]
+    (here / "items.csv").write_text("\n".join(rows) + "\n")
+    [row] = records_to_frame(load_records([tmp_path / "outputs"])).to_dict("records")
+    assert row["run_dir"] == str(here.resolve()) and row["moved_from"] == str(old)
+    # Wilson's interval of 50/100 (one category: overall is the same)
+    assert row["ci_lo/test/synthetic/a"] == pytest.approx(0.40383, abs=1e-5)
+    assert row["ci_hi/test/synthetic/overall"] == pytest.approx(0.59617, abs=1e-5)
+
+
+def test_cli_averages_seeds_with_their_spread(tmp_path: Path) -> None:
+    root = tmp_path / "outputs" / "sweeps" / "demo"
+    for seed, score in ((0, 0.4), (1, 0.5)):
+        rec = ok_record(root / f"s{seed}", "siglip", "qwen0.5b", 0.5, score)
+        rec["config"]["seed"] = seed
+        write_json(root / f"s{seed}" / "result.json", rec)
+    out = tmp_path / "results.csv"
+    proc = subprocess.run(
+        [sys.executable, "-m", "analysis.collect", str(root), "-o", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert f"1 design(s) repeated over seeds: means and spread -> {tmp_path / 'results_by_design.csv'}" in proc.stdout
+    [row] = pd.read_csv(tmp_path / "results_by_design.csv").to_dict("records")
+    assert (row["n_seeds"], row["seeds"], row[METRIC]) == (2, "0,1", pytest.approx(0.45))
+    assert row[f"sd/{METRIC}"] == pytest.approx(0.0707107, abs=1e-6)

@@ -83,3 +83,12 @@ def test_cli_bad_input_is_one_line(
     assert corr.main([str(tmp_path / "results.csv"), *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error:") and needle in err[0]
+
+
+def test_cli_one_run_refuses_in_one_line_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    table().iloc[:1].to_csv(tmp_path / "results.csv", index=False)
+    assert corr.main([str(tmp_path / "results.csv"), "--out", str(tmp_path / "c")]) == 2
+    out, err = capsys.readouterr()
+    lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1 and "0 metric column(s) vary over 3 or more ok runs (1 ok run(s)" in lines[0]
+    assert "over 0 ok runs" not in out and not (tmp_path / "c").exists()

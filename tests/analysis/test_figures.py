@@ -219,3 +219,25 @@ def test_modality_without_the_audit_is_one_line(tmp_path: Path, capsys: pytest.C
     assert modality.main([str(tmp_path / "r.csv")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no test_frame/" in err[0]
+
+
+def test_summary_interval_adds_spread_and_item_noise_by_hand() -> None:
+    z = 1.959964
+    frame = pd.DataFrame(
+        {
+            "status": ["ok", "ok", "ok"],
+            "encoder": ["siglip", "siglip", "dinov2"],
+            METRIC: [0.4, 0.5, 0.3],
+            f"ci_lo/{METRIC}": [0.4 - z * 0.05, 0.5 - z * 0.05, 0.3 - z * 0.04],
+            f"ci_hi/{METRIC}": [0.4 + z * 0.05, 0.5 + z * 0.05, 0.3 + z * 0.04],
+        }
+    )
+    t = axes.encoders(frame, METRIC)
+    assert not isinstance(t, str)
+    siglip, dinov2 = t.set_index("encoder").loc["siglip"], t.set_index("encoder").loc["dinov2"]
+    # siglip: var between runs 0.005, item se² 0.0025: se = sqrt((0.005 + 0.0025) / 2)
+    assert siglip["hi"] - siglip["mean"] == pytest.approx(z * (0.0075 / 2) ** 0.5, abs=1e-6)
+    assert dinov2["hi"] - dinov2["mean"] == pytest.approx(z * 0.04, abs=1e-6)  # one run: its items only
+    fig = figures.make_figures(frame, METRIC).made["encoders"]
+    [bars] = [c for c in fig.axes[0].containers if hasattr(c, "errorbar") and c.errorbar is not None]
+    assert bars.errorbar is not None  # interval bars drawn

@@ -95,8 +95,7 @@ def test_report_has_every_figure_and_table(
         "figures/fig10_fps_tps_tpf.png",
         "figures/fig5_encoders.png",
         "modality/modality_gap.png",
-        "scaling/r2_curve.png",
-        "scaling/scatter_0.5_vs_4.png",
+        "scaling/scatter_0.5_vs_4.png",  # no R² curve: two sizes give one R², not a curve
     ]
     for png in pngs:
         assert f"]({png})" in md and f"({png})</figcaption>" in html
@@ -177,7 +176,7 @@ def test_figures_go_to_wandb_only_when_online(
     monkeypatch.setenv("WANDB_BASE_URL", "https://wandb.example")
     monkeypatch.setattr(report_wandb, "check_reachable", lambda url: None)
     assert report.main([str(sweep), "--bootstrap", "0"]) == 0
-    assert "W&B: logged 6 figures and 5 tables to https://wandb.example/run" in capsys.readouterr().out
+    assert "W&B: logged 5 figures and 5 tables to https://wandb.example/run" in capsys.readouterr().out
     assert (fake.init_kwargs["project"], fake.init_kwargs["group"], fake.init_kwargs["job_type"]) == (
         "my-proj",
         "tiny",
@@ -193,3 +192,89 @@ def test_figures_go_to_wandb_only_when_online(
     line = report_wandb.log_report("tiny", {}, {})
     assert line == "W&B: report not logged (no W&B API key for https://wandb.example)"
     assert fake.logged == {}
+
+
+# --- the findings section, on runs with items.csv -------------------------------------------
+
+CATS = ("perception", "spatial")
+
+
+def write_run(root: Path, name: str, encoder: str, llm: str, seed: int, right: list[set[int]]) -> None:
+    """A run dir with result.json and items.csv: 100 items per category, right on `right[c]`."""
+    run = root / name
+    run.mkdir(parents=True)
+    rows = ["run,item,benchmark,category,modality,correct,chosen,seconds"]
+    accs = {}
+    for cat, ok in zip(CATS, right, strict=True):
+        rows += [f"{name},{cat}-{i},synthetic,{cat},video,{int(i in ok)},0,0.1" for i in range(100)]
+        accs[cat] = len(ok) / 100
+    (run / "items.csv").write_text("\n".join(rows) + "\n")
+    metrics = {f"test/synthetic/{c}": a for c, a in accs.items()}
+    metrics["test/synthetic/overall"] = sum(accs.values()) / len(accs)
+    rec = {
+        "status": "ok",
+        "reason": None,
+        "sweep": "seeds",
+        "run_dir": str(run),
+        "choices": {"encoder": encoder, "llm": llm},
+        "config": {"seed": seed},
+        "design": {"llm_size_b": SIZES[llm]},
+        "metrics": metrics,
+        "costs": {},
+    }
+    (run / "result.json").write_text(json.dumps(rec))
+
+
+def findings_text(md: str) -> str:
+    start = md.index("## Findings")
+    return md[start : md.index("## Runs")]
+
+
+def test_two_seeds_of_one_design_are_within_noise(tmp_path: Path) -> None:
+    root = tmp_path / "sweeps" / "seeds"
+    base = [set(range(50)), set(range(40))]
+    # seed 1 swaps 3 right items for 3 wrong ones in each category: same scores, b = c = 6
+    moved = [(s - {0, 1, 2}) | {60, 61, 62} for s in base]
+    write_run(root, "s0", "siglip", "qwen0.5b", 0, base)
+    write_run(root, "s1", "siglip", "qwen0.5b", 1, moved)
+    assert report.main([str(root), "--bootstrap", "50"]) == 0
+    md = (root / "report" / "report.md").read_text()
+    text = findings_text(md)  # the findings come first, before the runs table
+    assert md.index("## Findings") < md.index("## Runs")
+    assert "No design axis varies" in text
+    assert "seeds 0, 1 score 0.450, 0.450 (sd 0.000)" in text
+    # paired over 200 items, difference 0, McNemar mid-p 1 (b = c = 6)
+    assert "seed 1 minus seed 0: +0.000 [" in text and "paired over 200 items, McNemar mid-p 1): within noise" in text
+    assert "Within noise: seeds of encoder=siglip,llm=qwen0.5b." in text
+    # the runs table carries each score's interval: overall is a bootstrap over both categories
+    assert "| 95% interval |" in md
+
+
+def test_findings_name_the_best_option_its_margin_and_a_flip(tmp_path: Path) -> None:
+    root = tmp_path / "sweeps" / "enc"
+    r = range
+    # 0.5B: siglip 0.55 vs dinov2 0.52 (close); 4B: dinov2 0.90 vs siglip 0.30 (far apart)
+    write_run(root, "a", "siglip", "qwen0.5b", 0, [set(r(55)), set(r(55))])
+    write_run(root, "b", "dinov2", "qwen0.5b", 0, [set(r(52)), set(r(52))])
+    write_run(root, "c", "siglip", "qwen4b", 0, [set(r(30)), set(r(30))])
+    write_run(root, "d", "dinov2", "qwen4b", 0, [set(r(90)), set(r(90))])
+    assert report.main([str(root), "--bootstrap", "50"]) == 0
+    text = findings_text((root / "report" / "report.md").read_text())
+    assert "### encoder" in text
+    # 0.5B: siglip - dinov2 = 0.03 from items 52-54 of each category: b = 6, c = 0, so McNemar's
+    # mid-p = 2·(1/64) - 1/64 = 0.016; paired, three points is beyond the noise of 200 items
+    assert "0.5B: best encoder=siglip, 0.550 [" in text
+    assert "minus dinov2: +0.030 [" in text and "McNemar mid-p 0.016): beyond noise" in text
+    # 4B: dinov2 - siglip = 0.6 exactly; beyond noise
+    assert "4B: best encoder=dinov2, 0.900 [" in text and "minus siglip: +0.600 [" in text
+    assert "0.5B picks siglip, 4B picks dinov2: at 4B dinov2 minus siglip is +0.600" in text
+    assert "the small model would pick wrong" in text
+
+
+def test_findings_without_items_say_the_noise_is_unknown(sweep: Path) -> None:
+    assert report.main([str(sweep), "--bootstrap", "0"]) == 0
+    text = findings_text((sweep / "report" / "report.md").read_text())
+    # 0.5B: siglip (0.40, 0.35) vs dinov2 (0.33, 0.30): means 0.375 and 0.315
+    assert "0.5B: best encoder=siglip, 0.375 over 2 run(s); minus dinov2: +0.060 (no items.csv" in text
+    assert ": within noise" not in text and "Within noise:" not in text  # unknown is not "within noise"
+    assert "4 difference(s) have no interval" in text and "0.5B picks the same best as 4B (siglip)." in text

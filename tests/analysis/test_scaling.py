@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.container import ErrorbarContainer
 
 from analysis import plots, stats
 from analysis.data_scaling import curves
@@ -124,6 +125,8 @@ def test_pairs_average_replicates_and_skip_failed_rows() -> None:
     assert result.variant_cols == ["encoder", "resampler"]
     assert scores.loc["encoder=a", 0.5] == 1.0  # mean of two seeds; the failed 99 not used
     assert "averaged replicates: 9 ok rows -> 8 cells" in result.notes
+    # a/p at 0.5 has seeds 0.5 and 1.5: sd sqrt(0.5) = 0.707, the one repeated cell
+    assert "spread between replicates (seeds): sd 0.707 pooled over 1 repeated cells" in " ".join(result.notes)
     [pair] = result.pairs
     assert (pair.size_a, pair.size_b, pair.n) == (0.5, 4.0, 4)
     assert pair.r2 == pytest.approx(361 / 375)
@@ -168,7 +171,8 @@ def test_missing_variant_is_reported_and_left_out() -> None:
     assert n == {(0.5, 1.5): 6, (0.5, 4.0): 5, (1.5, 4.0): 5}
     fit = result.log_fit
     assert fit["reference"] == 4.0 and [s for s, _ in fit["points"]] == [0.5, 1.5]
-    assert math.isfinite(fit["slope"]) and math.isfinite(fit["intercept"])
+    # a log curve through two R² values fits them exactly: none is fitted, and the note says why
+    assert math.isnan(fit["slope"]) and "3 or more sizes" in fit["note"]
 
 
 def test_one_size_gives_no_pairs() -> None:
@@ -185,7 +189,10 @@ def test_figures_have_labels_and_save(tmp_path: Path) -> None:
     [ax] = fig.axes
     assert ax.get_xscale() == "log" and ax.get_xlabel() == "llm_size_b"
     assert ax.get_ylabel() == "R² with llm_size_b=4" and METRIC in ax.get_title()
-    assert len(ax.get_lines()) == 2  # the points and the fitted curve
+    assert len(ax.containers) == 1  # the points with their interval bars
+    assert [ln.get_label() for ln in ax.get_lines() if not str(ln.get_label()).startswith("_")] == [
+        "0.090·ln(x) + 0.910"
+    ]
     fig = plots.scatter_figure(
         [1, 2, 3, 4],
         [2, 4, 5, 8],
@@ -198,6 +205,10 @@ def test_figures_have_labels_and_save(tmp_path: Path) -> None:
     assert "R² = 0.963" in ax.get_title()
     assert ax.get_xlabel() == f"{METRIC} at llm_size_b=0.5"
     assert ax.get_ylabel() == f"{METRIC} at llm_size_b=4"
+    assert [ln.get_label() for ln in ax.get_lines()].count("least squares") == 1
+    two = plots.scatter_figure([1, 2], [2, 4], xerr=[0.1, 0.1], yerr=[0.2, 0.2], size_a=0.5, size_b=4.0, r2=None)
+    assert "least squares" not in [ln.get_label() for ln in two.axes[0].get_lines()]  # no line through two points
+    assert len(two.axes[0].containers) == 1  # the interval bars
     path = plots.save_figure(fig, tmp_path / "sub" / "s.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -394,3 +405,44 @@ def test_cli_data_col_writes_json_and_figure(tmp_path: Path) -> None:
     assert (tmp_path / "o" / "r2_data.png").is_file()
     bad = run_scaling(str(path), "--metric", METRIC, "--data-col", "design.n_train")
     assert bad.returncode == 2 and "'design.n_train' (--data-col)" in bad.stderr
+
+
+def with_noise(frame: pd.DataFrame, se: float) -> pd.DataFrame:
+    z = 1.959964
+    return frame.assign(**{f"ci_lo/{METRIC}": frame[METRIC] - z * se, f"ci_hi/{METRIC}": frame[METRIC] + z * se})
+
+
+def test_item_noise_enters_the_intervals_and_can_explain_r2() -> None:
+    frame = make_table(HIDDEN)  # six variants, R² about 0.9 between the sizes
+    bare, _ = analyse(frame, METRIC, n_boot=200, seed=0)
+    [p] = bare.pairs
+    assert math.isnan(p.ci_noise[0]) and "cover the variants only" in (p.noise_note or "")
+    quiet, _ = analyse(with_noise(frame, 1e-3), METRIC, n_boot=200, seed=0)
+    [q] = quiet.pairs
+    assert q.ci_noise[0] <= q.r2 <= q.ci_noise[1] and q.noise_p < 0.05 and q.noise_note is None
+    assert q.spearman_ci[0] <= q.spearman <= q.spearman_ci[1]
+    assert q.same_best is False and q.same_best_rate == 0.0  # c/p best at 0.5, c/q at 4, by more than the noise
+    loud, _ = analyse(with_noise(frame, 3.0), METRIC, n_boot=200, seed=0)  # noise far above the spread
+    [n] = loud.pairs
+    # re-measured with that noise, R² would land far lower; but 0.99 over six variants is not noise
+    assert n.r2 == q.r2 and n.ci_noise[1] < q.ci_noise[0] and n.noise_p < 0.05
+    # five variants 0.01 apart, each score ± 0.03: R² 0.5 is what noise alone gives often
+    close = {
+        (e, "p"): {0.5: [x], 4.0: [y]}
+        for e, x, y in zip("abcde", [0.40, 0.42, 0.41, 0.43, 0.44], [0.50, 0.52, 0.50, 0.53, 0.51], strict=True)
+    }
+    weak, _ = analyse(with_noise(make_table(close), 0.03), METRIC, n_boot=300, seed=0)
+    [w] = weak.pairs
+    assert 0.2 < w.r2 < 0.8 and w.noise_p > 0.05
+    assert "noise alone could explain this R²" in (w.noise_note or "")
+    assert weak.to_json()["pairs"][0]["noise_p"] == pytest.approx(w.noise_p)
+
+
+def test_r2_data_figure_carries_interval_bars() -> None:
+    lines = {0.5: (np.array([100.0, 1000.0]), np.array([0.6, 0.8]))}
+    cis = {0.5: np.array([[0.4, 0.7], [0.7, 0.9]])}
+    fig = plots.r2_data_figure(lines, cis=cis, ref_size=4.0, ref_data=1000.0)
+    [bars] = fig.axes[0].containers
+    assert isinstance(bars, ErrorbarContainer)
+    lower = bars.lines[1][0].get_ydata()  # the caps below the points: the interval's lower ends
+    assert np.allclose(np.asarray(lower, dtype=float), [0.4, 0.7])
