@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
 import math
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections import Counter
 from fractions import Fraction
 from pathlib import Path
@@ -12,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from src.data import synthetic
 from src.data.manifest import mcq_prompt
 from src.data.scenes import (
     BY_CATEGORY,
@@ -395,3 +402,51 @@ def test_cli(tmp_path: Path) -> None:
     assert (tmp_path / "DONE").is_file() and len(read(tmp_path / "train.jsonl")) == 8
     assert json.loads((tmp_path / "spec.json").read_text())["scenes"] == ["speed"]
     assert {r["kind"] for r in read(tmp_path / "eval.jsonl")} == {"speed"}  # 5 * 0.1: no control
+
+
+TINY = SyntheticSpec(n_train=2, n_eval=2, n_image=0, n_multi_image=0, n_text=0, control_share=0, max_duration=2.0)
+
+
+def test_a_failed_generation_leaves_no_temporary_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    written: list[Path] = []
+
+    def fail_on_the_second(path: Path, frames: np.ndarray, fps: float) -> None:
+        if written:
+            raise RuntimeError("disk full")
+        path.write_bytes(b"x")
+        written.append(path)
+
+    monkeypatch.setattr(synthetic, "write_mp4", fail_on_the_second)
+    with pytest.raises(RuntimeError, match="disk full"):
+        synthetic.ensure(TINY, tmp_path, progress=False)
+    assert written and not written[0].exists()
+    assert [p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")] == []
+
+
+def test_the_next_start_removes_what_a_killed_generation_left(tmp_path: Path) -> None:
+    def leftover(key: str) -> Path:
+        (tmp_path / f".{key}.tmp-999999" / "videos").mkdir(parents=True)
+        (tmp_path / f".{key}.tmp-999999" / "videos" / "train_00000.mp4").write_bytes(b"x" * 1000)
+        return tmp_path / f".{key}.tmp-999999"
+
+    own, other, busy = leftover(TINY.key()), leftover("v4-0123456789"), leftover("v4-busy")
+    with open(tmp_path / ".v4-busy.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another process is generating this one now
+        out = synthetic.ensure(TINY, tmp_path, progress=False)
+        assert (out / "DONE").is_file() and not own.exists() and not other.exists()
+        assert busy.exists()  # in use: left alone
+
+
+@pytest.mark.slow
+def test_a_killed_cli_generation_removes_its_temporary_folder(tmp_path: Path) -> None:
+    env = {**os.environ, "APOLLO_DATA_DIR": str(tmp_path), "PYTHONPATH": str(Path(__file__).parents[2])}
+    cmd = [sys.executable, "-m", "src.data.synthetic", "--n-train", "2000", "--n-eval", "10"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
+    root = tmp_path / "synthetic"
+    deadline = time.monotonic() + 60
+    while not list(root.glob(".*.tmp-*/videos/*.mp4")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert list(root.glob(".*.tmp-*/videos/*.mp4")), proc.communicate(timeout=30)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 128 + signal.SIGTERM
+    assert not list(root.glob(".*.tmp-*")) and not [p for p in root.iterdir() if p.is_dir()]
