@@ -43,6 +43,8 @@ import logging
 import math
 import os
 import shutil
+import signal
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -65,7 +67,7 @@ from src.data.scenes import (
 )
 
 log = logging.getLogger(__name__)
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4  # 4: camera_pan starts anywhere on a world that wraps (no frame tells the way)
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "conf" / "data" / "synthetic.yaml"
 STREAMS = ("train", "eval", "image", "multi_image", "text")  # one seed stream each
 VIDEO, IMAGE = "<video>", "<image>"  # the media placeholders of a prompt
@@ -328,7 +330,11 @@ def generate(spec: SyntheticSpec, out: Path, progress: bool = True) -> Path:
 
 
 def ensure(spec: SyntheticSpec, root: str | Path, progress: bool = True) -> Path:
-    """The benchmark for `spec` under `root`, generated once however many ask at once."""
+    """The benchmark for `spec` under `root`, generated once however many ask at once.
+
+    A generation that fails removes its temporary folder; one that was killed outright
+    leaves it, and the next call removes it (and any other whose generator is gone).
+    """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     final = root / spec.key()
@@ -336,16 +342,38 @@ def ensure(spec: SyntheticSpec, root: str | Path, progress: bool = True) -> Path
         return final
     with open(root / f".{spec.key()}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # the others wait here, then find DONE
+        remove_stale_tmp(root, held=spec.key())
         if (final / "DONE").exists():
             return final
         tmp = root / f".{spec.key()}.tmp-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
         log.info("generating the synthetic benchmark into %s", final)
-        generate(spec, tmp, progress=progress)
-        (tmp / "DONE").write_text("ok\n")
-        shutil.rmtree(final, ignore_errors=True)  # a half-written copy from a killed run
-        os.rename(tmp, final)
+        try:
+            generate(spec, tmp, progress=progress)
+            (tmp / "DONE").write_text("ok\n")
+            shutil.rmtree(final, ignore_errors=True)  # a half-written copy from a killed run
+            os.rename(tmp, final)
+        finally:  # failed or interrupted (Ctrl-C, SIGTERM from main): nothing half-written stays
+            shutil.rmtree(tmp, ignore_errors=True)
     return final
+
+
+def remove_stale_tmp(root: Path, held: str) -> list[Path]:
+    """Remove the temporary folders under `root` that no generation is writing: those of
+    benchmark `held`, whose lock the caller holds, and those whose benchmark's lock is
+    free (a holder of the lock is writing its folder). Returns the folders removed."""
+    removed = []
+    for tmp in sorted(root.glob(".*.tmp-*")):
+        key = tmp.name[1:].rsplit(".tmp-", 1)[0]
+        if key != held:
+            with open(root / f".{key}.lock", "a") as other:  # closing it releases the lock
+                try:
+                    fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # being generated now
+        shutil.rmtree(tmp, ignore_errors=True)
+        log.info("removed %s, left by a generation that was killed", tmp)
+        removed.append(tmp)
+    return removed
 
 
 def default_spec_and_root() -> tuple[SyntheticSpec, Path]:
@@ -367,6 +395,15 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument(flag, type=int)
     p.add_argument("--scenes", nargs="+", help="ask only about these video kinds")
     args = p.parse_args(argv)
+    # `kill` (SIGTERM) unwinds like Ctrl-C, so that a generation removes its temporary folder
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    try:
+        return _run(p, args)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run(p: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     spec, root = default_spec_and_root()
     changes: dict[str, Any] = {

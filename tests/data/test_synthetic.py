@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
 import math
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections import Counter
 from fractions import Fraction
 from pathlib import Path
@@ -12,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from src.data import synthetic
 from src.data.manifest import mcq_prompt
 from src.data.scenes import (
     BY_CATEGORY,
@@ -27,6 +34,7 @@ from src.data.scenes import (
     TEXT_SAMPLES,
     VIDEO_SCENES,
     _glyph,
+    camera_pan,
     count_events,
     digit_sequence,
     event_order,
@@ -160,6 +168,41 @@ def test_motion_direction_start_says_nothing() -> None:
         xy = np.array(points)
         assert xy.min() >= 16 and xy.max() <= 32
         assert (xy.min(axis=0) <= 18).all() and (xy.max(axis=0) >= 30).all()
+
+
+def _layout(frame: np.ndarray) -> np.ndarray:
+    """A frame's colour layout: the mean colour of each cell of a 4x4 grid."""
+    h = frame.shape[0] // 4
+    return frame.astype(float).reshape(4, h, 4, h, 3).mean(axis=(1, 3)).ravel()
+
+
+def test_camera_pan_no_single_frame_tells_the_way() -> None:
+    # a nearest-centroid classifier of the way from one frame's colour layout, fitted on
+    # 200 pans and scored on 200 others: at chance for the first, centre and last frame
+    # (version 3, which started at the world's centre, gave 1.00 from the centre frame)
+    scenes = draws(camera_pan, count=400, n=9, fps=2.0, size=64)
+    ways = np.array([s.answer for s in scenes])
+    for t in (0, 4, 8):
+        x = np.stack([_layout(s.frames[t]) for s in scenes])
+        centroids = np.stack([x[:200][ways[:200] == d].mean(axis=0) for d in range(4)])
+        guess = ((x[200:, None, :] - centroids[None]) ** 2).sum(axis=-1).argmin(axis=1)
+        accuracy = float((guess == ways[200:]).mean())
+        assert accuracy < 0.25 + 3 * math.sqrt(0.25 * 0.75 / 200), (t, accuracy)  # within 3 SE of chance
+
+
+def test_camera_pan_the_video_tells_the_way() -> None:
+    # the view moves against the pan: the shift that best aligns the last frame with the
+    # first (on their common part) is the way, for every pan
+    for scene in draws(camera_pan, count=100, n=9, fps=2.0, size=64):
+        first, last = scene.frames[0].astype(int), scene.frames[-1].astype(int)
+        errors = {}
+        for d, (dx, dy) in enumerate([(-1, 0), (1, 0), (0, -1), (0, 1)]):
+            # the pan moved the camera by 32 px in (dx, dy): the last frame's pixel (y, x)
+            # is the first frame's (y + 32 dy, x + 32 dx)
+            ys, xs = slice(max(0, -32 * dy), 64 - max(0, 32 * dy)), slice(max(0, -32 * dx), 64 - max(0, 32 * dx))
+            moved = first[max(0, 32 * dy) : 64 + min(0, 32 * dy), max(0, 32 * dx) : 64 + min(0, 32 * dx)]
+            errors[d] = np.abs(last[ys, xs] - moved).mean()
+        assert min(errors, key=errors.__getitem__) == scene.answer and errors[scene.answer] == 0
 
 
 def test_flashes_count_and_order_through_a_2fps_sampler() -> None:
@@ -359,3 +402,51 @@ def test_cli(tmp_path: Path) -> None:
     assert (tmp_path / "DONE").is_file() and len(read(tmp_path / "train.jsonl")) == 8
     assert json.loads((tmp_path / "spec.json").read_text())["scenes"] == ["speed"]
     assert {r["kind"] for r in read(tmp_path / "eval.jsonl")} == {"speed"}  # 5 * 0.1: no control
+
+
+TINY = SyntheticSpec(n_train=2, n_eval=2, n_image=0, n_multi_image=0, n_text=0, control_share=0, max_duration=2.0)
+
+
+def test_a_failed_generation_leaves_no_temporary_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    written: list[Path] = []
+
+    def fail_on_the_second(path: Path, frames: np.ndarray, fps: float) -> None:
+        if written:
+            raise RuntimeError("disk full")
+        path.write_bytes(b"x")
+        written.append(path)
+
+    monkeypatch.setattr(synthetic, "write_mp4", fail_on_the_second)
+    with pytest.raises(RuntimeError, match="disk full"):
+        synthetic.ensure(TINY, tmp_path, progress=False)
+    assert written and not written[0].exists()
+    assert [p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")] == []
+
+
+def test_the_next_start_removes_what_a_killed_generation_left(tmp_path: Path) -> None:
+    def leftover(key: str) -> Path:
+        (tmp_path / f".{key}.tmp-999999" / "videos").mkdir(parents=True)
+        (tmp_path / f".{key}.tmp-999999" / "videos" / "train_00000.mp4").write_bytes(b"x" * 1000)
+        return tmp_path / f".{key}.tmp-999999"
+
+    own, other, busy = leftover(TINY.key()), leftover("v4-0123456789"), leftover("v4-busy")
+    with open(tmp_path / ".v4-busy.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another process is generating this one now
+        out = synthetic.ensure(TINY, tmp_path, progress=False)
+        assert (out / "DONE").is_file() and not own.exists() and not other.exists()
+        assert busy.exists()  # in use: left alone
+
+
+@pytest.mark.slow
+def test_a_killed_cli_generation_removes_its_temporary_folder(tmp_path: Path) -> None:
+    env = {**os.environ, "APOLLO_DATA_DIR": str(tmp_path), "PYTHONPATH": str(Path(__file__).parents[2])}
+    cmd = [sys.executable, "-m", "src.data.synthetic", "--n-train", "2000", "--n-eval", "10"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
+    root = tmp_path / "synthetic"
+    deadline = time.monotonic() + 60
+    while not list(root.glob(".*.tmp-*/videos/*.mp4")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert list(root.glob(".*.tmp-*/videos/*.mp4")), proc.communicate(timeout=30)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 128 + signal.SIGTERM
+    assert not list(root.glob(".*.tmp-*")) and not [p for p in root.iterdir() if p.is_dir()]
