@@ -5,6 +5,9 @@
 1. Wall time of `python -m src.train --help` and of `python -m src.train --cfg job` (compose
    the config and print it; nothing trains), each as a fresh process, best and median of
    `--repeats`; `python -c "import torch"` beside them for scale. Target: under 2 s.
+   Then the time to a refusal (exit 2, one line): an override that does not parse, a `+key`
+   nothing reads, a GPU trainer with CUDA hidden, and a value the run's validation refuses
+   (it imports the components whose rules it applies), each before any data or model loads.
 2. The per-run overhead of a multirun: everything a run costs besides its training and its
    evaluation (composing its config, the checks, building data, tokenizer and model, the
    logger, the trainers, writing the record). Two multiruns on the default data with
@@ -32,17 +35,20 @@ from pathlib import Path
 from benchmarks.sweeps import ROOT, prepare_data, records, run_sweep
 
 
-def timed(cmd: list[str], repeats: int) -> tuple[list[float], list[float]]:
-    """Wall seconds and CPU seconds (user + system) of each of `repeats` fresh processes.
+def timed(cmd: list[str], repeats: int, status: int = 0, **env: str) -> tuple[list[float], list[float]]:
+    """Wall seconds and CPU seconds (user + system) of each of `repeats` fresh processes,
+    each of which must exit with `status`; `env`: more environment.
 
     CPU time is what the process costs on an idle machine; on a shared one the wall time
     is longer by however much CPU the others take meanwhile."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", **env}
     wall, cpu = [], []
     for _ in range(repeats):
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
-        subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, check=True)
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+        if proc.returncode != status:
+            raise SystemExit(f"{' '.join(cmd)}: exit status {proc.returncode}, not {status}: {proc.stderr[-500:]}")
         wall.append(time.perf_counter() - start)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
@@ -92,6 +98,20 @@ def main(argv: list[str] | None = None) -> int:
             f"CPU median {statistics.median(cpu):5.2f} s",
             flush=True,
         )
+    with tempfile.TemporaryDirectory() as out:  # the refused run's record, if any, goes here
+        refusals: tuple[tuple[str, list[str], dict[str, str]], ...] = (
+            ("an override that does not parse: -m encoder=siglip,", ["-m", "encoder=siglip,"], {}),
+            ("a +key nothing reads: +foo=1", ["+foo=1"], {}),
+            ("no CUDA device: trainer=gpu (CUDA hidden)", ["trainer=gpu"], {"CUDA_VISIBLE_DEVICES": ""}),
+            ("validation: encoder=videomae sampler=uniform", ["encoder=videomae", "sampler=uniform"], {}),
+        )
+        for label, overrides, env in refusals:
+            wall, cpu = timed([py, "-m", "src.train", *overrides], args.repeats, 2, APOLLO_OUTPUT_DIR=out, **env)
+            print(
+                f"refused, {label:<61} wall best {min(wall):5.2f} s, median {statistics.median(wall):5.2f} s; "
+                f"CPU median {statistics.median(cpu):5.2f} s",
+                flush=True,
+            )
 
     data_dir = (args.data_dir or ROOT / "data").resolve()
     extra = [

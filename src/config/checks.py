@@ -11,7 +11,6 @@ config (one group's value against another's), and the config against this machin
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -57,7 +56,7 @@ def check_synthetic(node: DictConfig, key: str, root: DictConfig) -> None:
             + (f"; did you mean {join(key, near)}?" if near else "")
         )
     low, high = fields.get("min_duration"), fields.get("max_duration")
-    if _numbers(low, high) and not 0 < low <= high:
+    if isinstance(low, (int, float)) and isinstance(high, (int, float)) and not 0 < low <= high:
         raise ConfigError(
             f"{join(key, 'min_duration')}={low} is invalid with {join(key, 'max_duration')}={high}; "
             "valid: 0 < min_duration <= max_duration (seconds)"
@@ -66,10 +65,6 @@ def check_synthetic(node: DictConfig, key: str, root: DictConfig) -> None:
         SyntheticSpec.from_dict(fields)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{key} is invalid: {' '.join(str(e).split())}") from None
-
-
-def _numbers(*values: Any) -> bool:
-    return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
 
 
 SYNTHETIC_CONSTRAINTS = Constraints(check=check_synthetic)

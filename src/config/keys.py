@@ -127,6 +127,7 @@ def check_added_keys(cfg: DictConfig, overrides: Sequence[str], groups: Collecti
         key = o.key_or_group
         if key in groups or "/" in key or o.package is not None or key.split(".")[0] == "hydra":
             continue
-        why = unknown_key(cfg, key, o.input_line.split("=", 1)[1], added)
+        line = str(o.input_line)  # set by the parser
+        why = unknown_key(cfg, key, line.split("=", 1)[1], added)
         if why:
-            raise ConfigError(f"{o.input_line}: {why}")
+            raise ConfigError(f"{line}: {why}")
