@@ -7,7 +7,8 @@
    `--repeats`; `python -c "import torch"` beside them for scale. Target: under 2 s.
    Then the time to a refusal (exit 2, one line): an override that does not parse, a `+key`
    nothing reads, a GPU trainer with CUDA hidden, and a value the run's validation refuses
-   (it imports the components whose rules it applies), each before any data or model loads.
+   (it imports the components whose rules it applies), each before any data or model loads;
+   and, in this process, the CPU milliseconds the checks of each run take on a composed config.
 2. The per-run overhead of a multirun: everything a run costs besides its training and its
    evaluation (composing its config, the checks, building data, tokenizer and model, the
    logger, the trainers, writing the record). Two multiruns on the default data with
@@ -53,6 +54,36 @@ def timed(cmd: list[str], repeats: int, status: int = 0, **env: str) -> tuple[li
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
     return wall, cpu
+
+
+def check_costs(overrides: list[str], repeats: int = 20) -> dict[str, float]:
+    """CPU milliseconds of each start-up check of one run, on the config composed with
+    `overrides` (the imports done once before: a multirun's later runs find them done)."""
+    from hydra import compose, initialize_config_dir
+
+    from src.config import resolvers
+    from src.config.checks import check_machine
+    from src.config.compose import config_groups
+    from src.config.keys import check_added_keys
+    from src.config.validate import check_overrides, validate
+
+    resolvers.register()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=overrides)
+    checks = {
+        "check_overrides (the command line)": lambda: check_overrides(overrides),
+        "check_added_keys (its +keys)": lambda: check_added_keys(cfg, overrides, groups=config_groups()),
+        "check_machine (the trainer's device)": lambda: check_machine(cfg, None),
+        "validate (every component's constraints)": lambda: validate(cfg),
+    }
+    costs = {}
+    for name, check in checks.items():
+        check()
+        start = time.process_time()
+        for _ in range(repeats):
+            check()
+        costs[name] = 1000 * (time.process_time() - start) / repeats
+    return costs
 
 
 def run_seconds(rec: dict) -> float:
@@ -114,11 +145,13 @@ def main(argv: list[str] | None = None) -> int:
             )
 
     data_dir = (args.data_dir or ROOT / "data").resolve()
+    limits = [f"+trainer.limit_train_batches={args.batches}", "+trainer.limit_test_batches=1"]
+    for name, ms in check_costs([f"logger={args.logger}", *limits, *args.extra]).items():
+        print(f"a run's {name:<60} {ms:6.1f} ms CPU", flush=True)
     extra = [
         f"logger={args.logger}",
         "profile.epochs=1",
-        f"+trainer.limit_train_batches={args.batches}",
-        "+trainer.limit_test_batches=1",
+        *limits,
         *args.extra,
     ]
     prepare_data(args.extra, data_dir)
