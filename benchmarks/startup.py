@@ -5,6 +5,10 @@
 1. Wall time of `python -m src.train --help` and of `python -m src.train --cfg job` (compose
    the config and print it; nothing trains), each as a fresh process, best and median of
    `--repeats`; `python -c "import torch"` beside them for scale. Target: under 2 s.
+   Then the time to a refusal (exit 2, one line): an override that does not parse, a `+key`
+   nothing reads, a GPU trainer with CUDA hidden, and a value the run's validation refuses
+   (it imports the components whose rules it applies), each before any data or model loads;
+   and, in this process, the CPU milliseconds the checks of each run take on a composed config.
 2. The per-run overhead of a multirun: everything a run costs besides its training and its
    evaluation (composing its config, the checks, building data, tokenizer and model, the
    logger, the trainers, writing the record). Two multiruns on the default data with
@@ -32,21 +36,54 @@ from pathlib import Path
 from benchmarks.sweeps import ROOT, prepare_data, records, run_sweep
 
 
-def timed(cmd: list[str], repeats: int) -> tuple[list[float], list[float]]:
-    """Wall seconds and CPU seconds (user + system) of each of `repeats` fresh processes.
+def timed(cmd: list[str], repeats: int, status: int = 0, **env: str) -> tuple[list[float], list[float]]:
+    """Wall seconds and CPU seconds (user + system) of each of `repeats` fresh processes,
+    each of which must exit with `status`; `env`: more environment.
 
     CPU time is what the process costs on an idle machine; on a shared one the wall time
     is longer by however much CPU the others take meanwhile."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", **env}
     wall, cpu = [], []
     for _ in range(repeats):
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
-        subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, check=True)
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+        if proc.returncode != status:
+            raise SystemExit(f"{' '.join(cmd)}: exit status {proc.returncode}, not {status}: {proc.stderr[-500:]}")
         wall.append(time.perf_counter() - start)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
     return wall, cpu
+
+
+def check_costs(overrides: list[str], repeats: int = 20) -> dict[str, float]:
+    """CPU milliseconds of each start-up check of one run, on the config composed with
+    `overrides` (the imports done once before: a multirun's later runs find them done)."""
+    from hydra import compose, initialize_config_dir
+
+    from src.config import resolvers
+    from src.config.checks import check_machine
+    from src.config.compose import config_groups
+    from src.config.keys import check_added_keys
+    from src.config.validate import check_overrides, validate
+
+    resolvers.register()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=overrides)
+    checks = {
+        "check_overrides (the command line)": lambda: check_overrides(overrides),
+        "check_added_keys (its +keys)": lambda: check_added_keys(cfg, overrides, groups=config_groups()),
+        "check_machine (the trainer's device)": lambda: check_machine(cfg, None),
+        "validate (every component's constraints)": lambda: validate(cfg),
+    }
+    costs = {}
+    for name, check in checks.items():
+        check()
+        start = time.process_time()
+        for _ in range(repeats):
+            check()
+        costs[name] = 1000 * (time.process_time() - start) / repeats
+    return costs
 
 
 def run_seconds(rec: dict) -> float:
@@ -92,13 +129,29 @@ def main(argv: list[str] | None = None) -> int:
             f"CPU median {statistics.median(cpu):5.2f} s",
             flush=True,
         )
+    with tempfile.TemporaryDirectory() as out:  # the refused run's record, if any, goes here
+        refusals: tuple[tuple[str, list[str], dict[str, str]], ...] = (
+            ("an override that does not parse: -m encoder=siglip,", ["-m", "encoder=siglip,"], {}),
+            ("a +key nothing reads: +foo=1", ["+foo=1"], {}),
+            ("no CUDA device: trainer=gpu (CUDA hidden)", ["trainer=gpu"], {"CUDA_VISIBLE_DEVICES": ""}),
+            ("validation: encoder=videomae sampler=uniform", ["encoder=videomae", "sampler=uniform"], {}),
+        )
+        for label, overrides, env in refusals:
+            wall, cpu = timed([py, "-m", "src.train", *overrides], args.repeats, 2, APOLLO_OUTPUT_DIR=out, **env)
+            print(
+                f"refused, {label:<61} wall best {min(wall):5.2f} s, median {statistics.median(wall):5.2f} s; "
+                f"CPU median {statistics.median(cpu):5.2f} s",
+                flush=True,
+            )
 
     data_dir = (args.data_dir or ROOT / "data").resolve()
+    limits = [f"+trainer.limit_train_batches={args.batches}", "+trainer.limit_test_batches=1"]
+    for name, ms in check_costs([f"logger={args.logger}", *limits, *args.extra]).items():
+        print(f"a run's {name:<60} {ms:6.1f} ms CPU", flush=True)
     extra = [
         f"logger={args.logger}",
         "profile.epochs=1",
-        f"+trainer.limit_train_batches={args.batches}",
-        "+trainer.limit_test_batches=1",
+        *limits,
         *args.extra,
     ]
     prepare_data(args.extra, data_dir)

@@ -15,6 +15,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from src.config.compose import CONF_DIR, canonical_pair, config_groups, group_options
 from src.config.constraints import Constraints, join
 from src.config.errors import ConfigError
+from src.config.keys import check_added_keys
 
 
 def check_overrides(args: Sequence[str], conf_dir: Path = CONF_DIR, extra_dirs: Sequence[Path] = ()) -> None:
@@ -25,9 +26,15 @@ def check_overrides(args: Sequence[str], conf_dir: Path = CONF_DIR, extra_dirs: 
     dirs = [conf_dir, *extra_dirs]
     groups = {g for d in dirs for g in config_groups(d)}
     candidates = [a for a in args if "=" in a and not a.startswith("-")]
+    parser = OverridesParser.create()
     try:
-        overrides = OverridesParser.create().parse_overrides(candidates)
-    except Exception as e:  # hydra's own message, squeezed to one line
+        overrides = parser.parse_overrides(candidates)
+    except Exception as e:  # which override, and what is wrong with it, in one line
+        for c in candidates:
+            try:
+                parser.parse_overrides([c])
+            except Exception as one:  # noqa: BLE001 - the parser's errors have no common base
+                raise ConfigError(unreadable(c, one)) from None
         raise ConfigError(" ".join(str(e).split())) from None
     for o in overrides:
         group = o.key_or_group
@@ -47,6 +54,36 @@ def check_overrides(args: Sequence[str], conf_dir: Path = CONF_DIR, extra_dirs: 
                 raise ConfigError(f"{group}={v} is not an option of '{group}'; valid choices: {', '.join(valid)}")
 
 
+PAIRS = {"[": "]", "{": "}", "(": ")"}
+
+
+def unreadable(override: str, error: Exception) -> str:
+    """What is wrong with an override Hydra's parser refuses, in one line naming it."""
+    key, _, value = override.partition("=")
+    items = value.split(",")
+    if len(items) > 1 and not any(c in value for c in "[{('\"") and not all(items):
+        given = [i for i in items if i]
+        example = f"{key}={','.join(given)}" if len(given) > 1 else f"{key}={given[0] if given else 'VALUE'}"
+        return (
+            f"{override}: a value of the comma-separated list is empty; valid: values separated by commas, "
+            f"none empty (with -m, a sweep over them), e.g. {example}"
+        )
+    for opening, closing in PAIRS.items():
+        if value.count(opening) != value.count(closing):
+            return (
+                f"{override}: '{opening}' and '{closing}' do not pair up; "
+                f"valid: {key}=[a,b] (a list), {key}={{a: 1}} (a dict)"
+            )
+    for quote in "'\"":
+        if value.count(quote) % 2:
+            return f"{override}: an unclosed {quote}; valid: {key}={quote}a value{quote}"
+    said = " ".join(str(error).split()).split(" See https://")[0]
+    return (
+        f"{override} is not an override Hydra reads ({said}); valid: key=value, key=a,b (a sweep, with -m), "
+        "key=[a,b] (a list); quote a value that holds spaces, commas, brackets or '='"
+    )
+
+
 # Config nodes that no `_target_` names (a function reads them, or several
 # modules do), and the `Constraints` that state their rules ("module:attribute"). A node
 # with a `_target_` is checked by that class's own CONSTRAINTS.
@@ -61,6 +98,13 @@ OWNERS = {
     "mixture": "src.data.mixture:CONSTRAINTS",
     "schedule": "src.run.stages:SCHEDULE_CONSTRAINTS",
     "trainer": "src.models.precision:TRAINER_CONSTRAINTS",  # its _target_ is Lightning's
+}
+# Rules the config states on a node beside its component's own CONSTRAINTS: what one group's
+# value must be for another's, and a spec the component validates as a dataclass
+# (src/config/checks.py); applied after the component's own.
+CHECKS = {
+    "sampler": "src.config.checks:SAMPLER_CONSTRAINTS",
+    "data.synthetic": "src.config.checks:SYNTHETIC_CONSTRAINTS",
 }
 # libraries that check their own arguments: their `_target_`s are not imported at start-up
 LIBRARIES = ("lightning.", "torch.", "transformers.", "hydra.")
@@ -111,12 +155,23 @@ def constrained_nodes(cfg: DictConfig) -> list[tuple[str, DictConfig, Constraint
             constraints = getattr(_import(target, join(path, "_target_")), "CONSTRAINTS", None)
             if isinstance(constraints, Constraints):
                 found.append((path, node, constraints))
+    for path, ref in CHECKS.items():
+        node = OmegaConf.select(cfg, path, default=None)
+        if isinstance(node, DictConfig):
+            found.append((path, node, _import(ref, f"CHECKS[{path!r}]")))
     return found
 
 
 def validate(cfg: DictConfig) -> None:
     """Raise ConfigError on the first invalid value of the composed config, as the component
-    that owns the value states it (its CONSTRAINTS); nothing is built, no data is read."""
+    that owns the value states it (its CONSTRAINTS); nothing is built, no data is read.
+
+    A config composed with its `hydra` node (a dry run's) has its overrides: a `+key` that
+    nothing reads is refused too (src/config/keys.py; a run's entry point checks its own)."""
+    task = OmegaConf.select(cfg, "hydra.overrides.task", default=None)
+    if task is not None:
+        choices = OmegaConf.select(cfg, "hydra.runtime.choices", default=None) or {}
+        check_added_keys(cfg, [str(o) for o in task], groups={*choices, *config_groups()})
     for path, node, constraints in constrained_nodes(cfg):
         constraints.apply(node, path, cfg)
 
