@@ -94,12 +94,11 @@ def _check_keys(cfg: DictConfig, keyed: list[str]) -> None:
             continue
         parent, _, leaf = key.rpartition(".")
         node = OmegaConf.select(cfg, parent, default=None) if parent else cfg
-        if not (OmegaConf.is_dict(node) and leaf in node.keys()):  # (`in node` is False for a `???`)
+        if not (OmegaConf.is_dict(node) and leaf in list(node.keys())):  # `in node` is False for a `???`
             known = [f"{parent}.{k}" if parent else str(k) for k in node] if OmegaConf.is_dict(node) else []
             close = difflib.get_close_matches(key, known + _keys(cfg), n=1)
             hint = f"did you mean {close[0]}? " if close else ""
             raise EvalError(f"{o}: the run's config has no key '{key}'; {hint}valid: a key of it, or +{o} to add one")
-
 
 
 def _keys(cfg: DictConfig, prefix: str = "") -> list[str]:

@@ -102,7 +102,7 @@ def _least(record: dict[str, Any], error: OSError) -> dict[str, Any]:
     """The smallest record that still says the run failed, and why (a full disk)."""
     cause = f"the record could not be written ({type(error).__name__}: {error})"
     reason = f"{record.get('reason')}; {cause}" if record.get("status") != "ok" and record.get("reason") else cause
-    least = {k: {} for k in REQUIRED_KEYS}
+    least: dict[str, Any] = {k: {} for k in REQUIRED_KEYS}
     least.update(status="failed", reason=reason, sweep=record.get("sweep"), run_name=record.get("run_name"))
     return least
 

@@ -24,7 +24,7 @@ from types import FrameType
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
-class Interrupted(BaseException):  # noqa: N818 - like KeyboardInterrupt, not an error of the run
+class Interrupted(BaseException):
     """The run was asked to stop by a signal; `signum` says which."""
 
     def __init__(self, signum: int) -> None:

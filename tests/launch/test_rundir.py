@@ -205,7 +205,9 @@ def _finished_run(run_dir: Path, *overrides: str) -> dict[str, bytes]:
     with open_dict(cfg):
         del cfg["hydra"]
     OmegaConf.save(cfg, saved / "config.yaml")
-    OmegaConf.save(OmegaConf.create({"hydra": {"runtime": {"choices": dict(hydra.runtime.choices)}}}), saved / "hydra.yaml")
+    OmegaConf.save(
+        OmegaConf.create({"hydra": {"runtime": {"choices": dict(hydra.runtime.choices)}}}), saved / "hydra.yaml"
+    )
     OmegaConf.save(OmegaConf.create(list(overrides)), saved / "overrides.yaml")
     write_record(run_dir, {k: {} for k in REQUIRED_KEYS} | {"status": "ok", "reason": None, "sweep": "default"})
     return {p.name: p.read_bytes() for p in saved.iterdir()}

@@ -45,7 +45,9 @@ def test_a_trained_run_scores_the_same_again_and_with_the_audit(data_dir: Path, 
     # trained with fps sampling, tested with uniform (the paper's Table 11 the other way round)
     swapped = _eval([str(run_dir), "sampler=uniform", "sampler.num_frames=4"], data_dir)
     assert swapped.returncode == 0, swapped.stderr[-3000:]
-    ev = json.loads((run_dir / "evals" / "synthetic-video-sampler_uniform-sampler.num_frames_4" / "result.json").read_text())
+    ev = json.loads(
+        (run_dir / "evals" / "synthetic-video-sampler_uniform-sampler.num_frames_4" / "result.json").read_text()
+    )
     assert ev["config"]["sampler"]["_target_"].endswith("UniformSampler")
     assert ev["config"]["sampler"]["num_frames"] == 4 and ev["config"]["sampler"]["frames_per_clip"] == 1
 
@@ -102,7 +104,11 @@ def test_each_evaluation_has_its_own_folder_and_none_is_overwritten(tmp_path: Pa
     assert folder() == folder("eval.batch_size=5") == "synthetic-video"  # the batch size scores the same
     assert folder("eval.modalities=[video,frame,text]") == "synthetic-video+frame+text"
     uniform = folder("sampler=uniform", "sampler.num_frames=4")
-    assert uniform == folder("sampler.num_frames=4", "sampler=uniform") == "synthetic-video-sampler_uniform-sampler.num_frames_4"
+    assert (
+        uniform
+        == folder("sampler.num_frames=4", "sampler=uniform")
+        == "synthetic-video-sampler_uniform-sampler.num_frames_4"
+    )
     names = {folder(), uniform, folder("sampler=uniform"), folder("sampler.fps=1"), folder("sampler.fps=2")}
     assert len(names) == 5
     # a value that is no folder name (a path): rewritten, and told apart by a hash of the overrides
@@ -110,7 +116,11 @@ def test_each_evaluation_has_its_own_folder_and_none_is_overwritten(tmp_path: Pa
     assert a != b and a.startswith("synthetic-video-+x__a_b-")
     # a folder holding another evaluation (named the older way) is refused, not overwritten
     out = run_dir / "evals" / uniform
-    write_record(out, {k: {} for k in REQUIRED_KEYS} | {"status": "ok", "reason": None, "sweep": "s", "overrides": ["sampler=uniform"]})
+    write_record(
+        out,
+        {k: {} for k in REQUIRED_KEYS}
+        | {"status": "ok", "reason": None, "sweep": "s", "overrides": ["sampler=uniform"]},
+    )
     with pytest.raises(EvalError, match="holds another evaluation"):
         _same_evaluation(out, ["sampler=uniform", "sampler.num_frames=4"])
     _same_evaluation(out, ["sampler=uniform", "eval.batch_size=2"])  # the same evaluation: written again
