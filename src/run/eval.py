@@ -95,18 +95,19 @@ def _check_keys(cfg: DictConfig, keyed: list[str]) -> None:
         parent, _, leaf = key.rpartition(".")
         node = OmegaConf.select(cfg, parent, default=None) if parent else cfg
         if not (OmegaConf.is_dict(node) and leaf in list(node.keys())):  # `in node` is False for a `???`
-            known = [f"{parent}.{k}" if parent else str(k) for k in node] if OmegaConf.is_dict(node) else []
+            known = [parent + "." + str(k) if parent else str(k) for k in node] if OmegaConf.is_dict(node) else []
             close = difflib.get_close_matches(key, known + _keys(cfg), n=1)
             hint = f"did you mean {close[0]}? " if close else ""
             raise EvalError(f"{o}: the run's config has no key '{key}'; {hint}valid: a key of it, or +{o} to add one")
 
 
 def _keys(cfg: DictConfig, prefix: str = "") -> list[str]:
+    """Every key of `cfg`, dotted."""
     out = []
     for k, v in cfg.items_ex(resolve=False) if OmegaConf.is_dict(cfg) else []:
-        out.append(f"{prefix}{k}")
+        out.append(prefix + str(k))
         if OmegaConf.is_dict(v):
-            out += _keys(v, f"{prefix}{k}.")
+            out += _keys(cast(DictConfig, v), prefix + str(k) + ".")
     return out
 
 

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -73,7 +74,7 @@ def _finished(run_dir: Path) -> Path:
         cfg.paths = {"data_dir": str(run_dir / "data")}
     (run_dir / ".hydra").mkdir(parents=True)
     OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")
-    record = {k: {} for k in REQUIRED_KEYS} | {"status": "ok", "reason": None, "sweep": "default"}
+    record: dict[str, Any] = {k: {} for k in REQUIRED_KEYS} | {"status": "ok", "reason": None, "sweep": "default"}
     write_record(run_dir, record | {"config": {"paths": {"data_dir": str(run_dir / "data")}}})
     return run_dir
 

@@ -7,13 +7,19 @@ import json
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from src.run import records
 from src.run.records import UnreadableRecord, is_finished, read_record, remove_temporary, write_record
 
-RECORD = {k: {} for k in records.REQUIRED_KEYS} | {"status": "ok", "reason": None, "sweep": "s", "metrics": {"x": 1.0}}
+RECORD: dict[str, Any] = {k: {} for k in records.REQUIRED_KEYS} | {
+    "status": "ok",
+    "reason": None,
+    "sweep": "s",
+    "metrics": {"x": 1.0},
+}
 
 
 def test_the_record_is_readable_by_others_as_the_other_files(tmp_path: Path) -> None:
