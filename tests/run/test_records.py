@@ -90,3 +90,24 @@ def test_temporaries_of_a_killed_write_are_removed_at_the_next_start(tmp_path: P
     assert remove_temporary(tmp_path) == [stale]
     assert checkpoints.remove_temporary(tmp_path) == tmp_path / "checkpoints" / ".last.ckpt.tmp"
     assert list(tmp_path.rglob("*.tmp")) == [] and not stale.exists()
+
+
+class _FullDiskTrainer:
+    """A trainer whose checkpoint write runs out of disk half way (what `save` needs of one)."""
+
+    is_global_zero = True
+
+    def save_checkpoint(self, path: Path, weights_only: bool = False) -> None:
+        Path(path).write_bytes(b"half a checkpoint")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_a_failed_checkpoint_save_keeps_the_last_one_and_leaves_no_temporary(tmp_path: Path) -> None:
+    from src.run import checkpoints
+
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"the previous one")
+    with pytest.raises(OSError, match="No space left"):
+        checkpoints.save(_FullDiskTrainer(), tmp_path)  # type: ignore[arg-type]
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["last.ckpt"]
+    assert (tmp_path / "checkpoints" / "last.ckpt").read_bytes() == b"the previous one"
