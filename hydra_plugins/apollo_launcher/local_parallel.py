@@ -5,11 +5,17 @@ once, however many there are; this launcher keeps at most `parallel` of them run
 starts the next one as soon as one ends. Each run is a fresh process, as on SLURM (the
 same job function, submitit folder layout and time-out requeue), and with
 `gpus_per_node=G` each of the `parallel` slots owns its own G GPUs.
+
+SIGTERM or SIGINT to the sweep starts no new run and stops the running ones after a
+checkpoint (`_StopRequest`); the sweep then exits 128 + the signal's number, and
+`python -m src.sweep status` names the points that remain.
 """
 
 from __future__ import annotations
 
 import logging
+import signal
+import sys
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -59,9 +65,10 @@ class LocalParallelLauncher(LocalLauncher):
         free = list(range(self.parallel))
         running: dict[int, Any] = {}  # slot -> job
         jobs: list[Any] = []
+        stop = _StopRequest()
         try:
             while waiting or running:
-                while waiting and free:
+                while waiting and free and not stop.signum:
                     slot = free.pop(0)
                     idx, overrides = waiting.popleft()
                     if gpus:
@@ -72,13 +79,59 @@ class LocalParallelLauncher(LocalLauncher):
                     )
                     running[slot] = job
                     jobs.append(job)
+                if stop.signum and not stop.forwarded:
+                    stop.forward(running.values())
                 time.sleep(self.poll_s)
                 for slot, job in list(running.items()):
                     if job.done():
                         del running[slot]
                         free.append(slot)
-        except KeyboardInterrupt:  # the runs are detached processes: stop them with the sweep
+                if stop.signum and not running:
+                    break
+        except KeyboardInterrupt:  # asked twice: the runs are detached processes, stop them now
             for job in running.values():
                 job.cancel(check=False)
             raise
+        finally:
+            stop.restore()
+        if stop.signum:
+            name = signal.Signals(stop.signum).name
+            print(
+                f"error: {name}: sweep stopped; {stop.stopped} run(s) stopped after a checkpoint, "
+                f"{len(waiting)} not started: python -m src.sweep status {sweep_dir} lists them; "
+                "the same command resumes the sweep",
+                file=sys.stderr,
+            )
+            raise SystemExit(128 + stop.signum)
         return [job.results()[0] for job in jobs]
+
+
+class _StopRequest:
+    """SIGTERM or SIGINT to the sweep: no new run starts, each running one gets SIGTERM (its
+    run saves a checkpoint and stops, src/run/signals.py), the sweep ends once they have;
+    a second SIGINT (KeyboardInterrupt) stops them at once."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.forwarded = False
+        self.stopped = 0  # runs sent SIGTERM
+        self._before = {s: signal.signal(s, self._note) for s in (signal.SIGTERM, signal.SIGINT)}
+
+    def _note(self, signum: int, frame: Any) -> None:
+        if self.signum is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        if self.signum is None:
+            log.warning("%s: no new run starts; the running ones stop after a checkpoint", signal.Signals(signum).name)
+        self.signum = signum
+
+    def forward(self, jobs: Any) -> None:
+        for job in jobs:
+            process = getattr(job, "_process", None)  # submitit's controller forwards SIGTERM to the run
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                self.stopped += 1
+        self.forwarded = True
+
+    def restore(self) -> None:
+        for s, handler in self._before.items():
+            signal.signal(s, handler)

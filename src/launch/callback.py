@@ -2,7 +2,9 @@
 
 Registered in conf/train.yaml (`hydra.callbacks.launch`), so sweep files get it too.
 - at the start of a run or a sweep: the launcher matches the trainer (src.config.check_launcher),
-  and a sweep folder holds one sweep only (src.launch.rundir.sweep_conflict): one line, exit 2;
+  a sweep folder holds one sweep only (src.launch.rundir.sweep_conflict), and a finished
+  run's directory its one configuration (src.launch.rundir.run_conflict): one line, exit 2
+  (overwrite=true trains again there); a finished run that is skipped keeps its `.hydra/`;
 - at the start of each job (rank zero only; DDP ranks join rank zero's run, src/launch/dist.py):
   the job claims its run directory, waiting while another process runs the same grid
   point (src.launch.rundir.claim), and gives it up at the job's end;
@@ -24,12 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from src.config.errors import ConfigError
 from src.config.validate import check_launcher
 from src.launch.dist import is_main_process, mark_preempted
-from src.launch.rundir import Claim, claim, slurm_job_id, sweep_conflict
+from src.launch.rundir import Claim, claim, run_conflict, slurm_job_id, sweep_conflict
 from src.run.records import is_finished
 
 log = logging.getLogger("src.launch")
@@ -51,6 +53,25 @@ class LaunchCallback(Callback):
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._check_launcher(config)
+        self._check_run_dir(config)
+
+    def _check_run_dir(self, config: DictConfig) -> None:
+        """A finished run's directory belongs to its configuration: another one is refused
+        (unless overwrite=true); the same one skips (src.train), and Hydra must not rewrite
+        the run's `.hydra/` for it (the launch's overrides may name it differently)."""
+        if config.get("overwrite", False):
+            return
+        run_dir = Path(str(config.hydra.run.dir))
+        if not is_finished(run_dir):
+            return
+        differs = run_conflict(run_dir, config)
+        if differs:
+            _fail(
+                f"{run_dir} holds a finished run of another configuration ({differs}); "
+                "valid: another directory (hydra.run.dir=...), or overwrite=true to train it again there"
+            )
+        with open_dict(config.hydra):
+            config.hydra.output_subdir = None  # the run is skipped; its .hydra/ stays as it trained
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._check_launcher(config)

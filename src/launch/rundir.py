@@ -185,3 +185,44 @@ def sweep_conflict(old: Any, new: Any) -> str | None:
         if a[key] != b[key]:
             return f"{key}={a[key]!r} there, {key}={b[key]!r} now"
     return None
+
+
+def _choices(hydra_node: Any) -> dict[str, str]:
+    """A composed config's group choices, not Hydra's own nor a pair's members."""
+    choices = hydra_node.runtime.choices if hydra_node is not None else {}
+    return {str(k): str(v) for k, v in choices.items() if not str(k).startswith("hydra") and "@" not in str(k)}
+
+
+def run_conflict(run_dir: str | Path, new: Any, most: int = 4) -> str | None:
+    """How the run in `run_dir` (its `.hydra/`, as it trained) and a new launch into the same
+    directory (`new`, the composed config with its `hydra` node) differ; None when they agree.
+
+    Group choices first (`encoder=siglip there, encoder=dinov2 now`), then the keys outside
+    those groups; the keys that say where and how a run goes (the run name's exclude_keys:
+    sweep, overwrite, logger, paths) are no difference. As in `sweep_conflict`, a key only one
+    side has is a setting a change of the code added, not another configuration.
+    """
+    from omegaconf import OmegaConf
+
+    from src.config.container import to_dict
+
+    saved = Path(run_dir) / ".hydra"
+    if not (saved / "config.yaml").is_file():
+        return None
+    old_hydra = OmegaConf.load(saved / "hydra.yaml").hydra if (saved / "hydra.yaml").is_file() else None
+    skip = set(new.hydra.job.config.override_dirname.exclude_keys)
+    diffs = []
+    a, b = _choices(old_hydra), _choices(new.hydra)
+    groups = sorted(k for k in a.keys() & b.keys() if a[k] != b[k] and k not in skip)
+    diffs += [f"{g}={a[g]} there, {g}={b[g]} now" for g in groups]
+    skip |= {g.replace("/", ".") for g in groups}
+    old_cfg = to_dict(OmegaConf.load(saved / "config.yaml"), resolve=False)
+    new_cfg = to_dict(new, resolve=False)
+    new_cfg.pop("hydra", None)
+    old_flat, new_flat = _flat(old_cfg), _flat(new_cfg)
+    for key in sorted(old_flat.keys() & new_flat.keys()):
+        if old_flat[key] != new_flat[key] and not any(key == s or key.startswith(s + ".") for s in skip):
+            diffs.append(f"{key}={old_flat[key]!r} there, {key}={new_flat[key]!r} now")
+    if not diffs:
+        return None
+    return "; ".join(diffs[:most]) + (f"; and {len(diffs) - most} more" if len(diffs) > most else "")

@@ -4,11 +4,13 @@ A grid point is
 - done: its record says ok (a new launch skips it);
 - failed: its record says failed, with the reason (a new launch trains it again);
 - running: a live process owns its directory (src.launch.rundir), or its SLURM job is queued again;
-- interrupted: started, no record, nobody running it (killed, preempted): a new launch
-  resumes it from its checkpoint;
+- interrupted: started, no record, nobody running it (killed, preempted), or stopped by
+  SIGTERM or SIGINT (its record says so): a new launch resumes it from its checkpoint;
 - queued: never started, its SLURM job waiting in the queue (found through the job's
   submission in the folder's .submitit/ and squeue);
-- missing: never started, nothing queued (a new launch starts it).
+- missing: never started, nothing queued (a new launch starts it); or its result.json is
+  there but unreadable (a cut write, a full disk): it counts as none, the detail and a
+  warning line name it, and a new launch trains it again.
 Runs of the folder that the last launch's grid does not hold are listed after it.
 """
 
@@ -27,9 +29,10 @@ from omegaconf import OmegaConf
 from src.config.errors import ConfigError
 from src.launch.grid import grid, sweeper_params
 from src.launch.rundir import OWNER, owner_gone, read_owner
-from src.run.records import read_record
+from src.run.records import UnreadableRecord, read_record
 
 STATES = ("done", "failed", "running", "interrupted", "queued", "missing")
+UNREADABLE = "unreadable result.json"
 
 
 @dataclass
@@ -98,7 +101,11 @@ def classify(run_dir: Path | None, stale_s: float = 120.0) -> tuple[str, str]:
     """(state, detail) of one grid point's directory."""
     if run_dir is None:
         return "missing", ""
-    record: dict[str, Any] | None = read_record(run_dir)
+    damaged = None
+    try:
+        record: dict[str, Any] | None = read_record(run_dir)
+    except UnreadableRecord as e:  # counts as no record: a new launch trains the point again
+        record, damaged = None, str(e).rsplit(": unreadable ", 1)[-1]
     owner = read_owner(run_dir)
     if owner is not None:
         try:
@@ -116,9 +123,13 @@ def classify(run_dir: Path | None, stale_s: float = 120.0) -> tuple[str, str]:
         overall = sorted(k for k in record.get("metrics", {}) if k.endswith("/overall"))
         value = record["metrics"][overall[0]] if overall else None
         return "done", f"{overall[0]} {value:.3f}" if overall and value is not None else "ok"
+    if record is not None and record.get("interrupted"):  # SIGTERM, SIGINT: not a failure of the run
+        return "interrupted", f"stopped by {record['interrupted']}; {_checkpoint(run_dir)}"
     if record is not None:
         reason = str(record.get("reason") or "no reason recorded").strip().splitlines()
         return "failed", reason[0][:160] if reason else ""
+    if damaged is not None:
+        return "missing", f"{UNREADABLE} {damaged}; a new launch trains it again; {_checkpoint(run_dir)}"
     return "interrupted", f"no record; {_checkpoint(run_dir)}"
 
 
@@ -172,5 +183,12 @@ def status(sweep_dir: Path) -> int:
             print("-- not in the grid of the last launch:")
         print(f"{p.state:<12}{label:<{width}}  {p.detail}")
     counts = {s: sum(p.state == s for p in grid_points) for s in STATES}
+    damaged = [p for p in points if p.detail.startswith(UNREADABLE)]
+    if damaged:
+        print(
+            f"warning: {len(damaged)} unreadable result.json, counted as missing: "
+            + ", ".join(str(p.run_dir) for p in damaged),
+            file=sys.stderr,
+        )
     print(f"{len(grid_points)} grid points: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
     return 0

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ import lightning as L
 import torch
 
 from src.config.constraints import Constraints, Rule, boolean, nullable, positive_int, positive_number
+from src.run import signals
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,7 @@ CONSTRAINTS = Constraints(  # conf/train.yaml's `checkpoint`
 )
 CHECKPOINT_DIR = "checkpoints"
 LAST = "last.ckpt"
+TMP = f".{LAST}.tmp"
 
 
 def last_checkpoint(run_dir: str | Path) -> Path | None:
@@ -49,25 +52,41 @@ def progress_of(path: str | Path) -> dict[str, Any]:
     return load(path)["apollo"]
 
 
+def remove_temporary(run_dir: str | Path) -> Path | None:
+    """Remove the half-written checkpoint a killed save left behind; returns it, if any."""
+    tmp = Path(run_dir) / CHECKPOINT_DIR / TMP
+    if tmp.exists():
+        tmp.unlink()
+        return tmp
+    return None
+
+
 def save(trainer: L.Trainer, run_dir: str | Path) -> Path:
-    """Write the trainer's checkpoint as `last.ckpt`, atomically. Every rank must call it."""
+    """Write the trainer's checkpoint as `last.ckpt`, atomically. Every rank must call it.
+    A save that fails (a full disk) leaves the previous `last.ckpt`, and no temporary file."""
     folder = Path(run_dir) / CHECKPOINT_DIR
     final = folder / LAST
-    tmp = folder / f".{LAST}.tmp"
+    tmp = folder / TMP
     if trainer.is_global_zero:
         folder.mkdir(parents=True, exist_ok=True)
-    trainer.save_checkpoint(tmp, weights_only=False)  # by rank 0 only; a barrier inside
-    if trainer.is_global_zero:
-        os.replace(tmp, final)
+    try:
+        trainer.save_checkpoint(tmp, weights_only=False)  # by rank 0 only; a barrier inside
+        if trainer.is_global_zero:
+            os.replace(tmp, final)
+    except BaseException:
+        if trainer.is_global_zero:
+            tmp.unlink(missing_ok=True)
+        raise
     trainer.strategy.barrier("checkpoint saved")
     return final
 
 
 class PeriodicCheckpoint(L.Callback):
-    """Saves `last.ckpt` every `every_minutes` minutes or `every_steps` steps within a stage.
+    """Saves `last.ckpt` every `every_minutes` minutes or `every_steps` steps within a stage,
+    and, when a signal asked the run to stop (src.run.signals), saves then raises Interrupted.
 
     Every rank must save at the same step (saving holds a barrier), so the time-based
-    decision is rank 0's, broadcast to the others.
+    decision, and the stop, are rank 0's, broadcast to the others.
     """
 
     def __init__(self, run_dir: str | Path, every_minutes: float | None = None, every_steps: int | None = None) -> None:
@@ -78,6 +97,7 @@ class PeriodicCheckpoint(L.Callback):
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._last = time.monotonic()
+        signals.take_back()  # from Lightning's handler, which would stop without a checkpoint
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
@@ -85,9 +105,13 @@ class PeriodicCheckpoint(L.Callback):
         due = bool(self.every_steps and trainer.global_step % self.every_steps == 0)
         if self.every_minutes is not None:
             due = due or time.monotonic() - self._last >= 60 * self.every_minutes
+        stop = signals.requested()
         if trainer.world_size > 1:
-            due = trainer.strategy.broadcast(due, src=0)
-        if due:
+            due, stop = trainer.strategy.broadcast((due, stop), src=0)
+        if due or stop:
             save(trainer, self.run_dir)
             self._last = time.monotonic()
             log.debug("checkpoint at step %d", trainer.global_step)
+        if stop:
+            log.warning("%s: checkpoint saved at step %d; stopping", signal.Signals(stop).name, trainer.global_step)
+            raise signals.Interrupted(stop)

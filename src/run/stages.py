@@ -14,7 +14,9 @@ with the weights and metrics of a run that was never interrupted.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,7 @@ from src.config.errors import ConfigError
 from src.data.manifest import EVAL_MODALITIES
 from src.launch.dist import Processes
 from src.models.module import VideoLMMModule
-from src.run import checkpoints
+from src.run import checkpoints, signals
 from src.run.throughput import Costs, Throughput
 from src.run.updates import UpdateCheck
 
@@ -121,7 +123,8 @@ def train_schedule(
         periodic = checkpoints.PeriodicCheckpoint(run_dir, ck.every_minutes, ck.every_steps)
         callbacks: list[L.Callback] = [periodic, Throughput(costs, stage["name"]), UpdateCheck(seed=cfg.seed)]
         trainer = make_trainer(cfg, run_dir, logger, processes, stage["epochs"], callbacks)
-        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from if i == start else None, weights_only=True)
+        with signals.training():  # a SIGTERM now: a checkpoint at the next step, then Interrupted
+            trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from if i == start else None, weights_only=True)
         module.stage_done = True
         checkpoints.save(trainer, run_dir)
         release(trainer, module)
@@ -147,7 +150,9 @@ def evaluate(
     from src.models.module import accuracy_metrics, merge_rotations
 
     trainer = make_trainer(cfg, run_dir, logger, processes)
-    trainer.test(module, datamodule=datamodule, verbose=False)
+    with finite_scores(module) as bad:
+        trainer.test(module, datamodule=datamodule, verbose=False)
+    check_scores(bad)
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         shards: list[Any] = [None] * dist.get_world_size()
         dist.all_gather_object(shards, (module.results, module.skipped["test"], module.decode_errors["test"]))
@@ -158,6 +163,51 @@ def evaluate(
     module.results = merge_rotations(module.results)  # after the gather: see the docstring
     if logger:
         logger.log_metrics(module.metrics, step=trainer.global_step)
+
+
+class NonFiniteScores(FloatingPointError):
+    """Evaluation scored an option NaN or infinite (diverged weights): the run failed."""
+
+
+@contextlib.contextmanager
+def finite_scores(module: VideoLMMModule) -> Iterator[list[int]]:
+    """Count the items whose option scores are not all finite, while `module` is tested:
+    yields [items with a NaN or infinite score among their options, items scored]. An
+    argmax over NaN scores picks option A, so such items would be scored, silently."""
+    import torch
+
+    counts = [0, 0]
+    model = module.model
+    score = model.option_scores
+
+    def checked(batch: Any, option_token_ids: Any) -> torch.Tensor:
+        scores = score(batch, option_token_ids)
+        k = torch.arange(scores.shape[1], device=scores.device)
+        real = k[None, :] < batch.num_options.to(scores.device)[:, None]  # the padding is -inf
+        counts[0] += int((real & ~torch.isfinite(scores)).any(-1).sum())
+        counts[1] += len(scores)
+        return scores
+
+    model.option_scores = checked  # type: ignore[method-assign]
+    try:
+        yield counts
+    finally:
+        del model.option_scores  # the class's own again
+
+
+def check_scores(counts: list[int]) -> None:
+    """Raise NonFiniteScores when any rank scored an item NaN or infinite."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        shards: list[Any] = [None] * dist.get_world_size()
+        dist.all_gather_object(shards, counts)
+        counts = [sum(c[0] for c in shards), sum(c[1] for c in shards)]
+    if counts[0]:
+        raise NonFiniteScores(
+            f"{counts[0]} of {counts[1]} eval items have a NaN or infinite option score "
+            "(the weights diverged: a lower learning rate, or bf16/fp32 precision); no metrics recorded"
+        )
 
 
 def _distinct_modalities(v: Any, empty: bool) -> bool:

@@ -18,13 +18,24 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from analysis.intervals import accuracy_intervals
 from src.config.constraints import Constraints, Rule, is_int
 from src.config.container import to_dict
 from src.config.errors import ConfigError
 from src.config.resolvers import run_name as name_of_run
 from src.config.validate import validate
 from src.data.errors import DataError
-from src.run.records import is_finished, now, read_record, versions, write_items, write_record
+from src.run import signals
+from src.run.records import (
+    UnreadableRecord,
+    is_finished,
+    now,
+    read_record,
+    remove_temporary,
+    versions,
+    write_items,
+    write_record,
+)
 
 log = logging.getLogger("src.train")
 RUN_CONSTRAINTS = Constraints(Rule("seed", is_int, "an integer"))
@@ -117,6 +128,7 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, run_name: str, choices: d
         "precision": {**precision_policy(cfg), "updates": module.updates},
         "schedule": schedule,
         "metrics": {**module.metrics, "train/loss": module.train_loss},
+        "intervals": accuracy_intervals(module.results),  # 95%, per metric: [lo, hi]
         "costs": {
             "train_seconds": round(module.train_seconds, 2),
             "eval_seconds": round(eval_seconds, 2),
@@ -124,6 +136,28 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, run_name: str, choices: d
         },
         "data": {**parts.datamodule.report(), "issues": module.data_issues()},
     }
+
+
+def signal_name(signum: int) -> str:
+    import signal
+
+    return signal.Signals(signum).name
+
+
+def _clean(run_dir: Path, main_rank: bool) -> None:
+    """What an earlier attempt left half-written: temporary records and checkpoints, and a
+    record that cannot be read (it counts as none: the grid point is trained again)."""
+    from src.run import checkpoints
+
+    if not main_rank:
+        return
+    for path in [*remove_temporary(run_dir), checkpoints.remove_temporary(run_dir)]:
+        if path is not None:
+            log.warning("removed %s, left half-written by an earlier attempt", path)
+    try:
+        read_record(run_dir)
+    except UnreadableRecord as e:
+        log.warning("%s; it counts as no record: training this grid point again", e)
 
 
 def run(cfg: DictConfig) -> float | None:
@@ -165,21 +199,30 @@ def run(cfg: DictConfig) -> float | None:
     if not cfg.overwrite and is_finished(run_dir):
         log.info("skipping %s: it has a finished record (overwrite=true to train again)", run_dir)
         return read_record(run_dir)["metrics"].get(f"test/{cfg.data.name}/overall")  # type: ignore[index]
+    _clean(run_dir, main_rank)
     log.info("run %s in %s", run_name, run_dir)
     failed = False
+    signals.install()  # SIGTERM, SIGINT: a checkpoint, then a non-zero exit (not in a SLURM job)
     try:
-        record.update(train_and_evaluate(cfg, run_dir, run_name, choices), status="ok")
+        with signals.running():
+            record.update(train_and_evaluate(cfg, run_dir, run_name, choices), status="ok")
     except BaseException as e:  # noqa: BLE001 - every failure is recorded, then re-raised
         failed = True
         record["reason"] = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
         FAILURES.append((run_name, record["reason"]))
-        if isinstance(e, DataError):  # the user's data, not a bug: one line, no traceback
+        if isinstance(e, signals.Interrupted):  # not the run's fault: it resumes where it stopped
+            record["reason"] = f"interrupted: {e}; the same command resumes it from {run_dir / 'checkpoints'}"
+            record["interrupted"] = signal_name(e.signum)
+            print(f"error: run {run_name} {e}; run the same command again to resume it", file=sys.stderr)
+        elif isinstance(e, DataError):  # the user's data, not a bug: one line, no traceback
             print(f"error: {e}", file=sys.stderr)
         else:
             log.error("run failed: %s\n%s", record["reason"], traceback.format_exc())
-        if hc.mode != RunMode.MULTIRUN or isinstance(e, KeyboardInterrupt):
+        if hc.mode != RunMode.MULTIRUN or isinstance(e, (KeyboardInterrupt, signals.Interrupted)):
             if isinstance(e, DataError):
                 raise SystemExit(2) from None
+            if isinstance(e, signals.Interrupted):  # a sweep stops too, after this run
+                raise SystemExit(e.exit_status) from None
             raise
     finally:
         record["finished_at"] = now()

@@ -215,3 +215,27 @@ def test_runs_that_fail_in_other_processes_are_named_and_the_sweep_exits_1(tmp_p
     [error] = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert error.startswith("error: 2 run(s) failed: ") and error.count("no such manifest file") == 2
     assert "seed=0" in error and "seed=1" in error
+
+
+def test_sigterm_stops_a_local_sweep_after_its_current_runs(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    cmd = [sys.executable, "-m", "tests.launch.launcher_app", "-m", "job=0,1,2,3", f"out={tmp_path}"]
+    cmd += ["hydra.launcher.parallel=1", "sleep=3"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (tmp_path / "sweep" / "0" / ".hydra").is_dir() and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.communicate()[1][-3000:]
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]
+    [line] = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert line.startswith("error: SIGTERM: sweep stopped; 1 run(s) stopped after a checkpoint, 3 not started")
+    assert f"python -m src.sweep status {tmp_path / 'sweep'}" in line
+    assert not any((tmp_path / "sweep" / str(j)).exists() for j in (1, 2, 3))  # none started after the signal

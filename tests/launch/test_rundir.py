@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, open_dict
 
 from src.launch.grid import compose_points
 from src.launch.rundir import OWNER, claim, read_owner, sweep_conflict
@@ -190,3 +190,42 @@ def test_the_same_sweep_started_twice_at_once_trains_each_point_once(data_dir: P
     both = "\n".join(outs)
     assert both.count("done: ") == 1 and both.count("skipping") == 1  # one trained it, one skipped
     assert "waiting:" in both and not (run_dir / OWNER).exists()
+
+
+def _finished_run(run_dir: Path, *overrides: str) -> dict[str, bytes]:
+    """A finished run in `run_dir`, as `python -m src.train hydra.run.dir=... *overrides` leaves it;
+    returns its `.hydra/` files' bytes."""
+    from src.run.records import REQUIRED_KEYS, write_record
+    from tests.helpers import cfg_with
+
+    cfg = cfg_with(*overrides, hydra=True)
+    saved = run_dir / ".hydra"
+    saved.mkdir(parents=True)
+    hydra = cfg.hydra
+    with open_dict(cfg):
+        del cfg["hydra"]
+    OmegaConf.save(cfg, saved / "config.yaml")
+    OmegaConf.save(
+        OmegaConf.create({"hydra": {"runtime": {"choices": dict(hydra.runtime.choices)}}}), saved / "hydra.yaml"
+    )
+    OmegaConf.save(OmegaConf.create(list(overrides)), saved / "overrides.yaml")
+    write_record(run_dir, {k: {} for k in REQUIRED_KEYS} | {"status": "ok", "reason": None, "sweep": "default"})
+    return {p.name: p.read_bytes() for p in saved.iterdir()}
+
+
+def test_a_finished_run_directory_refuses_another_configuration(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    base = ["logger=none", *TINY_DATA]
+    before = _finished_run(run_dir, *base)
+    for extra, needles in (
+        (["seed=1"], ["seed=0 there, seed=1 now"]),
+        (["encoder=dinov2"], ["encoder=siglip there, encoder=dinov2 now"]),
+    ):
+        proc = run_train([*base, f"hydra.run.dir={run_dir}", *extra], tmp_path / "data", tmp_path / "out", timeout=120)
+        assert proc.returncode == 2, proc.stderr[-2000:]
+        errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+        assert len(errors) == 1 and all(n in errors[0] for n in needles) and "overwrite=true" in errors[0], errors
+    # the same configuration (another logger is no other configuration): skipped, its .hydra/ as it trained
+    proc = run_train(["logger=csv", *TINY_DATA, f"hydra.run.dir={run_dir}"], tmp_path / "data", tmp_path / "out")
+    assert proc.returncode == 0 and "skipping" in proc.stdout + proc.stderr, proc.stderr[-2000:]
+    assert {p.name: p.read_bytes() for p in (run_dir / ".hydra").iterdir()} == before

@@ -203,3 +203,22 @@ def test_status_of_a_folder_that_is_no_sweep_is_one_line(tmp_path: Path) -> None
 @pytest.mark.parametrize("args", [["status"], ["frobnicate"]])
 def test_bad_subcommands_are_usage_errors(args: list[str]) -> None:
     assert sweep_cli(*args).returncode == 2
+
+
+def test_an_unreadable_record_counts_as_missing_and_is_named(tmp_path: Path) -> None:
+    sweep_dir = _launched(tmp_path)
+    points = sweep_points(sweep_dir)
+    cut, stopped = _dir(points[0]), _dir(points[1])
+    _record(cut, "ok", **{"test/synthetic/overall": 0.5})
+    (cut / "result.json").write_text((cut / "result.json").read_text()[:40])  # a cut write
+    _record(stopped, "failed", "interrupted: stopped by SIGTERM")
+    record = json.loads((stopped / "result.json").read_text())
+    (stopped / "result.json").write_text(json.dumps({**record, "interrupted": "SIGTERM"}))
+    proc = sweep_cli("status", str(sweep_dir))
+    assert proc.returncode == 0, proc.stderr
+    rows = proc.stdout.splitlines()[2:-1]
+    assert rows[0].startswith("missing") and "unreadable result.json (JSONDecodeError" in rows[0]
+    assert rows[1].startswith("interrupted") and "stopped by SIGTERM" in rows[1]
+    [warning] = proc.stderr.strip().splitlines()
+    assert warning == f"warning: 1 unreadable result.json, counted as missing: {cut}"
+    assert proc.stdout.splitlines()[-1].endswith("3 interrupted, 0 queued, 1 missing")  # the others: no record
