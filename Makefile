@@ -10,7 +10,7 @@ export TOKENIZERS_PARALLELISM ?= false
 
 SWEEP_DIR := outputs/sweeps/default
 
-.PHONY: venv data demo lint test sweep clean slurm-up slurm-down
+.PHONY: venv lmms-eval data demo lint test sweep clean slurm-up slurm-down
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,19 @@ $(STAMP): pyproject.toml | $(PY)
 	@touch $(STAMP)
 
 venv: $(STAMP)
+
+# lmms-eval (README "lmms-eval"): the package without its requirements, which would replace
+# this environment's pieces (its unpinned torchvision is a CUDA build on PyPI, and breaks
+# `import transformers` on the CPU torch; it pins wandb==0.25.0 and av<16), then the `lmms`
+# extra: what it needs to run our model on local tasks (pyproject.toml).
+LMMS_EVAL := lmms-eval==0.7.3
+LMMS_STAMP := $(VENV)/.lmms-eval
+$(LMMS_STAMP): pyproject.toml | $(STAMP)
+	$(PY) -m pip install --quiet --no-deps $(LMMS_EVAL)
+	$(PY) -m pip install --quiet -e ".[dev,lmms]"
+	@touch $(LMMS_STAMP)
+
+lmms-eval: $(LMMS_STAMP)
 
 data: venv
 	$(PY) -m src.data.synthetic
@@ -57,7 +70,7 @@ lint: venv
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
-test: venv lint
+test: venv lmms-eval lint
 	$(PY) -m pytest
 
 clean:

@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis.lmms_logs import find_logs, is_samples_log, items_table
+
 log = logging.getLogger("analysis.items")
 REQUIRED = ("model", "item", "category", "correct")
 AUDIT_MODALITIES = ("video", "frame", "text")
@@ -43,7 +45,7 @@ def find_tables(paths: Iterable[str | Path]) -> list[Path]:
         if path.is_file():
             found.append(path)
         elif path.is_dir():
-            tables = sorted(path.rglob(TABLE_NAME))
+            tables = sorted(path.rglob(TABLE_NAME)) + find_logs(path)  # lmms-eval's logs too
             if not tables:
                 raise ItemsError(f"{path}: no {TABLE_NAME} beneath this directory")
             found += tables
@@ -73,7 +75,7 @@ def _text(col: pd.Series) -> pd.Series:
 def read_table(path: str | Path) -> pd.DataFrame:
     """One table as `COLUMNS`: correct as 0/1 ints, modality filled in, seconds as floats."""
     path = Path(path)
-    raw = _load(path)
+    raw = items_table(path) if is_samples_log(path) else _load(path)  # analysis/lmms_logs.py
     if "model" not in raw.columns and "run" in raw.columns:
         raw = raw.rename(columns={"run": "model"})
     missing = [c for c in REQUIRED if c not in raw.columns]
