@@ -46,13 +46,14 @@ demo: data
 	$(PY) -m analysis.scaling $(SWEEP_DIR)/results.csv --metric test/synthetic/overall --out $(SWEEP_DIR)/scaling
 	$(PY) -m analysis.correlations $(SWEEP_DIR)/results.csv --out $(SWEEP_DIR)/correlations
 	$(PY) -m analysis.report $(SWEEP_DIR) --paper
+	$(PY) -m analysis.report_wandb $(SWEEP_DIR)
 	@echo
 	@echo "Runs (one result.json each): $(SWEEP_DIR)/"
 	@echo "Results table:               $(SWEEP_DIR)/results.csv"
 	@echo "Scaling analysis:            $(SWEEP_DIR)/scaling/"
 	@echo "Category correlations:       $(SWEEP_DIR)/correlations/"
 	@echo "Report (open in a browser):  $(SWEEP_DIR)/report/report.html (and report.md)"
-	@echo "W&B (offline):               wandb sync $(SWEEP_DIR)/*/wandb/offline-run-*"
+	@echo "W&B (offline, report too):   wandb sync $(SWEEP_DIR)/*/wandb/offline-run-*"
 
 # `make sweep SWEEP=demo`: a sweep file of sweeps/, then its table and Scaling Consistency.
 # The file's `sweep:` names its folder; by convention the same as the file's name.
@@ -63,6 +64,7 @@ sweep: data
 	$(PY) -m analysis.scaling outputs/sweeps/$(SWEEP)/results.csv --metric test/synthetic/overall --out outputs/sweeps/$(SWEEP)/scaling
 	$(PY) -m analysis.correlations outputs/sweeps/$(SWEEP)/results.csv --out outputs/sweeps/$(SWEEP)/correlations
 	$(PY) -m analysis.report outputs/sweeps/$(SWEEP) --paper
+	$(PY) -m analysis.report_wandb outputs/sweeps/$(SWEEP)
 
 # ruff (lint, then formatting) and mypy, configured in pyproject.toml; `make test` runs them first.
 lint: venv

@@ -218,7 +218,7 @@ def offline_records(path: str | os.PathLike[str]) -> list[Any]:
             break
         pending = chunk if kind in (_FULL, _FIRST) else pending + chunk
         if kind in (_FULL, _LAST):
-            record = pb.Record()
+            record = pb.Record()  # type: ignore[attr-defined]  # generated protobuf module
             record.ParseFromString(pending)
             out.append(record)
             pending = b""

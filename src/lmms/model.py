@@ -66,6 +66,7 @@ def load_run(run: str | Path, device: str = "cpu", overrides: Sequence[str] = ()
     if ckpt is None:
         raise RunLoadError(f"{run_dir}: no checkpoints/last.ckpt to load the trained weights from")
     saved = checkpoints.load(ckpt)
+    tokenizer: Any
     if (run_dir / "tokenizer").is_dir():
         tokenizer = AutoTokenizer.from_pretrained(run_dir / "tokenizer")
     else:  # a pretrained checkpoint's own tokenizer (the tiny word-level one is always saved)
@@ -113,6 +114,30 @@ def user_turn(context: str, media: list[tuple[str, str]]) -> str:
     return "\n".join([*(f"<{kind}>" for kind, _ in media), context])
 
 
+def run_path(run: Any, extra: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The run directory from `run=`, and the model_args left.
+
+    Run folders are named by their overrides (`encoder=siglip,llm=qwen4b`), and lmms-eval
+    splits model_args at every comma outside quotes: quoted (`run="DIR"`) the path comes whole;
+    unquoted, the pieces after `run=` are joined back while that names a directory."""
+    path = str(run).strip().strip("\"'")
+    left = dict(extra)
+    if Path(path).is_dir():
+        return path, left
+    joined = path
+    for key, value in extra.items():
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        joined = f"{joined},{key}={text}"
+        if Path(joined).is_dir():
+            return joined, {k: v for k, v in extra.items() if k not in _through(extra, key)}
+    return path, left
+
+
+def _through(extra: dict[str, Any], last: str) -> list[str]:
+    keys = list(extra)
+    return keys[: keys.index(last) + 1]
+
+
 class ApolloLab(lmms):
     """`--model apollo_lab --model_args run=RUN_DIR[,answer=letter][,max_new_tokens=N]` (`--batch_size N`,
     `--device cuda`: lmms-eval's own options)."""
@@ -130,6 +155,7 @@ class ApolloLab(lmms):
         **unused: Any,
     ) -> None:
         super().__init__()
+        run, unused = run_path(run, unused)
         if unused:
             raise ValueError(f"apollo_lab: unknown model_args {sorted(unused)}; valid: run, answer, max_new_tokens")
         if answer not in ANSWER_MODES:

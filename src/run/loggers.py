@@ -26,7 +26,7 @@ import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -179,7 +179,7 @@ def log_results(run_dir: str | Path, frames_of: int = 4) -> str:
         id=run_id,
         resume="allow",
         dir=str(run_dir),
-        mode=os.environ.get("WANDB_MODE") or settings.get("mode") or "offline",
+        mode=cast(Any, os.environ.get("WANDB_MODE") or settings.get("mode") or "offline"),
         reinit="finish_previous",
     )
     try:

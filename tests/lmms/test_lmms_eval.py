@@ -65,6 +65,21 @@ def test_a_directory_that_is_not_a_run_is_one_line(tmp_path: Path) -> None:
         ApolloLab(run=str(tmp_path), answer="best")
 
 
+def test_a_run_folder_with_commas_comes_back_whole(tmp_path: Path) -> None:
+    """lmms-eval splits `run=DIR/encoder=siglip,llm=qwen4b,answer=letter` at the commas."""
+    from lmms_eval.utils import simple_parse_args_string
+
+    from src.lmms.model import run_path
+
+    run = tmp_path / "encoder=siglip,llm=qwen0.5b,seed=1"
+    run.mkdir()
+    args = simple_parse_args_string(f"run={run},answer=letter")
+    assert run_path(args.pop("run"), args) == (str(run), {"answer": "letter"})
+    args = simple_parse_args_string(f'run="{run}",max_new_tokens=4')
+    assert run_path(args.pop("run"), args) == (str(run), {"max_new_tokens": 4})
+    assert run_path(str(tmp_path / "nope"), {"llm": "x"}) == (str(tmp_path / "nope"), {"llm": "x"})
+
+
 @pytest.fixture(scope="module")
 def run_dir(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny trained run (the smallest data and training, as tests/run/test_eval.py's)."""
@@ -102,7 +117,8 @@ def test_lmms_eval_answers_as_src_eval_does(run_dir: Path, data_dir: Path, tmp_p
     lmms = subprocess.run(
         [*cmd, "--log_samples", "--output_path", str(out)], cwd=ROOT, env=env, capture_output=True, text=True
     )
-    assert lmms.returncode == 0, lmms.stderr[-3000:]
+    # lmms-eval exits 0 after an error in the evaluation: no samples logs then
+    assert lmms.returncode == 0 and list(out.rglob("*_samples_*.jsonl")), lmms.stderr[-3000:]
     frame = read_logs(out)
     assert set(frame["model"]) == {run_dir.name} and set(frame["benchmark"]) == {"synthetic"}
     got = {(r.item, r.modality): r.chosen for r in frame.itertuples()}
