@@ -6,8 +6,9 @@
 
 `read_samples(path)` turns one log into the long frame of analysis/items.py (model, benchmark,
 item, category, modality, correct): the task is the benchmark (unless the task's per-sample
-record names one, as ours do: the eval manifest's, so that the items are those of `items.csv`), and a `<task>_no_visual` task
-(lmms-eval's text-only variants) is the same benchmark's items in the `text` modality. The
+record names one, as ours do: the eval manifest's, so that the items are those of
+`items.csv`), and a `<task>_no_visual` task (lmms-eval's text-only variants) is the same
+benchmark's items in the `text` modality. The
 model is named by the `<date>_results.json` beside the log: `run=` of model_args (our runs:
 the run directory's name, as in their `items.csv`), else `pretrained=`, else the model name.
 

@@ -202,7 +202,8 @@ def offline_records(path: str | os.PathLike[str]) -> list[Any]:
 
     from wandb.proto import wandb_internal_pb2 as pb
 
-    data = open(path, "rb").read()
+    with open(path, "rb") as f:
+        data = f.read()
     if not data.startswith(_HEADER):
         raise WandbUnavailable(f"{path}: not a W&B run file (no :W&B header)")
     out, pending, pos = [], b"", len(_HEADER)
