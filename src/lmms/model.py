@@ -1,4 +1,4 @@
-"""A finished run as an lmms-eval model: `python -m lmms_eval --model apollo_lab --model_args run=RUN_DIR`.
+"""A finished run as an lmms-eval model: `python -m lmms_eval --model apollo_lab --model_args 'run="RUN_DIR"'`.
 
 The run is rebuilt as `python -m src.eval` rebuilds it (src/run/eval.py: its composed config,
 `checkpoints/last.ckpt`, `tokenizer/`; `tiny`, `fullsize` or `pretrained` alike), and every
@@ -139,7 +139,7 @@ def _through(extra: dict[str, Any], last: str) -> list[str]:
 
 
 class ApolloLab(lmms):
-    """`--model apollo_lab --model_args run=RUN_DIR[,answer=letter][,max_new_tokens=N]` (`--batch_size N`,
+    """`--model apollo_lab --model_args 'run="RUN_DIR"[,answer=letter][,max_new_tokens=N]'` (`--batch_size N`,
     `--device cuda`: lmms-eval's own options)."""
 
     is_simple = True

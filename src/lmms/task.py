@@ -5,7 +5,7 @@ Writes, in OUT_DIR: `NAME.jsonl` (the items, video paths absolute), `NAME.yaml` 
 `NAME_no_visual.yaml` (the same items without their video: the text modality of the audit),
 and `NAME_utils.py` (the task's functions, which are this module's). Run it offline with
 
-    python -m lmms_eval --model apollo_lab --model_args run=RUN_DIR --include_path OUT_DIR \\
+    python -m lmms_eval --model apollo_lab --model_args 'run="RUN_DIR"' --include_path OUT_DIR \\
         --tasks NAME,NAME_no_visual --log_samples --output_path OUT
 
 The prompt is the one the runs were trained on (src/data/manifest.py's `mcq_prompt`): the

@@ -112,7 +112,7 @@ def test_lmms_eval_answers_as_src_eval_does(run_dir: Path, data_dir: Path, tmp_p
     [manifest] = data_dir.rglob("eval.jsonl")
     tasks = write_task(manifest, tmp_path / "task")
     out = tmp_path / "lmms"
-    cmd = [sys.executable, "-m", "lmms_eval", "--model", "apollo_lab", "--model_args", f"run={run_dir},answer=letter"]
+    cmd = [sys.executable, "-m", "lmms_eval", "--model", "apollo_lab", "--model_args", f'run="{run_dir}",answer=letter']
     cmd += ["--batch_size", "5", "--include_path", str(tmp_path / "task"), "--tasks", ",".join(tasks)]
     lmms = subprocess.run(
         [*cmd, "--log_samples", "--output_path", str(out)], cwd=ROOT, env=env, capture_output=True, text=True
