@@ -14,8 +14,9 @@ the run directory's name, as in their `items.csv`), else `pretrained=`, else the
 
 lmms-eval 0.7.3 drops the document from the log; an item is read from the per-sample metric
 record the task's `process_results` returns (our tasks' `item`; Video-MME's `question_id`, and
-the like), else it is the log's `doc_id`; its category from `category` / `task_category` /
-`task_type` / `question_category`, else the task's name; correctness from `correct`, a
+the like), else it is the log's `doc_id`; its category from `task_category` / `task_type` /
+`question_category` / `category` (Video-MME's task types before its domains), else the
+task's name; correctness from `correct`, a
 prediction and its answer (`pred_answer`/`answer`, `parsed_pred`/`answer`, `pred`/
 `ground_truth`), a 0/1 `score`, or a 0/1 metric value. A line none of these reads is skipped,
 counted and logged, never dropped in silence.
@@ -37,7 +38,7 @@ log = logging.getLogger("analysis.lmms_logs")
 SAMPLES = re.compile(r"^(?:(?P<stamp>.+)_)?samples_(?P<task>.+)\.jsonl$")
 NO_VISUAL = "_no_visual"
 ITEM_KEYS = ("item", "question_id", "id")
-CATEGORY_KEYS = ("category", "task_category", "task_type", "question_category")
+CATEGORY_KEYS = ("task_category", "task_type", "question_category", "category")  # a task type first
 PAIRS = (("pred_answer", "answer"), ("parsed_pred", "answer"), ("pred", "ground_truth"), ("pred_answer", "gt_answer"))
 SKIP_METRICS = {"submission"}
 
@@ -64,6 +65,12 @@ def is_lmms_output(path: str | Path) -> bool:
     return p.is_dir() and bool(find_logs(p)) and not any(p.rglob("result.json"))
 
 
+def _arg(model_args: str, key: str) -> str | None:
+    """`key`'s value in lmms-eval's model_args: quoted (a run folder holds commas) or up to a comma."""
+    m = re.search(rf"""(?:^|,){key}=(?:"([^"]*)"|'([^']*)'|([^,]*))""", model_args)
+    return next((g for g in m.groups() if g is not None), None) if m else None
+
+
 def model_name(log_file: Path) -> str:
     """The model of a log, from its `<date>_results.json` (else the folder's name)."""
     m = SAMPLES.match(log_file.name)
@@ -76,10 +83,11 @@ def model_name(log_file: Path) -> str:
                 config = json.loads(results.read_text()).get("config", {})
             except (json.JSONDecodeError, AttributeError):
                 continue
-            args = dict(kv.split("=", 1) for kv in str(config.get("model_args") or "").split(",") if "=" in kv)
-            if "run" in args:
-                return Path(args["run"].rstrip("/")).name
-            return str(args.get("pretrained") or config.get("model") or log_file.parent.name)
+            args = str(config.get("model_args") or "")
+            run, pretrained = _arg(args, "run"), _arg(args, "pretrained")
+            if run:
+                return Path(run.rstrip("/")).name
+            return str(pretrained or config.get("model") or log_file.parent.name)
     return log_file.parent.name
 
 
