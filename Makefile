@@ -24,15 +24,15 @@ $(STAMP): pyproject.toml | $(PY)
 
 venv: $(STAMP)
 
-# lmms-eval (README "lmms-eval"): the package without its requirements, which would replace
-# this environment's pieces (its unpinned torchvision is a CUDA build on PyPI, and breaks
-# `import transformers` on the CPU torch; it pins wandb==0.25.0 and av<16), then the `lmms`
-# extra: what it needs to run our model on local tasks (pyproject.toml).
+# lmms-eval (README "lmms-eval"): the `lmms` extra, what it needs to run our model on local
+# tasks (pyproject.toml), then the package without its declared requirements, which would
+# replace this environment's pieces (its unpinned torchvision is a CUDA build on PyPI, and
+# breaks `import transformers` on the CPU torch; it pins wandb==0.25.0 and av<16).
 LMMS_EVAL := lmms-eval==0.7.3
 LMMS_STAMP := $(VENV)/.lmms-eval
 $(LMMS_STAMP): pyproject.toml | $(STAMP)
-	$(PY) -m pip install --quiet --no-deps $(LMMS_EVAL)
 	$(PY) -m pip install --quiet -e ".[dev,lmms]"
+	$(PY) -m pip install --quiet --no-deps $(LMMS_EVAL)
 	@touch $(LMMS_STAMP)
 
 lmms-eval: $(LMMS_STAMP)
