@@ -52,7 +52,7 @@ def log_report(
     tables: dict[str, pd.DataFrame],
     project: str | None = "apollo-lab",
     entity: str | None = None,
-    save_dir: Path | None = None,
+    save_dir: str | Path | None = None,
 ) -> str:
     """Log every image and table as one W&B run when online, or offline into `save_dir`
     (WANDB_MODE=offline); return one line saying what happened."""
