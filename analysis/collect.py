@@ -155,7 +155,7 @@ def load_sources(sources: Iterable[str], group: str | None = None) -> list[dict[
     local = [s for s in sources if not s.startswith(PREFIX)]
     lmms = [s for s in local if is_lmms_output(s)]  # lmms-eval's samples logs: analysis/lmms_logs.py
     records = load_records([s for s in local if s not in lmms]) if len(lmms) < len(local) else []
-    records += [r for s in lmms for r in collect_records(s)]
+    records += [r for s in lmms for r in collect_records(s, CollectError)]
     for source in remote:
         fetched = fetch_records(parse_source(source), group)
         if not fetched:

@@ -75,7 +75,7 @@ def _text(col: pd.Series) -> pd.Series:
 def read_table(path: str | Path) -> pd.DataFrame:
     """One table as `COLUMNS`: correct as 0/1 ints, modality filled in, seconds as floats."""
     path = Path(path)
-    raw = items_table(path) if is_samples_log(path) else _load(path)  # analysis/lmms_logs.py
+    raw = items_table(path, ItemsError) if is_samples_log(path) else _load(path)  # analysis/lmms_logs.py
     if "model" not in raw.columns and "run" in raw.columns:
         raw = raw.rename(columns={"run": "model"})
     missing = [c for c in REQUIRED if c not in raw.columns]

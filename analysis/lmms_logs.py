@@ -214,21 +214,17 @@ def records(path: str | Path) -> list[dict[str, Any]]:
     return out
 
 
-def items_table(path: str | Path) -> pd.DataFrame:
-    """`read_samples` for analysis/items.py: its errors as `ItemsError` (one line)."""
-    from analysis.items import ItemsError
-
+def items_table(path: str | Path, error: type[Exception]) -> pd.DataFrame:
+    """`read_samples` for analysis/items.py: its errors as `error` (ItemsError; one line)."""
     try:
         return read_samples(path)
     except LmmsLogError as e:
-        raise ItemsError(str(e)) from None
+        raise error(str(e)) from None
 
 
-def collect_records(path: str | Path) -> list[dict[str, Any]]:
-    """`records` for analysis.collect: its errors as `CollectError` (one line)."""
-    from analysis.collect import CollectError
-
+def collect_records(path: str | Path, error: type[Exception]) -> list[dict[str, Any]]:
+    """`records` for analysis.collect: its errors as `error` (CollectError; one line)."""
     try:
         return records(path)
     except LmmsLogError as e:
-        raise CollectError(str(e)) from None
+        raise error(str(e)) from None
