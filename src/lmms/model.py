@@ -169,6 +169,11 @@ class ApolloLab(lmms):
 
         resize = bool(self.cfg.data.get("resize_in_workers", True))
         self.frame_size = loader_size(self.model.encoder) if resize else None
+        from src.models.precision import BF16_COMPUTE
+
+        # as the run computed: bf16 autocast where its trainer did (precision=bf16-mixed), on a GPU
+        bf16 = str(self.cfg.trainer.get("precision", "32-true")) in BF16_COMPUTE and self.device.type == "cuda"
+        self.autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16)
         self._scratch = tempfile.TemporaryDirectory(prefix="apollo_lab_")
         stop = [self.tokenizer.eos_token_id, self.tokenizer.convert_tokens_to_ids("<|im_end|>")]
         self.stop_ids = sorted({int(t) for t in stop if isinstance(t, int) and t >= 0})
@@ -211,7 +216,8 @@ class ApolloLab(lmms):
                 continuation = target if isinstance(target, str) else target(doc)
                 samples.append(self.sample(context, self._doc_visuals(doc_to_visual, doc_id, task, split)))
                 conts.append(self.tokenizer.encode(continuation, add_special_tokens=False))
-            out += self.continuation_scores(self.batch(samples, conts))
+            with self.autocast:
+                out += self.continuation_scores(self.batch(samples, conts))
         return out
 
     def continuation_scores(self, batch: Batch) -> list[tuple[float, bool]]:
@@ -237,7 +243,9 @@ class ApolloLab(lmms):
                 first.append(self.letter_ids(letters) if letters else None)
             until = kwargs[0].get("until") or []
             steps = int(kwargs[0].get("max_new_tokens") or self.max_new_tokens)
-            for text in self.greedy(self.batch(samples), steps, first):
+            with self.autocast:
+                texts = self.greedy(self.batch(samples), steps, first)
+            for text in texts:
                 for stop in [until] if isinstance(until, str) else until:
                     if stop:
                         text = text.split(stop)[0]

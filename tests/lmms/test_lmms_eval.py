@@ -146,7 +146,12 @@ def test_loglikelihood_is_the_scorers_option_score(run_dir: Path, data_dir: Path
     docs = [json.loads(line) for line in (tmp_path / "task" / "apollo_synthetic.jsonl").open()][:3]
     model = ApolloLab(run=str(run_dir), batch_size=2)
     requests = [
-        Instance("loglikelihood", d, (d["prompt"], letter, [d["video"]], k, "t", "test"), idx=j)
+        Instance(
+            "loglikelihood",
+            (d["prompt"], letter, [d["video"]], k, "t", "test"),
+            j,
+            {"task": "t", "doc_id": k, "repeats": 1},
+        )
         for k, d in enumerate(docs)
         for j, letter in enumerate("ABCD")
     ]
