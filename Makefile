@@ -10,7 +10,7 @@ export TOKENIZERS_PARALLELISM ?= false
 
 SWEEP_DIR := outputs/sweeps/default
 
-.PHONY: venv data demo lint test sweep clean slurm-up slurm-down
+.PHONY: venv lmms-eval data demo lint test sweep clean slurm-up slurm-down
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,19 @@ $(STAMP): pyproject.toml | $(PY)
 
 venv: $(STAMP)
 
+# lmms-eval (README "lmms-eval"): the `lmms` extra, what it needs to run our model on local
+# tasks (pyproject.toml), then the package without its declared requirements, which would
+# replace this environment's pieces (its unpinned torchvision is a CUDA build on PyPI, and
+# breaks `import transformers` on the CPU torch; it pins wandb==0.25.0 and av<16).
+LMMS_EVAL := lmms-eval==0.7.3
+LMMS_STAMP := $(VENV)/.lmms-eval
+$(LMMS_STAMP): pyproject.toml | $(STAMP)
+	$(PY) -m pip install --quiet -e ".[dev,lmms]"
+	$(PY) -m pip install --quiet --no-deps $(LMMS_EVAL)
+	@touch $(LMMS_STAMP)
+
+lmms-eval: $(LMMS_STAMP)
+
 data: venv
 	$(PY) -m src.data.synthetic
 
@@ -33,13 +46,14 @@ demo: data
 	$(PY) -m analysis.scaling $(SWEEP_DIR)/results.csv --metric test/synthetic/overall --out $(SWEEP_DIR)/scaling
 	$(PY) -m analysis.correlations $(SWEEP_DIR)/results.csv --out $(SWEEP_DIR)/correlations
 	$(PY) -m analysis.report $(SWEEP_DIR) --paper
+	$(PY) -m analysis.report_wandb $(SWEEP_DIR)
 	@echo
 	@echo "Runs (one result.json each): $(SWEEP_DIR)/"
 	@echo "Results table:               $(SWEEP_DIR)/results.csv"
 	@echo "Scaling analysis:            $(SWEEP_DIR)/scaling/"
 	@echo "Category correlations:       $(SWEEP_DIR)/correlations/"
 	@echo "Report (open in a browser):  $(SWEEP_DIR)/report/report.html (and report.md)"
-	@echo "W&B (offline):               wandb sync $(SWEEP_DIR)/*/wandb/offline-run-*"
+	@echo "W&B (offline, report too):   wandb sync $(SWEEP_DIR)/*/wandb/offline-run-*"
 
 # `make sweep SWEEP=demo`: a sweep file of sweeps/, then its table and Scaling Consistency.
 # The file's `sweep:` names its folder; by convention the same as the file's name.
@@ -50,6 +64,7 @@ sweep: data
 	$(PY) -m analysis.scaling outputs/sweeps/$(SWEEP)/results.csv --metric test/synthetic/overall --out outputs/sweeps/$(SWEEP)/scaling
 	$(PY) -m analysis.correlations outputs/sweeps/$(SWEEP)/results.csv --out outputs/sweeps/$(SWEEP)/correlations
 	$(PY) -m analysis.report outputs/sweeps/$(SWEEP) --paper
+	$(PY) -m analysis.report_wandb outputs/sweeps/$(SWEEP)
 
 # ruff (lint, then formatting) and mypy, configured in pyproject.toml; `make test` runs them first.
 lint: venv
@@ -57,7 +72,7 @@ lint: venv
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
-test: venv lint
+test: venv lmms-eval lint
 	$(PY) -m pytest
 
 clean:

@@ -37,6 +37,7 @@ from typing import Any
 import pandas as pd
 
 from analysis import intervals, items
+from analysis.lmms_logs import collect_records, is_lmms_output
 from analysis.variants import average_seeds
 from analysis.wandb_runs import PREFIX, WandbUnavailable, fetch_records, parse_source
 
@@ -180,7 +181,9 @@ def load_sources(sources: Iterable[str], group: str | None = None) -> list[dict[
     if group is not None and not remote:
         raise CollectError(f"--group {group} applies to wandb: sources only; none given")
     local = [s for s in sources if not s.startswith(PREFIX)]
-    records = load_records(local) if local else []
+    lmms = [s for s in local if is_lmms_output(s)]  # lmms-eval's samples logs: analysis/lmms_logs.py
+    records = load_records([s for s in local if s not in lmms]) if len(lmms) < len(local) else []
+    records += [r for s in lmms for r in collect_records(s, CollectError)]
     for source in remote:
         fetched = fetch_records(parse_source(source), group)
         if not fetched:

@@ -36,6 +36,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis.lmms_logs import find_logs, is_samples_log, items_table
+
 log = logging.getLogger("analysis.items")
 REQUIRED = ("model", "item", "correct")
 AUDIT_MODALITIES = ("video", "frame", "text")
@@ -70,7 +72,7 @@ def find_tables(paths: Iterable[str | Path]) -> list[Path]:
         if path.is_file():
             found.append(path)
         elif path.is_dir():
-            tables = sorted(path.rglob(TABLE_NAME))
+            tables = sorted(path.rglob(TABLE_NAME)) + find_logs(path)  # lmms-eval's logs too
             if not tables:
                 raise ItemsError(f"{path}: no {TABLE_NAME} beneath this directory")
             found += tables
@@ -160,7 +162,7 @@ def _melt(raw: pd.DataFrame, path: Path) -> pd.DataFrame:
 def read_table(path: str | Path, item_info: str | Path | None = None) -> pd.DataFrame:
     """One table as `COLUMNS`: correct as floats in [0, 1] (NaN missing), modality filled in."""
     path = Path(path)
-    raw = _load(path)
+    raw = items_table(path, ItemsError) if is_samples_log(path) else _load(path)  # analysis/lmms_logs.py
     if "model" not in raw.columns and "run" in raw.columns:
         raw = raw.rename(columns={"run": "model"})
     if "correct" not in raw.columns and "score" in raw.columns:

@@ -184,3 +184,69 @@ def fetch_records(
     except Exception as err:  # noqa: BLE001 - any API failure is one line for the user
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise WandbUnavailable(f"W&B project {project}: {type(err).__name__}: {first}") from None
+
+
+# An offline run's `.wandb` file: wandb's record log (leveldb's log format: 32 KiB blocks of
+# chunks, each with a CRC32, a little-endian length and a type; a 7-byte header ":W&B",
+# 0xBEE1, version 0), each record a `wandb_internal_pb2.Record`. Read here because wandb
+# 0.2x+ keeps its own reader in the wandb-core binary.
+_HEADER = b":W&B\xe1\xbe\x00"
+_BLOCK = 32768
+_CHUNK_HEADER = 7
+_FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4
+
+
+def offline_records(path: str | os.PathLike[str]) -> list[Any]:
+    """The records of an offline run's `run-<id>.wandb` file, in order (protobuf messages)."""
+    import struct
+
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    with open(path, "rb") as f:
+        data = f.read()
+    if not data.startswith(_HEADER):
+        raise WandbUnavailable(f"{path}: not a W&B run file (no :W&B header)")
+    out, pending, pos = [], b"", len(_HEADER)
+    while pos + _CHUNK_HEADER <= len(data):
+        left = _BLOCK - pos % _BLOCK
+        if left < _CHUNK_HEADER:  # the block's tail is padding
+            pos += left
+            continue
+        _, length, kind = struct.unpack("<IHB", data[pos : pos + _CHUNK_HEADER])
+        chunk = data[pos + _CHUNK_HEADER : pos + _CHUNK_HEADER + length]
+        pos += _CHUNK_HEADER + length
+        if kind == 0 and length == 0:  # zeroes: the end of what was written
+            break
+        pending = chunk if kind in (_FULL, _FIRST) else pending + chunk
+        if kind in (_FULL, _LAST):
+            record = pb.Record()  # type: ignore[attr-defined]  # generated protobuf module
+            record.ParseFromString(pending)
+            out.append(record)
+            pending = b""
+    return out
+
+
+def offline_run(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """What an offline run (`wandb/offline-run-*`) holds: its run settings (group, job type),
+    the keys it logged (and each's last value, JSON), its summary, and its artifacts (type, name, files)."""
+    import glob
+    import json
+
+    [file] = glob.glob(os.path.join(run_dir, "run-*.wandb"))
+    got: dict[str, Any] = {"run": {}, "history": {}, "summary": {}, "artifacts": []}
+    for record in offline_records(file):
+        kind = record.WhichOneof("record_type")
+        if kind == "run":
+            got["run"] = {"id": record.run.run_id, "group": record.run.run_group, "job_type": record.run.job_type}
+        elif kind == "history":
+            got["history"].update(
+                {i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in record.history.item}
+            )
+        elif kind == "summary":
+            got["summary"].update(
+                {u.key or "/".join(u.nested_key): json.loads(u.value_json) for u in record.summary.update}
+            )
+        elif kind == "artifact":
+            files = [c.path for c in record.artifact.manifest.contents]
+            got["artifacts"].append({"type": record.artifact.type, "name": record.artifact.name, "files": files})
+    return got

@@ -101,3 +101,79 @@ def test_a_multirun_goes_on_past_a_failed_run_and_nothing_leaks(
     [offline] = list((run_dir / "wandb").glob("offline-run-*"))
     assert offline.name.endswith((run_dir / "wandb_id").read_text().strip())
     assert json.loads((run_dir / "result.json").read_text())["run_name"].startswith(f"+hf_token={REDACTED}")
+
+
+def _finished_run(run_dir: Path, video: Path) -> None:
+    """A finished run's files as src.train leaves them: record, items.csv, wandb_id, eval manifest."""
+    run_dir.mkdir(parents=True)
+    manifest = run_dir.parent / "eval.jsonl"
+    rows = [
+        {"id": f"q{i}", "video": str(video), "question": f"Which colour {i}?", "options": ["red", "green", "blue"]}
+        | {"answer": "ABC"[i], "category": "perception" if i else "temporal", "benchmark": "synthetic"}
+        for i in range(3)
+    ]
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    record = {
+        "status": "ok",
+        "run_name": "encoder=dinov2",
+        "config": {
+            "logger": {
+                "name": "wandb",
+                "project": "apollo-lab",
+                "entity": None,
+                "group": "tiny",
+                "job_type": "encoder",
+            },
+            "sampler": {"_target_": "src.data.samplers.FpsSampler", "fps": 2.0, "frames_per_clip": 1, "max_clips": 8},
+        },
+        "data": {"eval": {"path": str(manifest)}},
+        "metrics": {"test/synthetic/perception": 0.5, "test/synthetic/temporal": 1.0, "test/synthetic/overall": 0.75},
+        "costs": {"train_seconds": 3.5, "eval_seconds": 1.25},
+    }
+    (run_dir / "result.json").write_text(json.dumps(record))
+    (run_dir / "items.csv").write_text(
+        "run,item,benchmark,category,modality,correct,chosen,seconds\n"
+        + "".join(
+            f"encoder=dinov2,q{i},synthetic,{r['category']},video,{int(i != 1)},A,0.1\n" for i, r in enumerate(rows)
+        )
+    )
+    wandb_id(run_dir, "tiny", "encoder=dinov2")
+
+
+def test_a_sweeps_offline_wandb_runs_hold_items_results_summary_and_the_report(
+    tmp_path: Path, rgb_video: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from analysis import report_wandb
+    from analysis.wandb_runs import offline_run
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    sweep = tmp_path / "tiny"
+    run_dir = sweep / "encoder=dinov2"
+    _finished_run(run_dir, rgb_video)
+    (sweep / "results.csv").write_text("run_dir,test/synthetic/overall\nencoder=dinov2,0.75\n")
+    (sweep / "report" / "figures").mkdir(parents=True)
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(sweep / "report" / "figures" / "fig5_encoders.png")
+    assert report_wandb.main([str(sweep)]) == 0
+    # the run's own W&B run (its id), resumed: the items table with frames, the artifact, the summary
+    [offline] = list((run_dir / "wandb").glob("offline-run-*"))
+    got = offline_run(offline)
+    assert got["run"]["id"] == (run_dir / "wandb_id").read_text().strip() and got["run"]["group"] == "tiny"
+    assert got["history"]["eval/items/_type"] == "table-file" and got["history"]["eval/items/nrows"] == 3
+    [table] = [a for a in got["artifacts"] if a["type"] == "run_table"]
+    assert "eval/items.table.json" in table["files"] and any(f.startswith("media/images/") for f in table["files"])
+    [results] = [a for a in got["artifacts"] if a["type"] == "results"]
+    assert sorted(results["files"]) == ["items.csv", "result.json"]
+    assert got["summary"]["test/synthetic/overall"] == 0.75 and got["summary"]["costs/eval_seconds"] == 1.25
+    rows = json.loads(next(offline.rglob("items*.table.json")).read_text())
+    columns = ["item", "benchmark", "category", "modality", "question", "options", "answer", "chosen", "correct"]
+    assert rows["columns"] == [*columns, "frames"]
+    # the frames the run's sampler takes, side by side, for each item (the first 4 items: all 3)
+    assert [r[9] for r in rows["data"]] == ["Image"] * 3
+    assert rows["data"][0][4] == "Which colour 0?" and rows["data"][0][5] == "A. red\nB. green\nC. blue"
+    # the report: a run of job type `report` in the sweep's group, offline in the report folder
+    [report] = list((sweep / "report" / "wandb").glob("offline-run-*"))
+    rep = offline_run(report)
+    assert rep["run"]["group"] == "tiny" and rep["run"]["job_type"] == "report"
+    assert {"report/figures/fig5_encoders/_type", "report/results/_type"} <= rep["history"].keys()
