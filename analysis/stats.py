@@ -72,6 +72,16 @@ def r2(x: np.ndarray, y: np.ndarray) -> float:
     return min(r * r, 1.0)
 
 
+def percentile_interval(values: np.ndarray, n_boot: int, level: float) -> tuple[float, float]:
+    """The central `level` interval of bootstrap draws; NaNs when under half of them are finite."""
+    values = values[np.isfinite(values)]
+    if values.size < max(1, n_boot // 2):
+        return float("nan"), float("nan")
+    tail = 100 * (1 - level) / 2
+    lo, hi = np.percentile(values, [tail, 100 - tail])
+    return float(lo), float(hi)
+
+
 def bootstrap_ci(
     x: np.ndarray,
     y: np.ndarray,
@@ -93,12 +103,7 @@ def bootstrap_ci(
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, n, size=(n_boot, n))
     values = np.array([statistic(x[idx], y[idx]) for idx in draws], dtype=float)
-    values = values[np.isfinite(values)]
-    if values.size < max(1, n_boot // 2):
-        return float("nan"), float("nan")
-    tail = 100 * (1 - level) / 2
-    lo, hi = np.percentile(values, [tail, 100 - tail])
-    return float(lo), float(hi)
+    return percentile_interval(values, n_boot, level)
 
 
 def log_fit(sizes: np.ndarray, values: np.ndarray) -> tuple[float, float]:
@@ -196,12 +201,7 @@ def noisy_interval(
     for i in range(n_boot):
         idx = rng.integers(0, n, size=n)
         values[i] = statistic(x[idx] + rng.normal(0, sx[idx]), y[idx] + rng.normal(0, sy[idx]))
-    values = values[np.isfinite(values)]
-    if values.size < max(1, n_boot // 2):
-        return float("nan"), float("nan")
-    tail = 100 * (1 - level) / 2
-    lo, hi = np.percentile(values, [tail, 100 - tail])
-    return float(lo), float(hi)
+    return percentile_interval(values, n_boot, level)
 
 
 def noise_only_p(
