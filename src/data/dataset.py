@@ -265,11 +265,11 @@ class SampleDataset(Dataset):
         """uint8 clips (C, T, H, W, 3) as a tensor, resized to `frame_size` when it is set.
         A repeated frame (an image, a centre frame) is resized once, then repeated."""
         if self.frame_size is None:
-            return torch.from_numpy(np.ascontiguousarray(clips))
+            return _tensor(clips)
         if clips.shape[0] == 1 and clips.shape[1] > 1 and clips.strides[1] == 0:  # one frame, repeated
-            one = resize_frames(torch.from_numpy(np.ascontiguousarray(clips[:1, :1])), self.frame_size)
+            one = resize_frames(_tensor(clips[:1, :1]), self.frame_size)
             return one.expand(*clips.shape[:2], *one.shape[2:]).contiguous()
-        return resize_frames(torch.from_numpy(np.ascontiguousarray(clips)), self.frame_size)
+        return resize_frames(_tensor(clips), self.frame_size)
 
     def _image(self, path: str) -> tuple[torch.Tensor, None, CacheSlot | None, int]:
         """An image repeated to fill one clip of `frames_per_clip` frames."""
@@ -347,3 +347,10 @@ def collate(items: list[dict[str, Any]]) -> Batch:
         decode_errors=sum(it["decode_errors"] for it in kept),
         skipped=[(it["id"], it["skip"]) for it in items if "skip" in it],
     )
+
+
+def _tensor(frames: np.ndarray) -> torch.Tensor:
+    """A tensor over the frames' memory where it is contiguous and writable, else over a copy
+    (torch warns on a read-only array: a decoder's buffer, a broadcast frame)."""
+    frames = np.ascontiguousarray(frames)
+    return torch.from_numpy(frames if frames.flags.writeable else frames.copy())

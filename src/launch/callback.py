@@ -42,6 +42,19 @@ def _fail(message: str) -> None:
     raise SystemExit(2)
 
 
+def _run_dir(config: DictConfig) -> Path:
+    """`hydra.run.dir` before Hydra's run_job has set HydraConfig, which its `${hydra:...}`
+    interpolations read: set here as run_job sets it (config.hydra's read-only flag restored)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    readonly = config.hydra._get_node_flag("readonly")
+    HydraConfig.instance().set_config(config)
+    try:
+        return Path(str(config.hydra.run.dir))
+    finally:
+        OmegaConf.set_readonly(config.hydra, readonly)
+
+
 class LaunchCallback(Callback):
     """See the module docstring."""
 
@@ -61,7 +74,7 @@ class LaunchCallback(Callback):
         the run's `.hydra/` for it (the launch's overrides may name it differently)."""
         if config.get("overwrite", False):
             return
-        run_dir = Path(str(config.hydra.run.dir))
+        run_dir = _run_dir(config)
         if not is_finished(run_dir):
             return
         differs = run_conflict(run_dir, config)
