@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import importlib
 import inspect
 from collections.abc import Collection, Iterable, Sequence
+from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
@@ -38,6 +40,17 @@ OPTIONAL_KEYS = (
     "encoder.arch.*",
     "encoder.members.*.arch.*",
 )
+
+
+def import_ref(ref: str, key: str) -> Any:
+    """The object a `_target_` ("pkg.mod.Name") or an OWNERS entry ("pkg.mod:NAME") names."""
+    module, sep, attr = ref.partition(":")
+    if not sep:
+        module, _, attr = ref.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as e:
+        raise ConfigError(f"{key}={ref!r} is invalid; valid: an importable name ({type(e).__name__}: {e})") from None
 
 
 def closest(word: str, choices: Iterable[str]) -> str | None:
@@ -72,9 +85,7 @@ def _created(node: DictConfig, path: str, added: Collection[str]) -> bool:
 def _arguments(target: str) -> list[str] | None:
     """The keyword arguments the callable `target` names takes; None: any (`**kwargs`), or
     what it takes cannot be read."""
-    from src.config.validate import _import
-
-    obj = _import(target, "_target_")
+    obj = import_ref(target, "_target_")
     try:
         params = inspect.signature(obj).parameters.values()
     except (TypeError, ValueError):

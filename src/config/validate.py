@@ -5,7 +5,6 @@ Every problem is one line that names the key, the bad value and what is valid.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from src.config.compose import CONF_DIR, canonical_pair, config_groups, group_options
 from src.config.constraints import Constraints, join
 from src.config.errors import ConfigError
-from src.config.keys import check_added_keys
+from src.config.keys import check_added_keys, import_ref
 
 
 def check_overrides(args: Sequence[str], conf_dir: Path = CONF_DIR, extra_dirs: Sequence[Path] = ()) -> None:
@@ -110,17 +109,6 @@ CHECKS = {
 LIBRARIES = ("lightning.", "torch.", "transformers.", "hydra.")
 
 
-def _import(ref: str, key: str) -> Any:
-    """The object a `_target_` ("pkg.mod.Name") or an OWNERS entry ("pkg.mod:NAME") names."""
-    module, sep, attr = ref.partition(":")
-    if not sep:
-        module, _, attr = ref.rpartition(".")
-    try:
-        return getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError) as e:
-        raise ConfigError(f"{key}={ref!r} is invalid; valid: an importable name ({type(e).__name__}: {e})") from None
-
-
 def _targets(node: Any, path: str) -> Iterator[tuple[str, DictConfig]]:
     """Every dict node under `node` (itself included) with a `_target_`, in order; values
     that are interpolations (`encoder.profile: ${profile}`) are the nodes they point to,
@@ -148,17 +136,17 @@ def constrained_nodes(cfg: DictConfig) -> list[tuple[str, DictConfig, Constraint
     for path, ref in OWNERS.items():
         node = cfg if path == "" else OmegaConf.select(cfg, path, default=None)
         if isinstance(node, DictConfig):
-            found.append((path, node, _import(ref, f"OWNERS[{path!r}]")))
+            found.append((path, node, import_ref(ref, f"OWNERS[{path!r}]")))
     for path, node in _targets(cfg, ""):
         target = node.get("_target_")
         if isinstance(target, str) and not target.startswith(LIBRARIES):
-            constraints = getattr(_import(target, join(path, "_target_")), "CONSTRAINTS", None)
+            constraints = getattr(import_ref(target, join(path, "_target_")), "CONSTRAINTS", None)
             if isinstance(constraints, Constraints):
                 found.append((path, node, constraints))
     for path, ref in CHECKS.items():
         node = OmegaConf.select(cfg, path, default=None)
         if isinstance(node, DictConfig):
-            found.append((path, node, _import(ref, f"CHECKS[{path!r}]")))
+            found.append((path, node, import_ref(ref, f"CHECKS[{path!r}]")))
     return found
 
 
