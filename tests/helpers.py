@@ -48,6 +48,15 @@ TINY_DATA = [
 ]
 
 
+def checkpoint_progress(ckpt: Path) -> tuple[int, bool, int] | None:
+    """(stage, stage done, global step) of a checkpoint; None while it is not there or half written."""
+    try:
+        saved = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # noqa: BLE001 - not there yet
+        return None
+    return saved["apollo"]["stage"], saved["apollo"]["stage_done"], saved["global_step"]
+
+
 def cfg_with(*overrides: str, hydra: bool = False) -> DictConfig:
     """conf/train.yaml composed with `overrides`, as `python -m src.train` composes it;
     `hydra`: with its `hydra` node (the launcher, the runtime choices)."""

@@ -12,18 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.helpers import ROOT, TINY_DATA, records, train_cmd, train_env
+from tests.helpers import ROOT, TINY_DATA, checkpoint_progress, records, train_cmd, train_env
 
 # three stages (connector; vision + connector; connector + LLM), a checkpoint every step
 ARGS = ["schedule=c_vc_cl", "checkpoint.every_steps=1", "logger=wandb", *TINY_DATA]
-
-
-def _progress(ckpt: Path) -> tuple[int, bool, int] | None:
-    try:
-        saved = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:  # noqa: BLE001 - not there yet
-        return None
-    return saved["apollo"]["stage"], saved["apollo"]["stage_done"], saved["global_step"]
 
 
 def _kill_when(
@@ -46,7 +38,7 @@ def _kill_when(
         while time.monotonic() < deadline:
             assert proc.poll() is None, f"the run ended before it could be killed:\n{log.read_text()[-3000:]}"
             for ckpt in out.rglob("last.ckpt"):
-                got = _progress(ckpt)
+                got = checkpoint_progress(ckpt)
                 if got is not None and got[0] == stage and not got[1] and got[2] >= step:
                     os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait()

@@ -9,20 +9,11 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
-from tests.helpers import ROOT, TINY_DATA, records, train_cmd, train_env
+from tests.helpers import ROOT, TINY_DATA, checkpoint_progress, records, train_cmd, train_env
 
 # three stages (the last of 5 steps), a checkpoint every 2 steps: one at an odd step is the stop's
 ARGS = ["schedule=c_vc_cl", "checkpoint.every_steps=2", "checkpoint.every_minutes=null", "logger=none", *TINY_DATA]
-
-
-def _progress(ckpt: Path) -> tuple[int, bool, int] | None:
-    try:
-        saved = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:  # noqa: BLE001 - not there yet
-        return None
-    return saved["apollo"]["stage"], saved["apollo"]["stage_done"], saved["global_step"]
 
 
 @pytest.mark.slow
@@ -36,7 +27,7 @@ def test_sigterm_saves_a_checkpoint_exits_non_zero_and_the_rerun_resumes(data_di
     try:
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline and proc.poll() is None:
-            got = next((g for c in out.rglob("last.ckpt") if (g := _progress(c))), None)
+            got = next((g for c in out.rglob("last.ckpt") if (g := checkpoint_progress(c))), None)
             if got is not None and got[0] == 2 and not got[1] and got[2] >= 2:  # in the last stage
                 proc.send_signal(signal.SIGTERM)
                 break
@@ -53,7 +44,7 @@ def test_sigterm_saves_a_checkpoint_exits_non_zero_and_the_rerun_resumes(data_di
     assert rec["status"] == "failed" and rec["interrupted"] == "SIGTERM"
     assert "the same command resumes it" in rec["reason"]
     run_dir = Path(rec["run_dir"])
-    stage, done, step = _progress(run_dir / "checkpoints" / "last.ckpt")  # type: ignore[misc]
+    stage, done, step = checkpoint_progress(run_dir / "checkpoints" / "last.ckpt")  # type: ignore[misc]
     assert stage == 2 and not done and step >= 3  # saved at the stop, after the last periodic one
     assert not list(run_dir.rglob("*.tmp"))
     again = subprocess.run(
