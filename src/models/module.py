@@ -45,6 +45,7 @@ class VideoLMMModule(L.LightningModule):
         self.optimizer_factory = optimizer or default_optimizer
         self.warmup_ratio = warmup_ratio
         self.results: list[dict[str, Any]] = []
+        self.nonfinite = [0, 0]  # items with a NaN or infinite option score, items scored (test)
         self.metrics: dict[str, float] = {}
         self._tick = time.perf_counter()  # the end of the last test batch: items' eval seconds
         # per split: the samples left out (id -> why) and the frames that failed to decode
@@ -221,6 +222,7 @@ class VideoLMMModule(L.LightningModule):
 
     def on_test_epoch_start(self) -> None:
         self.results = []
+        self.nonfinite = [0, 0]  # items with a NaN or infinite option score, items scored
         self._tick = time.perf_counter()
 
     def test_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> None:
@@ -229,6 +231,11 @@ class VideoLMMModule(L.LightningModule):
         if not batch.ids:
             return
         scores = self.model.option_scores(batch, self.option_token_ids)
+        # an argmax over NaN scores picks option A: such items are counted, and the run fails
+        k = torch.arange(scores.shape[1], device=scores.device)
+        real = k[None, :] < batch.num_options.to(scores.device)[:, None]  # the padding is -inf
+        self.nonfinite[0] += int((real & ~torch.isfinite(scores)).any(-1).sum())
+        self.nonfinite[1] += len(scores)
         chosen = scores.argmax(-1).cpu()
         # the wall time since the last batch (loading and scoring), shared equally by the
         # batch's items: what curation's cost reduction weighs items with
