@@ -44,10 +44,10 @@ class LocalParallelLauncher(LocalLauncher):
         self.poll_s = poll_s
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        import submitit
+        from src.launch.local_jobs import LocalExecutor
 
         assert self.config is not None and job_overrides
-        executor = submitit.LocalExecutor(
+        executor = LocalExecutor(
             folder=self.params["submitit_folder"], max_num_timeout=self.params.get("max_num_timeout", 0)
         )
         gpus = self.params.get("gpus_per_node") or 0

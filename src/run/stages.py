@@ -22,6 +22,7 @@ from typing import Any
 
 import lightning as L
 from hydra.utils import instantiate
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from src.config.constraints import Constraints, Rule, positive_int
@@ -124,10 +125,21 @@ def train_schedule(
         callbacks: list[L.Callback] = [periodic, Throughput(costs, stage["name"]), UpdateCheck(seed=cfg.seed)]
         trainer = make_trainer(cfg, run_dir, logger, processes, stage["epochs"], callbacks)
         with signals.training():  # a SIGTERM now: a checkpoint at the next step, then Interrupted
-            trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from if i == start else None, weights_only=True)
+            try:
+                trainer.fit(
+                    module, datamodule=datamodule, ckpt_path=resume_from if i == start else None, weights_only=True
+                )
+            except SIGTERMException:
+                # Lightning's own handler (it calls ours too) between the fit's start and
+                # PeriodicCheckpoint.on_train_start: no step was taken, the last checkpoint holds all
+                stop = signals.requested()
+                if stop is None:
+                    raise
+                raise signals.Interrupted(stop) from None
         module.stage_done = True
         checkpoints.save(trainer, run_dir)
         release(trainer, module)
+        signals.stop_if_requested()  # one after the stage's last step: its end is saved
     return {
         "name": cfg.schedule.name,
         "stages": [{k: s[k] for k in ("name", "lr", "data", "epochs")} for s in stages],

@@ -239,3 +239,32 @@ def test_sigterm_stops_a_local_sweep_after_its_current_runs(tmp_path: Path) -> N
     assert line.startswith("error: SIGTERM: sweep stopped; 1 run(s) stopped after a checkpoint, 3 not started")
     assert f"python -m src.sweep status {tmp_path / 'sweep'}" in line
     assert not any((tmp_path / "sweep" / str(j)).exists() for j in (1, 2, 3))  # none started after the signal
+
+
+def test_a_local_job_controller_that_starts_first_makes_its_jobs_folder(tmp_path: Path) -> None:
+    """The state of the race that failed a CI run: the controller starts before the submitting
+    process has made `.submitit/<job id>/`; submitit's own controller then cannot open its logs."""
+    folder = tmp_path / ".submitit" / "%j"
+    env = {
+        **os.environ,
+        "SUBMITIT_LOCAL_NTASKS": "1",
+        "SUBMITIT_LOCAL_COMMAND": f"{sys.executable} -c \"print('task ran')\"",
+        "SUBMITIT_LOCAL_TIMEOUT_S": "60",
+        "SUBMITIT_LOCAL_SIGNAL_DELAY_S": "5",
+        "SUBMITIT_STDERR_TO_STDOUT": "1",
+        "SUBMITIT_LOCAL_WITH_SHELL": "",
+    }
+    proc = subprocess.Popen([sys.executable, "-m", "src.launch.local_jobs", str(folder)], cwd=ROOT, env=env)
+    assert proc.wait(timeout=120) == 0
+    log = tmp_path / ".submitit" / str(proc.pid) / f"{proc.pid}_0_log.out"
+    assert log.read_text().strip() == "task ran"
+
+
+def test_the_local_executor_runs_a_function_in_a_job_of_its_own(tmp_path: Path) -> None:
+    from src.launch.local_jobs import LocalExecutor
+
+    executor = LocalExecutor(folder=tmp_path / ".submitit" / "%j")
+    executor.update_parameters(timeout_min=2, tasks_per_node=1)
+    job = executor.submit(divmod, 17, 5)
+    assert job.result() == (3, 2)
+    assert job.state == "FINISHED" and (tmp_path / ".submitit" / job.job_id / f"{job.job_id}_0_result.pkl").is_file()

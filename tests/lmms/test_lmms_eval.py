@@ -87,6 +87,21 @@ def run_dir(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return run
 
 
+def _manifest(run_dir: Path, data_dir: Path) -> Path:
+    """The eval split the run was trained and scored on (the session's data folder holds other
+    tests' benchmarks too)."""
+    from omegaconf import OmegaConf
+
+    from src.config.container import to_dict
+    from src.data.synthetic import SyntheticSpec
+
+    cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+    spec = SyntheticSpec.from_dict(to_dict(cfg.data.synthetic))
+    manifest = data_dir / "synthetic" / spec.key() / "eval.jsonl"
+    assert manifest.is_file(), manifest
+    return manifest
+
+
 def _chosen(items_csv: Path) -> dict[tuple[str, str], str]:
     return {(r["item"], r["modality"]): r["chosen"] for r in csv.DictReader(items_csv.open())}
 
@@ -110,7 +125,7 @@ def test_lmms_eval_answers_as_src_eval_does(run_dir: Path, data_dir: Path, tmp_p
     # src.eval's folder for this evaluation is named by its overrides (eval.circular=[])
     [evals] = (run_dir / "evals").glob("synthetic-video+text-eval.circular*")
     expected = _chosen(evals / "items.csv")
-    [manifest] = data_dir.rglob("eval.jsonl")
+    manifest = _manifest(run_dir, data_dir)
     tasks = write_task(manifest, tmp_path / "task")
     out = tmp_path / "lmms"
     cmd = [sys.executable, "-m", "lmms_eval", "--model", "apollo_lab", "--model_args", f'run="{run_dir}",answer=letter']
@@ -143,7 +158,7 @@ def test_loglikelihood_is_the_scorers_option_score(run_dir: Path, data_dir: Path
     from src.lmms.model import ApolloLab
     from src.run.build import option_token_ids
 
-    [manifest] = data_dir.rglob("eval.jsonl")
+    manifest = _manifest(run_dir, data_dir)
     write_task(manifest, tmp_path / "task")
     docs = [json.loads(line) for line in (tmp_path / "task" / "apollo_synthetic.jsonl").open()][:3]
     model = ApolloLab(run=str(run_dir), batch_size=2)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import time
@@ -12,8 +13,16 @@ import pytest
 
 from tests.helpers import ROOT, TINY_DATA, checkpoint_progress, records, train_cmd, train_env
 
-# three stages (the last of 5 steps), a checkpoint every 2 steps: one at an odd step is the stop's
-ARGS = ["schedule=c_vc_cl", "checkpoint.every_steps=2", "checkpoint.every_minutes=null", "logger=none", *TINY_DATA]
+# three stages (the last of 4 epochs of 5 steps: the signal lands well within it), a checkpoint
+# every 2 steps: one at an odd step is the stop's
+ARGS = [
+    "schedule=c_vc_cl",
+    "checkpoint.every_steps=2",
+    "checkpoint.every_minutes=null",
+    "logger=none",
+    *[a for a in TINY_DATA if not a.startswith("profile.epochs=")],
+    "profile.epochs=4",
+]
 
 
 @pytest.mark.slow
@@ -53,3 +62,31 @@ def test_sigterm_saves_a_checkpoint_exits_non_zero_and_the_rerun_resumes(data_di
     assert again.returncode == 0, again.stderr[-3000:]
     rec = json.loads((run_dir / "result.json").read_text())
     assert rec["status"] == "ok" and rec["schedule"]["resumed_at_stage"] == 2 and rec["schedule"]["resumed_mid_stage"]
+
+
+def test_a_signal_noted_while_a_stage_trains_still_stops_the_run_after_its_last_step(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A SIGTERM after a stage's last step (no step left to act on it) stops the run once the
+    stage's end is saved (src/run/stages.py calls stop_if_requested), not at the end of the run."""
+    from src.run import signals
+
+    before = {s: signal.getsignal(s) for s in signals.SIGNALS}
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    monkeypatch.setattr(signals, "_requested", None)
+    monkeypatch.setattr(signals, "_active", False)
+    try:
+        signals.stop_if_requested()  # nothing asked: nothing happens
+        assert signals.install()
+        with signals.training():
+            os.kill(os.getpid(), signal.SIGTERM)  # only noted while a stage trains
+            deadline = time.monotonic() + 5
+            while signals.requested() is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+        assert signals.requested() == signal.SIGTERM
+        with pytest.raises(signals.Interrupted) as stopped:
+            signals.stop_if_requested()
+        assert stopped.value.exit_status == 143
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
