@@ -89,13 +89,6 @@ def _scope(mode: str) -> Iterator[None]:
         _mode = before
 
 
-def stop_if_requested() -> None:
-    """Raise Interrupted where a signal asked to stop and nothing else acted on it (one that
-    came after a stage's last step: the stage's end is saved by then)."""
-    if _active and _requested is not None:
-        raise Interrupted(_requested)
-
-
 def running() -> contextlib.AbstractContextManager[None]:
     """Within a run: a signal raises Interrupted at once."""
     return _scope("run")

@@ -138,14 +138,25 @@ def train_schedule(
                 raise signals.Interrupted(stop) from None
         module.stage_done = True
         checkpoints.save(trainer, run_dir)
+        stop_after_stage(trainer)
         release(trainer, module)
-        signals.stop_if_requested()  # one after the stage's last step: its end is saved
     return {
         "name": cfg.schedule.name,
         "stages": [{k: s[k] for k in ("name", "lr", "data", "epochs")} for s in stages],
         "resumed_at_stage": None if start == 0 and resume_from is None else start,
         "resumed_mid_stage": resume_from is not None,
     }
+
+
+def stop_after_stage(trainer: L.Trainer) -> None:
+    """A signal noted after a stage's last step (no step left to act on it) stops the run
+    now that the stage's end is saved. With several ranks, rank 0's decides for all, as in
+    PeriodicCheckpoint (saving and stopping hold barriers)."""
+    stop = signals.requested()
+    if trainer.world_size > 1:
+        stop = trainer.strategy.broadcast(stop, src=0)
+    if stop is not None:
+        raise signals.Interrupted(stop)
 
 
 def evaluate(

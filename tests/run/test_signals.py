@@ -68,15 +68,19 @@ def test_a_signal_noted_while_a_stage_trains_still_stops_the_run_after_its_last_
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A SIGTERM after a stage's last step (no step left to act on it) stops the run once the
-    stage's end is saved (src/run/stages.py calls stop_if_requested), not at the end of the run."""
-    from src.run import signals
+    stage's end is saved (src/run/stages.py stop_after_stage), not at the end of the run."""
+    from types import SimpleNamespace
 
+    from src.run import signals
+    from src.run.stages import stop_after_stage
+
+    one_rank = SimpleNamespace(world_size=1)
     before = {s: signal.getsignal(s) for s in signals.SIGNALS}
     monkeypatch.delenv("SLURM_JOB_ID", raising=False)
     monkeypatch.setattr(signals, "_requested", None)
     monkeypatch.setattr(signals, "_active", False)
     try:
-        signals.stop_if_requested()  # nothing asked: nothing happens
+        stop_after_stage(one_rank)  # type: ignore[arg-type]  # nothing asked: nothing happens
         assert signals.install()
         with signals.training():
             os.kill(os.getpid(), signal.SIGTERM)  # only noted while a stage trains
@@ -85,7 +89,7 @@ def test_a_signal_noted_while_a_stage_trains_still_stops_the_run_after_its_last_
                 time.sleep(0.01)
         assert signals.requested() == signal.SIGTERM
         with pytest.raises(signals.Interrupted) as stopped:
-            signals.stop_if_requested()
+            stop_after_stage(one_rank)  # type: ignore[arg-type]
         assert stopped.value.exit_status == 143
     finally:
         for sig, handler in before.items():
