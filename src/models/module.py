@@ -252,6 +252,7 @@ class VideoLMMModule(L.LightningModule):
                 "chosen": int(chosen[i]),
                 "correct": int(chosen[i] == batch.answer_index[i]),
                 "seconds": seconds,
+                "options": int(batch.num_options[i]),
             }
             rotation = batch.rotations[i] if batch.rotations else None
             if rotation is not None:  # one rotation of a circular item

@@ -172,7 +172,8 @@ def is_finished(run_dir: str | Path) -> bool:
 def write_items(path: Path, run_name: str, results: list[dict[str, Any]]) -> None:
     """Per-question correctness, beside the record: one row per item per eval modality.
 
-    `seconds` is the item's share of its batch's wall time; `control` (only where the
+    `seconds` is the item's share of its batch's wall time; `options` its number of answer
+    options (what the audit's chance test takes as 1 / options); `control` (only where the
     eval manifest flags controls) the item's flag, "frame", "text" or empty;
     `rotations` and `rotations_right` (only where some modality was scored circularly,
     eval.circular) how many rotations of its options the item was asked in and how many it
@@ -192,6 +193,7 @@ def write_items(path: Path, run_name: str, results: list[dict[str, Any]]) -> Non
                 "correct",
                 "chosen",
                 "seconds",
+                "options",
                 *(["control"] if flagged else []),
                 *(["rotations", "rotations_right"] if circular else []),
             ]
@@ -207,6 +209,7 @@ def write_items(path: Path, run_name: str, results: list[dict[str, Any]]) -> Non
                     r["correct"],
                     LETTERS[r["chosen"]],
                     "" if r.get("seconds") is None else round(r["seconds"], 6),
+                    r.get("options", ""),
                     *([r.get("control") or ""] if flagged else []),
                     *([r.get("rotations", ""), r.get("rotations_right", "")] if circular else []),
                 ]

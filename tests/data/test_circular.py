@@ -251,6 +251,7 @@ def test_items_csv_reports_the_rotations(tokenizer, tmp_path: Path) -> None:
     write_items(tmp_path / "items.csv", "run1", [video, *rows])
     out = list(csv.DictReader((tmp_path / "items.csv").open()))
     assert list(out[0])[-3:] == ["control", "rotations", "rotations_right"]
+    assert [r["options"] for r in out] == ["4", "4", "4"]  # the audit's chance test reads it
     assert [
         (r["item"], r["modality"], r["correct"], r["chosen"], r["rotations"], r["rotations_right"]) for r in out
     ] == [("a", "video", "0", "C", "", ""), ("a", "text", "0", "C", "4", "1"), ("b", "text", "0", "C", "4", "1")]

@@ -59,6 +59,7 @@ def test_one_tiny_run_end_to_end(data_dir: Path, tmp_path: Path) -> None:
     # (p < 1e-6 needs 51 or more right)
     rows = list(csv.DictReader(io.StringIO("\n".join(items))))
     right = sum(int(r["correct"]) for r in rows)
+    assert {r["options"] for r in rows} == {"4"}  # what the audit's chance test takes as 1 / options
     assert binomtest(right, len(rows), 0.25, alternative="greater").pvalue < 1e-6, (right, m)
 
 
