@@ -330,6 +330,7 @@ def test_a_tiny_run_evaluates_every_modality(data_dir: Path, tmp_path: Path) -> 
         "correct",
         "chosen",
         "seconds",
+        "options",
         "control",
         "rotations",
         "rotations_right",
@@ -337,6 +338,7 @@ def test_a_tiny_run_evaluates_every_modality(data_dir: Path, tmp_path: Path) -> 
     # frame and text are scored circularly by default (eval.circular): every rotation of 4 options
     assert {(r["modality"], r["rotations"]) for r in rows} == {("video", ""), ("frame", "4"), ("text", "4")}
     assert Counter(r["modality"] for r in rows) == {"video": 12, "frame": 12, "text": 12}
+    assert {r["options"] for r in rows} == {"4"}
     ids = {m: sorted(r["item"] for r in rows if r["modality"] == m) for m in ("video", "frame", "text")}
     assert ids["video"] == ids["frame"] == ids["text"] and len(set(ids["video"])) == 12
     assert all(float(r["seconds"]) > 0 for r in rows)
