@@ -296,33 +296,28 @@ def last_colour(rng: np.random.Generator, n: int, fps: float, size: int) -> Scen
 
 
 def camera_pan(rng: np.random.Generator, n: int, fps: float, size: int) -> Scene:
-    """Egocentric: the camera starts at the centre of a world and pans one way; which way?
+    """Egocentric: the camera pans one way over a world; which way?
 
-    The world has a landmark colour on each side (red left, green right, blue above,
-    yellow below), so where the camera ends up tells where it went. So does the centre
-    frame, already halfway there: the modality audit's models answer it from that frame
-    alone (docs/results.md, "The modality audit and curation").
+    The world wraps around (a torus twice the frame's side): a dim texture with four big
+    squares, one of each colour, one in each quarter at a random place in it. The camera
+    starts anywhere in it, uniformly, and the way is drawn last, so any one frame is a
+    uniformly placed view of a world drawn the same whatever the way: no single frame (the
+    centre one included) tells it, only how the view moves between frames (against the
+    way of the pan, by half the frame's side over the video).
     """
+    side = 2 * size
+    sq = size // 2
+    world = _texture(rng, side, side, dim=0.3)
+    for quarter, colour in enumerate(COLOUR_NAMES):
+        corner = np.array([quarter % 2, quarter // 2]) * size + rng.integers(0, size - sq, size=2)
+        _square(world, float(corner[0]), float(corner[1]), sq, colour)
+    start = rng.integers(0, side, size=2)
     d = int(rng.integers(4))
-    dx, dy = STEP[DIRECTIONS[d]]
-    world_side = size * 2
-    world = _texture(rng, world_side, world_side, dim=0.35).astype(np.int16)
-    band = size // 2
-    for side, colour in zip(DIRECTIONS, COLOURS.values()):
-        where = {
-            "left": (slice(None), slice(0, band)),
-            "right": (slice(None), slice(-band, None)),
-            "up": (slice(0, band), slice(None)),
-            "down": (slice(-band, None), slice(None)),
-        }[side]
-        world[where] = world[where] // 2 + np.array(colour) // 2
-    world = world.clip(0, 255).astype(np.uint8)
-    centre = (world_side - size) // 2
+    step = np.array(STEP[DIRECTIONS[d]])
     frames = np.empty((n, size, size, 3), np.uint8)
     for t in range(n):
-        p = int(round(centre * t / max(1, n - 1)))
-        x, y = centre + dx * p, centre + dy * p
-        frames[t] = world[y : y + size, x : x + size]
+        x, y = (start + step * int(round(sq * t / max(1, n - 1)))) % side
+        frames[t] = np.roll(world, (-int(y), -int(x)), axis=(0, 1))[:size, :size]
     return Scene(frames, "egocentric", "camera_pan", "Which way does the camera pan?", list(DIRECTIONS), d)
 
 

@@ -67,7 +67,7 @@ from src.data.scenes import (
 )
 
 log = logging.getLogger(__name__)
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4  # 4: camera_pan starts anywhere on a world that wraps (no frame tells the way)
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "conf" / "data" / "synthetic.yaml"
 STREAMS = ("train", "eval", "image", "multi_image", "text")  # one seed stream each
 VIDEO, IMAGE = "<video>", "<image>"  # the media placeholders of a prompt

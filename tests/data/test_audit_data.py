@@ -13,7 +13,7 @@ import pytest
 
 from src.data.manifest import LETTERS
 from src.data.scenes import CONTROLS, VIDEO_SCENES
-from src.data.synthetic import SyntheticSpec, generate, item_rng, schedule, shuffle_options
+from src.data.synthetic import GENERATOR_VERSION, SyntheticSpec, generate, item_rng, schedule, shuffle_options
 
 SMALL = SyntheticSpec(
     n_train=20, n_eval=10, n_image=2, n_multi_image=2, n_text=2, control_share=0.2, max_duration=3.0, native_fps=(10,)
@@ -41,8 +41,8 @@ def test_the_cache_key_of_a_spec_without_the_new_fields_is_unchanged() -> None:
     }
     import hashlib
 
-    blob = json.dumps({"v": 3, **old}, sort_keys=True)
-    assert SyntheticSpec().key() == f"v3-{hashlib.sha1(blob.encode()).hexdigest()[:10]}"
+    blob = json.dumps({"v": GENERATOR_VERSION, **old}, sort_keys=True)
+    assert SyntheticSpec().key() == f"v{GENERATOR_VERSION}-{hashlib.sha1(blob.encode()).hexdigest()[:10]}"
     keys = {
         SyntheticSpec().key(),
         SyntheticSpec(train_control_share=0.3).key(),

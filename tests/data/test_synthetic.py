@@ -34,6 +34,7 @@ from src.data.scenes import (
     TEXT_SAMPLES,
     VIDEO_SCENES,
     _glyph,
+    camera_pan,
     count_events,
     digit_sequence,
     event_order,
@@ -167,6 +168,41 @@ def test_motion_direction_start_says_nothing() -> None:
         xy = np.array(points)
         assert xy.min() >= 16 and xy.max() <= 32
         assert (xy.min(axis=0) <= 18).all() and (xy.max(axis=0) >= 30).all()
+
+
+def _layout(frame: np.ndarray) -> np.ndarray:
+    """A frame's colour layout: the mean colour of each cell of a 4x4 grid."""
+    h = frame.shape[0] // 4
+    return frame.astype(float).reshape(4, h, 4, h, 3).mean(axis=(1, 3)).ravel()
+
+
+def test_camera_pan_no_single_frame_tells_the_way() -> None:
+    # a nearest-centroid classifier of the way from one frame's colour layout, fitted on
+    # 200 pans and scored on 200 others: at chance for the first, centre and last frame
+    # (version 3, which started at the world's centre, gave 1.00 from the centre frame)
+    scenes = draws(camera_pan, count=400, n=9, fps=2.0, size=64)
+    ways = np.array([s.answer for s in scenes])
+    for t in (0, 4, 8):
+        x = np.stack([_layout(s.frames[t]) for s in scenes])
+        centroids = np.stack([x[:200][ways[:200] == d].mean(axis=0) for d in range(4)])
+        guess = ((x[200:, None, :] - centroids[None]) ** 2).sum(axis=-1).argmin(axis=1)
+        accuracy = float((guess == ways[200:]).mean())
+        assert accuracy < 0.25 + 3 * math.sqrt(0.25 * 0.75 / 200), (t, accuracy)  # within 3 SE of chance
+
+
+def test_camera_pan_the_video_tells_the_way() -> None:
+    # the view moves against the pan: the shift that best aligns the last frame with the
+    # first (on their common part) is the way, for every pan
+    for scene in draws(camera_pan, count=100, n=9, fps=2.0, size=64):
+        first, last = scene.frames[0].astype(int), scene.frames[-1].astype(int)
+        errors = {}
+        for d, (dx, dy) in enumerate([(-1, 0), (1, 0), (0, -1), (0, 1)]):
+            # the pan moved the camera by 32 px in (dx, dy): the last frame's pixel (y, x)
+            # is the first frame's (y + 32 dy, x + 32 dx)
+            ys, xs = slice(max(0, -32 * dy), 64 - max(0, 32 * dy)), slice(max(0, -32 * dx), 64 - max(0, 32 * dx))
+            moved = first[max(0, 32 * dy) : 64 + min(0, 32 * dy), max(0, 32 * dx) : 64 + min(0, 32 * dx)]
+            errors[d] = np.abs(last[ys, xs] - moved).mean()
+        assert min(errors, key=errors.__getitem__) == scene.answer and errors[scene.answer] == 0
 
 
 def test_flashes_count_and_order_through_a_2fps_sampler() -> None:
