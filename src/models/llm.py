@@ -77,9 +77,10 @@ def build_llm(
         model_class = cast("type[PreTrainedModel]", get_class(llm["model_class"]))
         model = model_class.from_pretrained(llm["pretrained"], dtype=torch_dtype(dtype))
     else:
-        from src.models.shrink import replica_vocab, shrink_arch
+        from src.models.shrink import replica_init_std, replica_vocab, shrink_arch
 
         arch = shrink_arch(llm["arch"], profile)
         arch["vocab_size"] = replica_vocab(llm["arch"], profile, vocab_size)
+        arch["initializer_range"] = replica_init_std(llm["arch"], profile)
         model = get_class(llm["model_class"])(get_class(llm["config_class"])(**arch))
     return apply_switches(model, dtype, llm["gradient_checkpointing"], "llm")

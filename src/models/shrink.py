@@ -28,6 +28,7 @@ PROFILE_CONSTRAINTS = Constraints(  # conf/profile/*.yaml
 WIDTH_KEYS = ("hidden_size", "intermediate_size")
 DEPTH_KEYS = ("num_hidden_layers",)
 HEAD_KEYS = ("num_attention_heads", "num_key_value_heads")
+INIT_STD = 0.02  # transformers' `initializer_range` default, that of every LLM family here
 
 
 def loads_checkpoint(profile: Mapping[str, Any]) -> bool:
@@ -78,6 +79,21 @@ def shrink_arch(arch: Mapping[str, Any], profile: Mapping[str, Any]) -> dict[str
     if heads and kv and heads % kv:
         raise ValueError(f"shrunk heads {heads} are not a multiple of key/value heads {kv}")
     return out
+
+
+def replica_init_std(arch: Mapping[str, Any], profile: Mapping[str, Any]) -> float:
+    """The standard deviation of a replica LLM's random weights: the real model's
+    `initializer_range` times sqrt(width_div).
+
+    transformers draws every linear and embedding weight of a Qwen LLM from N(0, 0.02²),
+    a scale set for widths near a thousand: a layer's gain, std·sqrt(width), is about 0.6
+    at Qwen2-0.5B's 896. Kept at 0.02, a replica 16 times narrower starts with a gain of
+    0.15 a layer, nearly the identity, and its attention learns where to look hundreds of
+    steps later (measured: docs/results.md, "The demo"). Scaled by sqrt(width_div), the
+    replica starts with its real model's gain (the standard parametrisation's rule); at
+    factors of 1 the real value stays.
+    """
+    return float(arch.get("initializer_range", INIT_STD)) * math.sqrt(profile["width_div"])
 
 
 def shrink_vision_input(input_size: int, patch_size: int, profile: Mapping[str, Any]) -> tuple[int, int]:

@@ -15,7 +15,7 @@ from src.data.manifest import Sample, mcq_prompt
 from src.data.samplers import FpsSampler
 from src.models.llm import build_llm
 from src.models.precision import apply_switches
-from src.models.shrink import shrink_arch
+from src.models.shrink import replica_init_std, shrink_arch
 from tests.helpers import cfg_with, tiny_model, word_tokenizer
 
 QWEN3 = ["qwen3-0.6b", "qwen3-1.7b", "qwen3-4b", "qwen3-8b"]
@@ -170,3 +170,21 @@ def test_pretrained_checkpoint_loads_into_bf16_with_checkpointing(tmp_path) -> N
     assert loaded.is_activation_checkpointing and {p.dtype for p in loaded.parameters()} == {torch.bfloat16}
     for (name, a), b in zip(saved.named_parameters(), loaded.parameters()):
         assert torch.equal(a.to(torch.bfloat16), b), name
+
+
+@pytest.mark.parametrize("option", ["qwen0.5b", "qwen4b", "qwen3-0.6b"])
+def test_a_replica_starts_with_its_real_models_layer_gain(option: str) -> None:
+    """transformers draws the weights from N(0, initializer_range²), 0.02 for every Qwen; a
+    replica width_div times narrower draws them sqrt(width_div) times wider, so that a
+    layer's gain std·sqrt(width) is the real model's (replica_init_std)."""
+    cfg = cfg_with(f"llm={option}")
+    torch.manual_seed(0)
+    tiny = build_llm(cfg.llm, cfg.profile, vocab_size=64)
+    real_width, width = cfg.llm.arch.hidden_size, tiny.config.hidden_size
+    assert real_width / width == cfg.profile.width_div == 16
+    assert tiny.config.initializer_range == pytest.approx(0.02 * 4)
+    w = tiny.model.layers[0].mlp.down_proj.weight  # drawn from N(0, initializer_range²)
+    assert float(w.std()) == pytest.approx(0.08, rel=0.05)
+    assert float(w.std()) * width**0.5 == pytest.approx(0.02 * real_width**0.5, rel=0.05)
+    full = cfg_with(f"llm={option}", "profile=fullsize")
+    assert replica_init_std(full.llm.arch, full.profile) == 0.02  # factors of 1: the real value

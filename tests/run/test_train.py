@@ -14,14 +14,14 @@ from src.run.records import REQUIRED_KEYS
 from tests.helpers import TINY_DATA, records, run_train
 
 # the smallest data and training that still run every step of the path
-# a question that needs the video, learned in a few hundred steps: which way the camera
-# pans (since generator v4 the pan starts anywhere on a world that wraps around, so no
-# single frame tells the way: tests/data/test_synthetic.py). v3's pan, which its centre
-# frame answered, was learned here to 1.0 on seeds 0, 1 and 2; v4's is to be re-measured
-# on an idle machine. `make demo` trains the full benchmark, whose harder questions need
-# far more steps
+# a question that needs the video, learned in 200 steps: which of two colours flashes first
+# (each flash at a random time, so no one frame tells the order). With the replicas' init
+# (src/models/shrink.py, replica_init_std) siglip x qwen0.5b learns it to 0.99, 1.00 and
+# 1.00 on seeds 0, 1 and 2. Which way the camera pans (generator v4: no single frame tells
+# it) stays at chance in these steps (0.29); `make demo` trains the full benchmark, whose
+# harder questions need far more steps
 LEARNABLE = [
-    "data.synthetic.scenes=[camera_pan]",
+    "data.synthetic.scenes=[event_order]",
     "data.synthetic.n_train=400",
     "data.synthetic.n_eval=100",
     "data.synthetic.n_image=0",
@@ -51,7 +51,7 @@ def test_one_tiny_run_end_to_end(data_dir: Path, tmp_path: Path) -> None:
     assert rec["data"]["issues"]["train"]["skipped_samples"] == 0
     assert d["params"]["llm"] > 0 and d["params"]["connector"] > 0 and d["params"]["encoder"] > 0
     m = rec["metrics"]
-    assert m["test/synthetic/overall"] == m["test/synthetic/egocentric"]  # one category: the mean is it
+    assert m["test/synthetic/overall"] == m["test/synthetic/reasoning"]  # one category: the mean is it
     assert rec["costs"]["train_seconds"] > 0 and rec["costs"]["eval_seconds"] > 0
     assert rec["versions"]["torch"].split("+")[0] == "2.13.0"
     run_dir = Path(rec["run_dir"])
