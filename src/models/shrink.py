@@ -4,7 +4,9 @@ Widths are divided by `width_div`, depths by `depth_div`, attention heads by
 `heads_div` (rounded up, never below one), and a vision tower's patch grid by
 `grid_div` with its patch side divided by `patch_div`. Every model of a family shrinks
 by the same factors, so the family keeps its relative sizes: docs/models.md's table gives
-real and tiny parameter counts. `profile=pretrained` and `profile=fullsize` use factors of
+real and tiny parameter counts. A replica LLM's random weights are drawn sqrt(width_div)
+times wider than its real model's (`replica_init_std`), so that its layers start with the
+real model's gain. `profile=pretrained` and `profile=fullsize` use factors of
 1, which leave a config as it is: `fullsize` builds the real architecture with random
 weights (and the real vocabulary size), `pretrained` loads the checkpoint.
 """
