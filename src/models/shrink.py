@@ -92,9 +92,8 @@ def replica_init_std(arch: Mapping[str, Any], profile: Mapping[str, Any]) -> flo
     at Qwen2-0.5B's 896. Kept at 0.02, a replica 16 times narrower starts with a gain of
     0.15 a layer, nearly the identity, and its attention learns where to look hundreds of
     steps later (measured: docs/results.md, "What the tiny models learn, and how fast").
-    Scaled by sqrt(width_div), the
-    replica starts with its real model's gain (the standard parametrisation's rule); at
-    factors of 1 the real value stays.
+    Scaled by sqrt(width_div), the replica starts with its real model's gain (the standard
+    parametrisation's rule); at factors of 1 the real value stays.
     """
     return float(arch.get("initializer_range", INIT_STD)) * math.sqrt(profile["width_div"])
 
