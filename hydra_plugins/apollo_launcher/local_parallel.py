@@ -4,7 +4,10 @@ submitit's local executor (what `submitit_local` uses) starts every job of a swe
 once, however many there are; this launcher keeps at most `parallel` of them running and
 starts the next one as soon as one ends. Each run is a fresh process, as on SLURM (the
 same job function, submitit folder layout and time-out requeue), and with
-`gpus_per_node=G` each of the `parallel` slots owns its own G GPUs.
+`gpus_per_node=G` each of the `parallel` slots owns its own G GPUs. Each slot owns its
+share of this machine's CPUs too (`cpus_per_run`, by default the CPUs / `parallel`): the
+run's affinity, its torch threads and its loader workers (`data.num_workers: auto`), so
+that runs side by side do not each start a thread per CPU of the machine.
 
 SIGTERM or SIGINT to the sweep starts no new run and stops the running ones after a
 checkpoint (`_StopRequest`); the sweep then exits 128 + the signal's number, and
@@ -35,15 +38,36 @@ def slot_gpus(slot: int, gpus_per_node: int | None) -> tuple[int, ...]:
     return tuple(range(slot * g, (slot + 1) * g))
 
 
+def slot_cpus(slot: int, parallel: int, cpus_per_run: int | str | None, cpus: Sequence[int]) -> tuple[int, ...]:
+    """The CPUs of one slot, from `cpus` (this process's): `cpus_per_run` of them (auto or
+    null: an equal share, at least one), slot i the i-th group; with more slots than groups
+    the slots wrap around and share CPUs."""
+    ordered = sorted(cpus)
+    if cpus_per_run in (None, "auto"):
+        per = max(len(ordered) // max(parallel, 1), 1)
+    elif isinstance(cpus_per_run, int) and not isinstance(cpus_per_run, bool) and cpus_per_run > 0:
+        per = min(cpus_per_run, len(ordered))
+    else:
+        from src.config.errors import ConfigError
+
+        raise ConfigError(f"hydra.launcher.cpus_per_run={cpus_per_run!r} is invalid; valid: an integer > 0 or auto")
+    start = (slot * per) % len(ordered)
+    return tuple((ordered + ordered)[start : start + per])
+
+
 class LocalParallelLauncher(LocalLauncher):
     """submitit's local launcher with a bound on the runs at once (`parallel`)."""
 
-    def __init__(self, parallel: int = 2, poll_s: float = 0.5, **params: Any) -> None:
+    def __init__(
+        self, parallel: int = 2, cpus_per_run: int | str | None = "auto", poll_s: float = 0.5, **params: Any
+    ) -> None:
         super().__init__(**params)
         self.parallel = parallel
+        self.cpus_per_run = cpus_per_run
         self.poll_s = poll_s
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        from src.data.workers import available_cpus_set
         from src.launch.local_jobs import LocalExecutor
 
         assert self.config is not None and job_overrides
@@ -59,7 +83,15 @@ class LocalParallelLauncher(LocalLauncher):
         )
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        log.info("local sweep, %d runs, %d at once: %s", len(job_overrides), self.parallel, sweep_dir)
+        machine = sorted(available_cpus_set())
+        slot_cpu = [slot_cpus(slot, self.parallel, self.cpus_per_run, machine) for slot in range(self.parallel)]
+        log.info(
+            "local sweep, %d runs, %d at once, %d CPU(s) each: %s",
+            len(job_overrides),
+            self.parallel,
+            len(slot_cpu[0]),
+            sweep_dir,
+        )
 
         waiting = deque(enumerate(job_overrides, start=initial_job_idx))
         free = list(range(self.parallel))
@@ -73,6 +105,7 @@ class LocalParallelLauncher(LocalLauncher):
                     idx, overrides = waiting.popleft()
                     if gpus:
                         executor.update_parameters(visible_gpus=slot_gpus(slot, gpus))
+                    executor.cpus = slot_cpu[slot] if self.parallel > 1 else ()
                     log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
                     job = executor.submit(
                         self, list(overrides), "hydra.sweep.dir", idx, f"job_id_for_{idx}", Singleton.get_state()

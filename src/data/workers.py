@@ -12,8 +12,8 @@ The rule, for each rank (training process) of a run:
   (its affinity) are divided among the ranks on the node (LOCAL_WORLD_SIZE, else
   SLURM_NTASKS_PER_NODE, else the trainer's devices), minus one, and capped at LOCAL_MAX:
   such a machine is shared with other work, and a few workers already keep a GPU fed
-  (benchmarks/loading_real_size.py). A local parallel multirun (hydra/launcher=local) starts
-  several runs side by side without telling them: set data.num_workers there by hand.
+  (benchmarks/loading_real_size.py). A local parallel multirun (hydra/launcher=local) gives
+  each run its share of the CPUs as its affinity, so the rule divides that share.
 
 An integer `num_workers` always wins.
 """
@@ -40,12 +40,17 @@ def _leading_int(value: str | None) -> int:
     return int(m.group(1)) if m else 0
 
 
-def available_cpus() -> int:
+def available_cpus_set() -> set[int]:
     """The CPUs this process may run on (its affinity: a cgroup or taskset limit counts)."""
     try:
-        return len(os.sched_getaffinity(0))
+        return set(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+        return set(range(os.cpu_count() or 1))
+
+
+def available_cpus() -> int:
+    """How many CPUs this process may run on (`available_cpus_set`)."""
+    return len(available_cpus_set())
 
 
 def auto_workers(env: Mapping[str, str] | None = None, cpus: int | None = None, devices: int = 1) -> int:

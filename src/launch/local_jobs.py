@@ -19,12 +19,19 @@ import submitit
 from submitit.core.utils import JobPaths
 from submitit.local.local import Controller, LocalJob
 
+CPUS_ENV = "APOLLO_SLOT_CPUS"  # the CPUs a local job runs on, "0,1"
+THREAD_ENVS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")  # torch's intra-op threads: the slot's CPUs
+
 
 class LocalExecutor(submitit.LocalExecutor):
     """submitit's local executor, whose job controllers make their job's folder before they
     open their logs in it (`main` below: without it, a controller that starts before the
     submitting process has made the folder fails its run with no output, seen on a loaded CI
-    machine). The rest is submitit's `LocalExecutor._submit_command` and `start_controller`."""
+    machine), and run on the CPUs of their slot (`cpus`: the job's affinity, and as many
+    OpenMP threads; empty: all of this process's). The rest is submitit's
+    `LocalExecutor._submit_command` and `start_controller`."""
+
+    cpus: tuple[int, ...] = ()
 
     def _submit_command(self, command: str) -> LocalJob:
         p = self.parameters
@@ -44,6 +51,8 @@ class LocalExecutor(submitit.LocalExecutor):
             "CUDA_VISIBLE_DEVICES": ",".join(str(k) for k in gpus),
             "SUBMITIT_LOCAL_WITH_SHELL": "",
         }
+        if self.cpus:
+            env.update({CPUS_ENV: ",".join(map(str, self.cpus)), **dict.fromkeys(THREAD_ENVS, str(len(self.cpus)))})
         process = subprocess.Popen(  # outlives this process, as submitit's controller does
             [sys.executable, "-m", "src.launch.local_jobs", str(self.folder)], env=env
         )
@@ -60,6 +69,9 @@ def main(argv: list[str]) -> None:
     if len(argv) != 1:
         raise SystemExit("usage: python -m src.launch.local_jobs SUBMITIT_FOLDER")
     folder = Path(argv[0])
+    cpus = os.environ.get(CPUS_ENV)
+    if cpus and hasattr(os, "sched_setaffinity"):  # the run and its loader workers inherit it
+        os.sched_setaffinity(0, {int(c) for c in cpus.split(",")})
     job_folder(folder).mkdir(parents=True, exist_ok=True)
     Controller(folder).run()
 

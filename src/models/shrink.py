@@ -1,7 +1,8 @@
 """The one rule that turns a real architecture config into its `profile=tiny` replica.
 
 Widths are divided by `width_div`, depths by `depth_div`, attention heads by
-`heads_div` (rounded up, never below one), and a vision tower's patch grid by
+`heads_div` (rounded up, never below one; a connector's heads too, at the LLM's
+width), and a vision tower's patch grid by
 `grid_div` with its patch side divided by `patch_div`. Every model of a family shrinks
 by the same factors, so the family keeps its relative sizes: docs/models.md's table gives
 real and tiny parameter counts. A replica LLM's random weights are drawn sqrt(width_div)
@@ -54,6 +55,13 @@ def shrunk_depth(depth: int, profile: Mapping[str, Any]) -> int:
     return _cdiv(depth, profile["depth_div"])
 
 
+def shrunk_heads(heads: int, profile: Mapping[str, Any]) -> int:
+    """An attention layer's heads after the profile's `heads_div` (as shrink_arch rounds
+    them): the LLM's, and a connector's (the Perceiver's, the attentive pooler's), whose
+    width is the LLM's and whose heads so keep the LLM's head size."""
+    return _cdiv(heads, profile["heads_div"])
+
+
 def _cdiv(value: int, div: int) -> int:
     return max(1, math.ceil(value / div))
 
@@ -69,7 +77,7 @@ def shrink_arch(arch: Mapping[str, Any], profile: Mapping[str, Any]) -> dict[str
             out[key] = _cdiv(out[key], profile["depth_div"])
     for key in HEAD_KEYS:
         if key in out:
-            out[key] = _cdiv(out[key], profile["heads_div"])
+            out[key] = shrunk_heads(out[key], profile)
     if "head_dim" in out:  # explicit head sizes (Qwen3) shrink as width / heads does
         out["head_dim"] = _cdiv(out["head_dim"], profile["width_div"] // profile["heads_div"])
     heads = out.get("num_attention_heads")

@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from src.cache.features import FeatureCache
 from src.config.container import to_dict
 from src.data.manifest import LETTERS, MODALITIES
-from src.models.connectors.connector import Connector
+from src.models.connectors.connector import build_connector
 from src.models.integration import timestamp_corpus
 from src.models.llm import build_llm, build_tokenizer
 from src.models.module import VideoLMMModule
@@ -61,9 +61,7 @@ def build_model(cfg: DictConfig, tokenizer: Any, feature_cache: FeatureCache | N
     encoder = apply_switches(instantiate(cfg.encoder), dtypes["vision"], cfg.profile.gradient_checkpointing, "encoder")
     llm = build_llm(cfg.llm, cfg.profile, vocab_size=len(tokenizer), dtype=dtypes["llm"])
     width = int(llm.config.hidden_size)
-    connector = Connector(
-        instantiate(cfg.projector)(input_dim=encoder.embed_dim, output_dim=width), instantiate(cfg.resampler)(dim=width)
-    )
+    connector = build_connector(cfg, encoder.embed_dim, width)
     integration = instantiate(cfg.integration)(dim=width, tokenizer=tokenizer)
     return VideoLMM(
         encoder,

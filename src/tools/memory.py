@@ -133,7 +133,7 @@ def meta_model(cfg: DictConfig) -> Model:
     """The config's encoder, connector and LLM on the meta device: shapes, no memory, no download."""
     from hydra.utils import get_class, instantiate
 
-    from src.models.connectors.connector import Connector
+    from src.models.connectors.connector import build_connector
     from src.models.shrink import shrink_arch
 
     llm_cfg = to_dict(cfg.llm, resolve=True)
@@ -142,10 +142,7 @@ def meta_model(cfg: DictConfig) -> Model:
         arch = shrink_arch(llm_cfg["arch"], to_dict(cfg.profile, resolve=True))
         llm = get_class(llm_cfg["model_class"])(get_class(llm_cfg["config_class"])(**arch))
         width = int(llm.config.hidden_size)
-        connector = Connector(
-            instantiate(cfg.projector)(input_dim=encoder.embed_dim, output_dim=width),
-            instantiate(cfg.resampler)(dim=width),
-        )
+        connector = build_connector(cfg, encoder.embed_dim, width)
     return Model(encoder, connector, llm)
 
 

@@ -1,4 +1,5 @@
-"""A Hydra app for the launcher tests: each job notes when it ran, in which process, on which GPUs."""
+"""A Hydra app for the launcher tests: each job notes when it ran, in which process, on which
+GPUs and CPUs, with how many OpenMP threads."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ def main(cfg: DictConfig) -> int:
                 "start": start,
                 "end": time.time(),
                 "gpus": os.environ.get("CUDA_VISIBLE_DEVICES"),
+                "cpus": sorted(os.sched_getaffinity(0)),
+                "threads": os.environ.get("OMP_NUM_THREADS"),
             }
         )
     )

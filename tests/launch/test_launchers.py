@@ -15,7 +15,7 @@ from hydra.utils import instantiate
 from lightning.fabric.plugins.environments import LightningEnvironment, SLURMEnvironment
 from omegaconf import DictConfig
 
-from hydra_plugins.apollo_launcher.local_parallel import slot_gpus
+from hydra_plugins.apollo_launcher.local_parallel import slot_cpus, slot_gpus
 from src.config.compose import CONF_DIR, config_groups
 from src.config.errors import ConfigError
 from src.config.validate import check_launcher
@@ -162,6 +162,15 @@ def test_slot_gpus_are_disjoint() -> None:
     assert [slot_gpus(i, 2) for i in range(3)] == [(0, 1), (2, 3), (4, 5)]
 
 
+def test_slot_cpus_share_the_machine_out() -> None:
+    four = [0, 1, 2, 3]
+    assert [slot_cpus(i, 2, "auto", four) for i in range(2)] == [(0, 1), (2, 3)]
+    assert [slot_cpus(i, 3, None, [0, 1]) for i in range(3)] == [(0,), (1,), (0,)]  # more runs than CPUs share
+    assert slot_cpus(1, 2, 1, [4, 6, 8]) == (6,) and slot_cpus(0, 1, 9, [0, 1]) == (0, 1)
+    with pytest.raises(ConfigError, match="cpus_per_run=0 is invalid"):
+        slot_cpus(0, 2, 0, four)
+
+
 def test_the_local_launcher_runs_n_at_once_each_in_its_own_process(tmp_path: Path) -> None:
     cmd = [
         sys.executable,
@@ -185,11 +194,14 @@ def test_the_local_launcher_runs_n_at_once_each_in_its_own_process(tmp_path: Pat
         running += step
         most = max(most, running)
     assert most == 2
-    for a in runs:  # runs at the same time hold different GPUs (slot 0: GPU 0, slot 1: GPU 1)
+    share = max(len(os.sched_getaffinity(0)) // 2, 1)  # each run's CPUs: the machine's / parallel
+    for a in runs:  # runs at the same time hold different GPUs (slot 0: GPU 0, slot 1: GPU 1) and CPUs
         assert a["gpus"] in ("0", "1")
+        assert len(a["cpus"]) == share and a["threads"] == str(share)
         for b in runs:
             if a is not b and a["start"] < b["end"] and b["start"] < a["end"]:
                 assert a["gpus"] != b["gpus"]
+                assert len(os.sched_getaffinity(0)) < 2 or not set(a["cpus"]) & set(b["cpus"])
     assert (tmp_path / "sweep" / ".submitit").is_dir()
 
 

@@ -13,6 +13,7 @@ from src.config.compose import group_options
 from src.config.errors import ConfigError
 from src.config.validate import validate
 from src.models.connectors.attnpool import AttnPoolResampler
+from src.models.connectors.connector import build_connector
 from src.models.connectors.conv import ConvProjector
 from src.models.connectors.pooling import AvgPoolResampler
 from src.models.llm import build_word_tokenizer
@@ -162,3 +163,22 @@ def test_avgpool_needs_a_square_token_count_and_says_so_at_start_up() -> None:
     ):
         validate(cfg_with("resampler=avgpool", "resampler.tokens_per_clip=12"))
     validate(cfg_with("resampler=perceiver", "resampler.tokens_per_clip=12"))  # any count
+
+
+@pytest.mark.parametrize("resampler", ["perceiver", "attnpool"])
+def test_a_replicas_attention_resampler_shrinks_its_heads_with_its_llms(resampler: str) -> None:
+    """A resampler works at the LLM's width, so a replica 16 times narrower divides its heads
+    as it divides the LLM's (by heads_div = 4, rounded up): its heads are 4 times narrower,
+    as the LLM's are, not 16. At factors of 1 (fullsize) the config's heads stay."""
+
+    def head_width(profile: str) -> tuple[int, int]:
+        cfg = cfg_with(f"resampler={resampler}", "llm=qwen0.5b", f"profile={profile}")
+        width = cfg.llm.arch.hidden_size // cfg.profile.width_div
+        with torch.device("meta"):
+            res = build_connector(cfg, input_dim=12, width=width).resampler
+        heads = res.layers[0][0].heads if resampler == "perceiver" else res.attn.num_heads
+        return heads, width // heads
+
+    assert cfg_with(f"resampler={resampler}").resampler.heads == 8
+    assert head_width("fullsize") == (8, 112)  # Qwen2-0.5B's 896 wide; its LLM's heads are 64
+    assert head_width("tiny") == (2, 28)  # 56 wide; its LLM's heads are 14 (4 of them)

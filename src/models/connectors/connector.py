@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import cast
 
 import torch
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from src.config.constraints import Constraints
 from src.config.errors import ConfigError
+from src.models.shrink import shrunk_heads
 
 
 def check_choice(connector: DictConfig, key: str, root: DictConfig) -> None:
@@ -42,3 +44,16 @@ class Connector(nn.Module):
 
     def forward(self, grid: torch.Tensor) -> torch.Tensor:
         return self.resampler(self.projector(grid))
+
+
+def build_connector(cfg: DictConfig, input_dim: int, width: int) -> Connector:
+    """The config's projector (encoder features to the LLM's `width`) and resampler. An
+    attention resampler works at the LLM's width, so its heads shrink with the LLM's
+    (`shrunk_heads`): a replica's connector heads are narrowed as its LLM's are, by
+    width_div / heads_div, not by width_div (the real Perceiver's 8 heads at Qwen2-0.5B's
+    896: 112 wide, the LLM's 64; the tiny replica's 2 at 56: 28 wide, its LLM's 14)."""
+    heads = {"heads": shrunk_heads(int(cfg.resampler.heads), cfg.profile)} if "heads" in cfg.resampler else {}
+    return Connector(
+        instantiate(cfg.projector)(input_dim=input_dim, output_dim=width),
+        instantiate(cfg.resampler)(dim=width, **heads),
+    )
