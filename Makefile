@@ -40,8 +40,10 @@ lmms-eval: $(LMMS_STAMP)
 data: venv
 	$(PY) -m src.data.synthetic
 
+# The card's sweep, two runs at once, each on half the CPUs, the Qwen1.5-4B replicas first
+# (hydra/launcher=local; one after another on 2 threads takes longer: docs/results.md).
 demo: data
-	$(PY) -m src.train -m encoder=siglip,dinov2 llm=qwen0.5b,qwen4b
+	$(PY) -m src.train -m encoder=siglip,dinov2 llm=qwen0.5b,qwen4b hydra/launcher=local
 	$(PY) -m analysis.collect $(SWEEP_DIR) -o $(SWEEP_DIR)/results.csv
 	$(PY) -m analysis.scaling $(SWEEP_DIR)/results.csv --metric test/synthetic/overall --out $(SWEEP_DIR)/scaling
 	$(PY) -m analysis.correlations $(SWEEP_DIR)/results.csv --out $(SWEEP_DIR)/correlations

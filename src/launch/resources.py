@@ -203,9 +203,21 @@ def _candidates(site: dict[str, Any]) -> list[tuple[int, int]]:
     return out
 
 
+def training_flops(cfg: DictConfig) -> float:
+    """The schedule's training FLOPs as the time limit counts them (see the module's
+    docstring; the default site's samples a stage epoch): what the local launcher orders
+    a sweep's points by, largest first."""
+    return _flops(cfg, _model(cfg), float(SITE["samples_per_epoch"]), None)
+
+
 def _hours(cfg: DictConfig, model: Any, site: dict[str, Any], devices: int, frames: int | None) -> float:
     """Training hours of the schedule (see the module's docstring)."""
-    stages = to_dict(cfg, resolve=True)["schedule"]["stages"]
+    flops = _flops(cfg, model, float(site["samples_per_epoch"]), frames)
+    return flops / (devices * site["tflops_per_device"] * 1e12) / 3600
+
+
+def _flops(cfg: DictConfig, model: Any, samples_per_epoch: float, frames: int | None) -> float:
+    stages = to_dict(cfg.schedule, resolve=True)["stages"]
     enc = model.encoder
     clips = OmegaConf.select(cfg, "sampler.max_clips", default=64)
     frames = frames if frames is not None else clips * enc.frames_per_clip
@@ -215,8 +227,8 @@ def _hours(cfg: DictConfig, model: Any, site: dict[str, Any], devices: int, fram
         trained = sum(model.params(p) for p in ("vision", "connector", "llm") if stage["lr"][p] > 0)
         total = sum(model.params(p) for p in ("vision", "connector", "llm"))
         epochs = float(stage.get("epochs", 1) or 1)
-        flops += epochs * site["samples_per_epoch"] * tokens * (6 * trained + 4 * (total - trained))
-    return flops / (devices * site["tflops_per_device"] * 1e12) / 3600
+        flops += epochs * samples_per_epoch * tokens * (6 * trained + 4 * (total - trained))
+    return flops
 
 
 def plan(cfg: DictConfig, site: dict[str, Any] | None = None, frames: int | None = None) -> Plan:

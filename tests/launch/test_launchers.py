@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -207,14 +208,15 @@ def test_the_local_launcher_runs_n_at_once_each_in_its_own_process(tmp_path: Pat
 
 @pytest.mark.slow
 def test_runs_that_fail_in_other_processes_are_named_and_the_sweep_exits_1(tmp_path: Path) -> None:
-    # the local launcher's runs, like SLURM's, run in processes of their own
+    # the local launcher's runs, like SLURM's, run in processes of their own; the largest
+    # (by training FLOPs) start first, whatever the order on the command line
     proc = run_train(
         [
             "hydra/launcher=local",
             "logger=none",
             "sweep=bad",
             "data=mcq_jsonl",
-            "seed=0,1",
+            "llm=qwen0.5b,qwen4b,qwen1.5b",
             f"data.train={tmp_path}/none.jsonl",
             f"data.eval={tmp_path}/none.jsonl",
         ],
@@ -225,8 +227,10 @@ def test_runs_that_fail_in_other_processes_are_named_and_the_sweep_exits_1(tmp_p
     )
     assert proc.returncode == 1, proc.stderr[-2000:]
     [error] = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
-    assert error.startswith("error: 2 run(s) failed: ") and error.count("no such manifest file") == 2
-    assert "seed=0" in error and "seed=1" in error
+    assert error.startswith("error: 3 run(s) failed: ") and error.count("no such manifest file") == 3
+    assert all(f"llm={size}" in error for size in ("qwen0.5b", "qwen4b", "qwen1.5b"))
+    started = re.findall(r"#(\d) : .*llm=(\S+)", proc.stdout + proc.stderr)
+    assert started == [("1", "qwen4b"), ("2", "qwen1.5b"), ("0", "qwen0.5b")]
 
 
 def test_sigterm_stops_a_local_sweep_after_its_current_runs(tmp_path: Path) -> None:

@@ -5,6 +5,8 @@ gradients, train in a tiny model) is tested for each option in tests/config/test
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 from hydra.utils import instantiate
@@ -175,8 +177,8 @@ def test_a_replicas_attention_resampler_shrinks_its_heads_with_its_llms(resample
         cfg = cfg_with(f"resampler={resampler}", "llm=qwen0.5b", f"profile={profile}")
         width = cfg.llm.arch.hidden_size // cfg.profile.width_div
         with torch.device("meta"):
-            res = build_connector(cfg, input_dim=12, width=width).resampler
-        heads = res.layers[0][0].heads if resampler == "perceiver" else res.attn.num_heads
+            res: Any = build_connector(cfg, input_dim=12, width=width).resampler
+        heads = int(res.layers[0][0].heads if resampler == "perceiver" else res.attn.num_heads)
         return heads, width // heads
 
     assert cfg_with(f"resampler={resampler}").resampler.heads == 8
