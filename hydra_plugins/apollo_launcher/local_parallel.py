@@ -102,6 +102,7 @@ class LocalParallelLauncher(LocalLauncher):
         return sorted(indices, key=lambda i: -cost[i])
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        from src.config.errors import ConfigError
         from src.data.workers import available_cpus_set
         from src.launch.local_jobs import LocalExecutor
 
@@ -119,7 +120,12 @@ class LocalParallelLauncher(LocalLauncher):
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         machine = sorted(available_cpus_set())
-        slot_cpu = [slot_cpus(slot, self.parallel, self.cpus_per_run, machine) for slot in range(self.parallel)]
+        try:  # the launcher's own settings: one line, before anything starts
+            slot_cpu = [slot_cpus(slot, self.parallel, self.cpus_per_run, machine) for slot in range(self.parallel)]
+            start = self.start_order(job_overrides)
+        except ConfigError as e:
+            print(f"error: {e}", file=sys.stderr)
+            raise SystemExit(2) from None
         log.info(
             "local sweep, %d runs, %d at once, %d CPU(s) each: %s",
             len(job_overrides),
@@ -128,7 +134,7 @@ class LocalParallelLauncher(LocalLauncher):
             sweep_dir,
         )
 
-        waiting = deque((initial_job_idx + i, job_overrides[i]) for i in self.start_order(job_overrides))
+        waiting = deque((initial_job_idx + i, job_overrides[i]) for i in start)
         free = list(range(self.parallel))
         running: dict[int, Any] = {}  # slot -> job
         jobs: dict[int, Any] = {}  # job index -> job

@@ -172,6 +172,19 @@ def test_slot_cpus_share_the_machine_out() -> None:
         slot_cpus(0, 2, 0, four)
 
 
+@pytest.mark.parametrize(
+    ("setting", "needle"),
+    [("cpus_per_run=0", "cpus_per_run=0 is invalid"), ("order=biggest", "order='biggest' is invalid")],
+)
+def test_a_bad_local_launcher_setting_is_one_line(tmp_path: Path, setting: str, needle: str) -> None:
+    cmd = [sys.executable, "-m", "tests.launch.launcher_app", "-m", "job=0,1", f"out={tmp_path}"]
+    proc = subprocess.run([*cmd, f"hydra.launcher.{setting}"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    [error] = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert needle in error
+    assert not list(tmp_path.glob("*.json"))  # no run started
+
+
 def test_the_local_launcher_runs_n_at_once_each_in_its_own_process(tmp_path: Path) -> None:
     cmd = [
         sys.executable,
