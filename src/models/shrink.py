@@ -2,8 +2,8 @@
 
 Widths are divided by `width_div`, depths by `depth_div`, attention heads by
 `heads_div` (rounded up, never below one; a connector's heads too, at the LLM's
-width), and a vision tower's patch grid by
-`grid_div` with its patch side divided by `patch_div`. Every model of a family shrinks
+width), and a vision tower's patch grid by `grid_div` with its patch side divided by
+`patch_div`. Every model of a family shrinks
 by the same factors, so the family keeps its relative sizes: docs/models.md's table gives
 real and tiny parameter counts. A replica LLM's random weights are drawn sqrt(width_div)
 times wider than its real model's (`replica_init_std`), so that its layers start with the
@@ -57,8 +57,8 @@ def shrunk_depth(depth: int, profile: Mapping[str, Any]) -> int:
 
 def shrunk_heads(heads: int, profile: Mapping[str, Any]) -> int:
     """An attention layer's heads after the profile's `heads_div` (as shrink_arch rounds
-    them): the LLM's, and a connector's (the Perceiver's, the attentive pooler's), whose
-    width is the LLM's and whose heads so keep the LLM's head size."""
+    them): the LLM's, and a connector's (the Perceiver's, the attentive pooler's), which
+    works at the LLM's width, so that its heads narrow by the same factor as the LLM's."""
     return _cdiv(heads, profile["heads_div"])
 
 
